@@ -1,0 +1,104 @@
+"""`python -m devstack` (what `make dev` runs): the whole platform on 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+
+from devstack.stack import LocalStack, StackConfig
+
+
+def parse_args(argv: list[str]) -> StackConfig:
+    p = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    p.add_argument("--api-port", type=int, default=3000, help="API Gateway emulator (default 3000)")
+    p.add_argument("--stream-port", type=int, default=3001, help="stream front door (default 3001)")
+    p.add_argument("--worker-port", type=int, default=8000, help="AI worker (default 8000)")
+    p.add_argument("--aws-port", type=int, default=5050, help="embedded DynamoDB/SQS/S3 (default 5050)")
+    p.add_argument(
+        "--integration-timeout", type=float, default=29.0, metavar="SECONDS",
+        help="API Gateway integration timeout; longer calls answer 504 (default 29)",
+    )  # fmt: skip
+    p.add_argument(
+        "--first-token-ms", type=float, default=300.0,
+        help="simulator latency before the first chunk (default 300)",
+    )  # fmt: skip
+    p.add_argument(
+        "--chunk-ms", type=float, default=40.0, help="simulator latency between chunks (default 40)"
+    )
+    p.add_argument("--api-key", default=None, help="use this development API key (sb-...)")
+    a = p.parse_args(argv)
+    return StackConfig(
+        api_port=a.api_port,
+        stream_port=a.stream_port,
+        worker_port=a.worker_port,
+        moto_port=a.aws_port,
+        integration_timeout_seconds=a.integration_timeout,
+        forward_timeout_seconds=max(0.1, a.integration_timeout - 1),
+        first_token_ms=a.first_token_ms,
+        chunk_ms=a.chunk_ms,
+        dev_api_key=a.api_key,
+    )
+
+
+def banner(stack: LocalStack) -> str:
+    key = stack.api_key
+    return f"""
+Switchboard is running on 127.0.0.1 (the model is the local simulator, not a real model).
+
+  API (API Gateway emulator)   {stack.api_url}
+  Streaming (Function URL)     {stack.stream_url}
+  Worker (internal)            {stack.worker_url}
+  DynamoDB/SQS/S3 (moto)       {stack.aws_endpoint}
+
+  Development API key          {key}
+
+Try it:
+
+  curl -s {stack.api_url}/chat/completions \\
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"model": "local/simulator", "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+  curl -N {stack.stream_url}/chat/completions \\
+    -H "Authorization: Bearer {key}" -H "Content-Type: application/json" \\
+    -d '{{"model": "local/simulator", "stream": true, "messages": [{{"role": "user", "content": "Hello"}}]}}'
+
+  .venv/bin/python - <<'PY'
+from openai import OpenAI
+client = OpenAI(base_url="{stack.stream_url}", api_key="{key}")
+for chunk in client.chat.completions.create(
+    model="local/simulator", messages=[{{"role": "user", "content": "Hello"}}], stream=True
+):
+    print(chunk.choices[0].delta.content or "" if chunk.choices else "", end="", flush=True)
+print()
+PY
+
+Ctrl-C stops everything.
+"""
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_args(sys.argv[1:] if argv is None else argv)
+    stack = LocalStack(config)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        stack.start()
+        print(banner(stack), flush=True)
+        while (exited := stack.exited()) is None:
+            time.sleep(0.5)
+        print(f"{exited} exited; stopping the stack", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping...", file=sys.stderr)
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

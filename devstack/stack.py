@@ -1,0 +1,258 @@
+"""The whole platform on 127.0.0.1: moto (DynamoDB, SQS, S3), the worker, the API Gateway
+emulator in front of the gateway Lambda's handler, and the stream front door.
+
+Each component runs in its own process, as it would on AWS, configured only through the
+environment variables the CDK stacks set. `make dev` and the integration tests both use
+`LocalStack`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import boto3
+import httpx
+
+from devstack.tables import create_table
+from services.keys import KeyStore
+
+ROOT = Path(__file__).resolve().parent.parent
+REGION = "us-east-1"
+DEV_TENANT = "dev"
+
+
+@dataclass
+class StackConfig:
+    """Everything about a local stack that a developer or a test may want to change."""
+
+    host: str = "127.0.0.1"
+    api_port: int = 0  # 0: any free port
+    stream_port: int = 0
+    worker_port: int = 0
+    moto_port: int = 0
+    integration_timeout_seconds: float = 29.0
+    forward_timeout_seconds: float = 28.0
+    first_token_ms: float = 0.0
+    chunk_ms: float = 0.0
+    words_per_chunk: int = 1
+    max_request_bytes: int = 4 * 1024 * 1024
+    table: str = "switchboard-local"
+    dev_api_key: str | None = None
+    log_dir: Path | None = None  # None: children log to this process's stdout/stderr
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes] | None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Children must not outlive the stack, even when it is killed (Linux only)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class LocalStack:
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig()
+        c = self.config
+        self.ports = {
+            "api": c.api_port or free_port(c.host),
+            "stream": c.stream_port or free_port(c.host),
+            "worker": c.worker_port or free_port(c.host),
+            "moto": c.moto_port or free_port(c.host),
+        }
+        self.internal_token = secrets.token_urlsafe(32)
+        self.api_key = ""
+        self._children: list[_Child] = []
+        self._moto: Any = None
+
+    # URLs a client uses: each is what an SDK's base_url should be.
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.config.host}:{self.ports['api']}/v1"
+
+    @property
+    def stream_url(self) -> str:
+        return f"http://{self.config.host}:{self.ports['stream']}/v1"
+
+    @property
+    def worker_url(self) -> str:
+        return f"http://{self.config.host}:{self.ports['worker']}"
+
+    @property
+    def aws_endpoint(self) -> str:
+        return f"http://{self.config.host}:{self.ports['moto']}"
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the embedded AWS services."""
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def start(self) -> LocalStack:
+        try:
+            self._start_moto()
+            dynamodb = self.client("dynamodb")
+            create_table(dynamodb, self.config.table)
+            minted = KeyStore(dynamodb, self.config.table).create(
+                DEV_TENANT, "development", secret=self.config.dev_api_key
+            )
+            self.api_key = minted.secret
+            env = self._env()
+            self._spawn("worker", "containers.worker.app:create_app", self.ports["worker"], env)
+            self._spawn("stream", "lambdas.stream.app:create_app", self.ports["stream"], env)
+            self._spawn("apigw", "devstack.apigw:create_app", self.ports["api"], env)
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for child in self._children:
+            if child.process.poll() is None:
+                child.process.terminate()
+        deadline = time.monotonic() + 10
+        for child in self._children:
+            try:
+                child.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+                child.process.wait()
+            if child.log is not None:
+                child.log.close()
+        self._children.clear()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def exited(self) -> str | None:
+        """The name of a component whose process has exited, if any has."""
+        return next((c.name for c in self._children if c.process.poll() is not None), None)
+
+    def logs(self, name: str) -> str:
+        """What a child process has logged so far (only with `log_dir`)."""
+        if self.config.log_dir is None:
+            return ""
+        path = self.config.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def _start_moto(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        from moto.server import ThreadedMotoServer
+
+        self._moto = ThreadedMotoServer(
+            ip_address=self.config.host, port=self.ports["moto"], verbose=False
+        )
+        self._moto.start()
+
+    def _env(self) -> dict[str, str]:
+        c = self.config
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "PYTHONUNBUFFERED": "1",
+            "AWS_ENDPOINT_URL": self.aws_endpoint,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "SWITCHBOARD_TABLE": c.table,
+            "SWITCHBOARD_INTERNAL_TOKEN": self.internal_token,
+            "SWITCHBOARD_WORKER_URL": self.worker_url,
+            "SWITCHBOARD_MAX_REQUEST_BYTES": str(c.max_request_bytes),
+            "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": str(c.forward_timeout_seconds),
+            "SWITCHBOARD_APIGW_TIMEOUT_SECONDS": str(c.integration_timeout_seconds),
+            "SWITCHBOARD_LOCAL_FIRST_TOKEN_MS": str(c.first_token_ms),
+            "SWITCHBOARD_LOCAL_CHUNK_MS": str(c.chunk_ms),
+            "SWITCHBOARD_LOCAL_WORDS_PER_CHUNK": str(c.words_per_chunk),
+        }
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+            env.pop(name, None)
+        env.update(c.extra_env)
+        return env
+
+    def _spawn(self, name: str, factory: str, port: int, env: dict[str, str]) -> None:
+        log: IO[bytes] | None = None
+        if self.config.log_dir is not None:
+            self.config.log_dir.mkdir(parents=True, exist_ok=True)
+            log = (self.config.log_dir / f"{name}.log").open("ab")
+        command = [
+            sys.executable, "-m", "uvicorn", factory, "--factory",
+            "--host", self.config.host, "--port", str(port),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        if name == "worker":
+            command += ["--loop", "uvloop", "--http", "httptools"]
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+            preexec_fn=_die_with_parent,
+        )
+        self._children.append(_Child(name, process, log))
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        probes = {
+            "worker": f"{self.worker_url}/health",
+            "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
+            # API Gateway has no health route: an unauthenticated call answering 401 proves
+            # that the emulator and the gateway handler behind it are both up.
+            "apigw": f"{self.api_url}/models",
+        }
+        deadline = time.monotonic() + timeout
+        pending = dict(probes)
+        while pending:
+            for child in self._children:
+                if child.process.poll() is not None:
+                    raise RuntimeError(
+                        f"{child.name} exited with code {child.process.returncode} during start-up"
+                        + (f":\n{self.logs(child.name)}" if self.config.log_dir else "")
+                    )
+            for name, url in list(pending.items()):
+                try:
+                    status = httpx.get(url, timeout=1.0).status_code
+                except httpx.TransportError:
+                    continue
+                if status in (200, 401):
+                    del pending[name]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
+            if pending:
+                time.sleep(0.05)

@@ -1,0 +1,159 @@
+"""The gateway Lambda: the front door behind API Gateway (REST, Lambda proxy integration).
+
+It authenticates the API key, scopes the call to the key's tenant, checks the body, and
+forwards AI work to the worker with a deadline below API Gateway's integration timeout.
+It imports no provider SDK, and builds its clients on the first invocation, not at import.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, Response
+
+from services.auth import Authenticator, Principal, internal_headers
+from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from services.frontdoor import FrontDoorSettings
+from services.keys import KeyStore
+from services.worker_client import WorkerClient
+
+# Leave the handler this much of the Lambda's remaining time to answer after a worker timeout.
+_DEADLINE_MARGIN_SECONDS = 0.5
+
+app = APIGatewayRestResolver()
+log = logging.getLogger("switchboard.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: FrontDoorSettings
+    authenticator: Authenticator
+    worker: WorkerClient
+    internal_token: str
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The clients, built once per execution environment on first use."""
+    global _runtime
+    if _runtime is None:
+        import boto3
+
+        settings = FrontDoorSettings.from_env(os.environ)
+        keys = KeyStore(boto3.client("dynamodb"), settings.table)
+        _runtime = Runtime(
+            settings=settings,
+            authenticator=Authenticator(keys, cache_seconds=settings.key_cache_seconds),
+            worker=WorkerClient(settings.worker_url),
+            internal_token=settings.resolve_internal_token(lambda: boto3.client("secretsmanager")),
+        )
+    return _runtime
+
+
+def _headers() -> dict[str, str]:
+    return {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+
+
+def _authenticate(rt: Runtime) -> Principal:
+    # Clients may not vouch for themselves: the internal credential is only for the worker.
+    headers = {k: v for k, v in _headers().items() if not k.startswith("x-switchboard-")}
+    return rt.authenticator.authenticate(headers)
+
+
+def _body(rt: Runtime) -> bytes:
+    event = app.current_event
+    raw = event.decoded_body if event.is_base64_encoded else event.body
+    data = (raw or "").encode() if isinstance(raw, str) else (raw or b"")
+    limit = rt.settings.max_request_bytes
+    if len(data) > limit:
+        raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+    return data
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    if not data:
+        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_body")
+    try:
+        body = json.loads(data)
+    except ValueError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+    return body
+
+
+def _deadline(rt: Runtime) -> float:
+    remaining = app.lambda_context.get_remaining_time_in_millis() / 1000 - _DEADLINE_MARGIN_SECONDS
+    return max(0.1, min(rt.settings.forward_timeout_seconds, remaining))
+
+
+def _forward(rt: Runtime, principal: Principal, method: str, path: str, body: bytes | None) -> Response[Any]:
+    headers = internal_headers(principal, rt.internal_token)
+    if body is not None:
+        headers["content-type"] = "application/json"
+    result = rt.worker.request(method, path, headers=headers, body=body, timeout=_deadline(rt))
+    content_type = result.headers.get("content-type", "application/json")
+    return Response(status_code=result.status, content_type=content_type, body=result.body.decode())
+
+
+@app.post("/v1/chat/completions")
+def chat_completions() -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    data = _body(rt)
+    _json_object(data)
+    # A streamed answer comes back whole: a buffered Lambda cannot stream through API
+    # Gateway. Clients that want tokens as they are made use the stream front door.
+    return _forward(rt, principal, "POST", "/v1/chat/completions", data)
+
+
+@app.get("/v1/models")
+def list_models() -> Response[Any]:
+    rt = runtime()
+    return _forward(rt, _authenticate(rt), "GET", "/v1/models", None)
+
+
+_ROUTES = {"/v1/chat/completions": "POST", "/v1/models": "GET"}
+
+
+@app.not_found
+def not_found(exc: Exception) -> Response[Any]:
+    event = app.current_event
+    allowed = _ROUTES.get(event.path)
+    if allowed is not None:
+        error: APIError = MethodNotAllowed(
+            f"Method {event.http_method} is not allowed on {event.path}; use {allowed}."
+        )
+    else:
+        error = NotFound(f"Unknown request URL: {event.http_method} {event.path}.")
+    return _error(error)
+
+
+@app.exception_handler(APIError)
+def api_error(error: APIError) -> Response[Any]:
+    return _error(error)
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception) -> Response[Any]:
+    log.exception("unhandled error")
+    return _error(APIError("The server had an error while processing your request."))
+
+
+def _error(error: APIError) -> Response[Any]:
+    return Response(
+        status_code=error.status,
+        content_type="application/json",
+        body=error.json().decode(),
+        headers=error.headers or None,
+    )
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,116 @@
+"""The stream front door: an ASGI app run by the Lambda Web Adapter behind a Function URL
+in RESPONSE_STREAM mode (`run.sh` starts it). It authenticates the API key like the
+gateway and relays the worker's SSE chunk by chunk, never buffering a stream.
+
+A Function URL cannot stream from inside a VPC, so this reaches the worker through its
+load balancer with the internal credential.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from services.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
+from services.auth import Authenticator, Principal, internal_headers
+from services.errors import GatewayTimeout, InvalidRequest, ServiceUnavailable
+from services.frontdoor import FrontDoorSettings
+from services.keys import KeyStore
+from services.sse import HEADERS as SSE_HEADERS
+
+_RELAYED_HEADERS = ("content-type", "retry-after", "x-request-id")
+
+
+def create_app(
+    settings: FrontDoorSettings | None = None,
+    *,
+    authenticator: Authenticator | None = None,
+    internal_token: str | None = None,
+) -> Starlette:
+    settings = settings or FrontDoorSettings.from_env(os.environ)
+    if authenticator is None or internal_token is None:
+        import boto3
+
+        if authenticator is None:
+            keys = KeyStore(boto3.client("dynamodb"), settings.table)
+            authenticator = Authenticator(keys, cache_seconds=settings.key_cache_seconds)
+        if internal_token is None:
+            internal_token = settings.resolve_internal_token(lambda: boto3.client("secretsmanager"))
+    token = internal_token
+    auth = authenticator
+    client = httpx.AsyncClient(
+        base_url=settings.worker_url,
+        timeout=httpx.Timeout(connect=3.0, read=None, write=30.0, pool=5.0),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+    )
+
+    async def authenticate(request: Request) -> Principal:
+        headers = {k: v for k, v in request.headers.items() if not k.startswith("x-switchboard-")}
+        return await auth.authenticate_async(headers)
+
+    async def relay(
+        request: Request, principal: Principal, method: str, body: bytes | None
+    ) -> Response:
+        headers = internal_headers(principal, token)
+        if body is not None:
+            headers["content-type"] = "application/json"
+        upstream_request = client.build_request(method, request.url.path, headers=headers, content=body)
+        try:
+            upstream = await client.send(upstream_request, stream=True)
+        except httpx.TimeoutException:
+            raise GatewayTimeout("The AI worker did not answer in time.") from None
+        except httpx.TransportError as exc:
+            raise ServiceUnavailable(f"The AI worker is unreachable: {exc.__class__.__name__}.") from None
+        relayed = {k: v for k, v in upstream.headers.items() if k in _RELAYED_HEADERS}
+        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
+            return StreamingResponse(
+                _chunks(upstream),
+                status_code=upstream.status_code,
+                headers={**relayed, **SSE_HEADERS},
+                background=BackgroundTask(upstream.aclose),
+            )
+        content = await upstream.aread()
+        await upstream.aclose()
+        return Response(content, status_code=upstream.status_code, headers=relayed)
+
+    async def health(request: Request) -> Response:
+        return JSONBytesResponse({"status": "ok"})
+
+    async def chat_completions(request: Request) -> Response:
+        principal = await authenticate(request)  # refuse before reading a stranger's body
+        body = await read_body(request, settings.max_request_bytes)
+        if not isinstance(decode_json(body), dict):
+            raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+        return await relay(request, principal, "POST", body)
+
+    async def list_models(request: Request) -> Response:
+        return await relay(request, await authenticate(request), "GET", None)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await client.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    return app
+
+
+async def _chunks(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    async for chunk in upstream.aiter_raw():
+        yield chunk

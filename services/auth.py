@@ -1,0 +1,137 @@
+"""Who is calling: an API key (from a client) or the internal credential (from a front door).
+
+Clients send `Authorization: Bearer <api key>`. The front doors authenticate the key
+themselves and call the worker with the internal credential instead, naming the tenant
+and key in headers that the worker trusts only when the credential matches. Nothing is
+served to a caller that presents neither.
+
+Key lookups are cached per process for `cache_seconds` (positive and negative), so a
+revoked key stops working on every front door and worker within that bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from services.errors import AuthenticationFailed
+from services.keys import ApiKey, KeyStore, hash_key
+
+INTERNAL_TOKEN_HEADER = "x-switchboard-internal-token"
+TENANT_HEADER = "x-switchboard-tenant"
+KEY_ID_HEADER = "x-switchboard-key-id"
+
+_MAX_CACHED = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant_id: str
+    key_id: str
+
+
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """The API key from `Authorization: Bearer ...` (headers with lower-case names)."""
+    value = headers.get("authorization")
+    if not value:
+        raise AuthenticationFailed(
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            code="missing_api_key",
+        )
+    scheme, _, token = value.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthenticationFailed(
+            "The Authorization header must be 'Bearer <key>'.", code="invalid_authorization_header"
+        )
+    return token
+
+
+def internal_headers(principal: Principal, token: str) -> dict[str, str]:
+    """The headers a front door sends the worker on behalf of `principal`."""
+    return {
+        INTERNAL_TOKEN_HEADER: token,
+        TENANT_HEADER: principal.tenant_id,
+        KEY_ID_HEADER: principal.key_id,
+    }
+
+
+class Authenticator:
+    """Authenticates requests against the key store, with a bounded per-process cache."""
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        internal_token: str | None = None,
+        cache_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._keys = keys
+        self._internal_token = internal_token.encode() if internal_token else None
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        self._lock = threading.Lock()
+
+    def internal(self, headers: Mapping[str, str]) -> Principal | None:
+        """The principal a front door vouches for, or None if no internal token was sent."""
+        presented = headers.get(INTERNAL_TOKEN_HEADER)
+        if presented is None:
+            return None
+        if self._internal_token is None or not hmac.compare_digest(
+            presented.encode(), self._internal_token
+        ):
+            raise AuthenticationFailed("Invalid internal credential.", code="invalid_internal_token")
+        tenant, key_id = headers.get(TENANT_HEADER), headers.get(KEY_ID_HEADER)
+        if not tenant or not key_id:
+            raise AuthenticationFailed(
+                "An internal call must name the tenant and key.", code="invalid_internal_token"
+            )
+        return Principal(tenant, key_id)
+
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
+        """The caller of a request. Blocks on a cache miss (one DynamoDB read)."""
+        principal = self.internal(headers)
+        if principal is not None:
+            return principal
+        secret = bearer_token(headers)
+        hit, record = self._from_cache(secret)
+        return _principal(record if hit else self._lookup(secret))
+
+    async def authenticate_async(self, headers: Mapping[str, str]) -> Principal:
+        """As `authenticate`, running a cache miss's read in a thread, off the event loop."""
+        principal = self.internal(headers)
+        if principal is not None:
+            return principal
+        secret = bearer_token(headers)
+        hit, record = self._from_cache(secret)
+        if not hit:
+            record = await asyncio.to_thread(self._lookup, secret)
+        return _principal(record)
+
+    def _from_cache(self, secret: str) -> tuple[bool, ApiKey | None]:
+        entry = self._cache.get(hash_key(secret))
+        if entry is None or entry[0] <= self._clock():
+            return False, None
+        return True, entry[1]
+
+    def _lookup(self, secret: str) -> ApiKey | None:
+        record = self._keys.lookup(secret)
+        with self._lock:
+            if len(self._cache) >= _MAX_CACHED:
+                self._cache.clear()
+            self._cache[hash_key(secret)] = (self._clock() + self._cache_seconds, record)
+        return record
+
+
+def _principal(record: ApiKey | None) -> Principal:
+    if record is None:
+        raise AuthenticationFailed("Incorrect API key provided.")
+    if not record.active:
+        raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
+    return Principal(record.tenant_id, record.key_id)
