@@ -9,7 +9,6 @@ environment variables the CDK stacks set. `make dev` and the integration tests b
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
 import secrets
 import signal
@@ -88,7 +87,6 @@ class LocalStack:
         self.internal_token = secrets.token_urlsafe(32)
         self.api_key = ""
         self._children: list[_Child] = []
-        self._moto: Any = None
 
     # URLs a client uses: each is what an SDK's base_url should be.
     @property
@@ -119,7 +117,9 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         try:
-            self._start_moto()
+            self._spawn("aws", ["-m", "devstack.aws", "--host", self.config.host,
+                                "--port", str(self.ports["moto"])], self._env())  # fmt: skip
+            self._wait_ready({"aws": f"{self.aws_endpoint}/moto-api/"})
             dynamodb = self.client("dynamodb")
             create_table(dynamodb, self.config.table)
             minted = KeyStore(dynamodb, self.config.table).create(
@@ -127,10 +127,18 @@ class LocalStack:
             )
             self.api_key = minted.secret
             env = self._env()
-            self._spawn("worker", "containers.worker.app:create_app", self.ports["worker"], env)
-            self._spawn("stream", "lambdas.stream.app:create_app", self.ports["stream"], env)
-            self._spawn("apigw", "devstack.apigw:create_app", self.ports["api"], env)
-            self._wait_ready()
+            self._spawn("worker", self._uvicorn("containers.worker.app", "worker"), env)
+            self._spawn("stream", self._uvicorn("lambdas.stream.app", "stream"), env)
+            self._spawn("apigw", self._uvicorn("devstack.apigw", "api"), env)
+            self._wait_ready(
+                {
+                    "worker": f"{self.worker_url}/health",
+                    "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
+                    # API Gateway has no health route: an unauthenticated call answering
+                    # 401 shows that the emulator and the gateway handler are both up.
+                    "apigw": f"{self.api_url}/models",
+                }
+            )
         except BaseException:
             self.stop()
             raise
@@ -150,9 +158,6 @@ class LocalStack:
             if child.log is not None:
                 child.log.close()
         self._children.clear()
-        if self._moto is not None:
-            self._moto.stop()
-            self._moto = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -170,15 +175,6 @@ class LocalStack:
             return ""
         path = self.config.log_dir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
-
-    def _start_moto(self) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        from moto.server import ThreadedMotoServer
-
-        self._moto = ThreadedMotoServer(
-            ip_address=self.config.host, port=self.ports["moto"], verbose=False
-        )
-        self._moto.start()
 
     def _env(self) -> dict[str, str]:
         c = self.config
@@ -206,20 +202,23 @@ class LocalStack:
         env.update(c.extra_env)
         return env
 
-    def _spawn(self, name: str, factory: str, port: int, env: dict[str, str]) -> None:
+    def _uvicorn(self, module: str, port_name: str) -> list[str]:
+        args = [
+            "-m", "uvicorn", f"{module}:create_app", "--factory",
+            "--host", self.config.host, "--port", str(self.ports[port_name]),
+            "--no-access-log", "--log-level", "warning",
+        ]  # fmt: skip
+        if port_name == "worker":
+            args += ["--loop", "uvloop", "--http", "httptools"]
+        return args
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
         log: IO[bytes] | None = None
         if self.config.log_dir is not None:
             self.config.log_dir.mkdir(parents=True, exist_ok=True)
             log = (self.config.log_dir / f"{name}.log").open("ab")
-        command = [
-            sys.executable, "-m", "uvicorn", factory, "--factory",
-            "--host", self.config.host, "--port", str(port),
-            "--no-access-log", "--log-level", "warning",
-        ]  # fmt: skip
-        if name == "worker":
-            command += ["--loop", "uvloop", "--http", "httptools"]
         process = subprocess.Popen(
-            command,
+            [sys.executable, *args],
             cwd=ROOT,
             env=env,
             stdout=log,
@@ -228,14 +227,8 @@ class LocalStack:
         )
         self._children.append(_Child(name, process, log))
 
-    def _wait_ready(self, timeout: float = 30.0) -> None:
-        probes = {
-            "worker": f"{self.worker_url}/health",
-            "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
-            # API Gateway has no health route: an unauthenticated call answering 401 proves
-            # that the emulator and the gateway handler behind it are both up.
-            "apigw": f"{self.api_url}/models",
-        }
+    def _wait_ready(self, probes: dict[str, str], timeout: float = 30.0) -> None:
+        """Wait until every probe answers 200 or 401, or fail naming what is not up."""
         deadline = time.monotonic() + timeout
         pending = dict(probes)
         while pending:
