@@ -15,7 +15,9 @@ def parse_args(argv: list[str]) -> StackConfig:
     p.add_argument("--api-port", type=int, default=3000, help="API Gateway emulator (default 3000)")
     p.add_argument("--stream-port", type=int, default=3001, help="stream front door (default 3001)")
     p.add_argument("--worker-port", type=int, default=8000, help="AI worker (default 8000)")
-    p.add_argument("--aws-port", type=int, default=5050, help="embedded DynamoDB/SQS/S3 (default 5050)")
+    p.add_argument(
+        "--aws-port", type=int, default=5050, help="embedded DynamoDB/SQS/S3 (default 5050)"
+    )
     p.add_argument(
         "--integration-timeout", type=float, default=29.0, metavar="SECONDS",
         help="API Gateway integration timeout; longer calls answer 504 (default 29)",

@@ -77,7 +77,9 @@ class LambdaContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-def proxy_event(request: Request, path: str, body: bytes, stage: str, request_id: str) -> dict[str, Any]:
+def proxy_event(
+    request: Request, path: str, body: bytes, stage: str, request_id: str
+) -> dict[str, Any]:
     """The REST API (v1) Lambda proxy event for `request`."""
     multi_headers: dict[str, list[str]] = {}
     for key, value in request.headers.items():
@@ -151,7 +153,9 @@ def _load(path: str) -> Handler:
     return handler
 
 
-def create_app(settings: EmulatorSettings | None = None, handler: Handler | None = None) -> Starlette:
+def create_app(
+    settings: EmulatorSettings | None = None, handler: Handler | None = None
+) -> Starlette:
     settings = settings or EmulatorSettings.from_env(os.environ)
     invoke = handler or _load(settings.handler)
     # Each in-flight invocation holds a thread, as each holds a Lambda execution environment.

@@ -86,7 +86,9 @@ class Authenticator:
         if self._internal_token is None or not hmac.compare_digest(
             presented.encode(), self._internal_token
         ):
-            raise AuthenticationFailed("Invalid internal credential.", code="invalid_internal_token")
+            raise AuthenticationFailed(
+                "Invalid internal credential.", code="invalid_internal_token"
+            )
         tenant, key_id = headers.get(TENANT_HEADER), headers.get(KEY_ID_HEADER)
         if not tenant or not key_id:
             raise AuthenticationFailed(

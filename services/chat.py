@@ -16,7 +16,14 @@ from services.openai_chat import (
     to_canonical,
     usage_chunk_json,
 )
-from services.providers.base import Finish, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageReport
+from services.providers.base import (
+    Finish,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
 from services.sse import DONE, event
 
 
@@ -56,7 +63,9 @@ class ChatService:
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
             return event(
-                chunk_json(id=id, model=model, created=created, delta=delta, finish_reason=finish_reason)
+                chunk_json(
+                    id=id, model=model, created=created, delta=delta, finish_reason=finish_reason
+                )
             )
 
         yield chunk({"role": "assistant", "content": ""})
@@ -66,7 +75,10 @@ class ChatService:
                 if isinstance(item, TextDelta):
                     yield chunk({"content": item.text})
                 elif isinstance(item, ToolCallDelta):
-                    call: dict[str, Any] = {"index": item.index, "function": {"arguments": item.arguments}}
+                    call: dict[str, Any] = {
+                        "index": item.index,
+                        "function": {"arguments": item.arguments},
+                    }
                     if item.id is not None:
                         call["id"] = item.id
                         call["type"] = "function"
@@ -85,7 +97,9 @@ class ChatService:
         yield DONE
 
 
-async def _chain(first: list[StreamEvent], rest: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+async def _chain(
+    first: list[StreamEvent], rest: AsyncIterator[StreamEvent]
+) -> AsyncIterator[StreamEvent]:
     for item in first:
         yield item
     async for item in rest:

@@ -5,9 +5,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import json
+from typing import Any
 
 
 class APIError(Exception):

@@ -2,10 +2,12 @@
 
 Table layout (the single table shared by every component; `pk`/`sk` strings):
 
-| item             | pk                    | sk             | attributes                                  |
-| ---------------- | --------------------- | -------------- | ------------------------------------------- |
-| key by hash      | `APIKEY#<sha256 hex>` | `APIKEY`       | tenant_id, key_id, prefix, name, status, created_at |
-| key under tenant | `TENANT#<tenant id>`  | `KEY#<key id>` | key_hash, prefix, name, status, created_at  |
+| item             | pk                    | sk             | attributes                        |
+| ---------------- | --------------------- | -------------- | --------------------------------- |
+| key by hash      | `APIKEY#<sha256 hex>` | `APIKEY`       | tenant_id, key_id + common fields |
+| key under tenant | `TENANT#<tenant id>`  | `KEY#<key id>` | key_hash + common fields          |
+
+Common fields: key_id, prefix, name, status (`active` or `revoked`), created_at.
 
 The by-hash item answers "whose key is this?" in one GetItem; the tenant item lets a
 tenant list its keys without a scan. Both are written in one transaction. Keys are 256
@@ -64,7 +66,9 @@ class KeyStore:
         self._client = client
         self._table = table
 
-    def create(self, tenant_id: str, name: str = "default", *, secret: str | None = None) -> MintedKey:
+    def create(
+        self, tenant_id: str, name: str = "default", *, secret: str | None = None
+    ) -> MintedKey:
         secret = secret or generate_secret()
         if not secret.startswith(KEY_PREFIX) or len(secret) < 24:
             raise ValueError(f"an API key must start with {KEY_PREFIX!r} and be >= 24 characters")

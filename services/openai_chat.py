@@ -270,7 +270,9 @@ def usage_json(usage: Usage) -> dict[str, Any]:
     }
 
 
-def completion_json(completion: Completion, *, id: str, model: str, created: int | None = None) -> dict[str, Any]:
+def completion_json(
+    completion: Completion, *, id: str, model: str, created: int | None = None
+) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": completion.text, "refusal": None}
     if completion.tool_calls:
         message["content"] = completion.text or None
@@ -284,7 +286,12 @@ def completion_json(completion: Completion, *, id: str, model: str, created: int
         "created": created if created is not None else int(time.time()),
         "model": model,
         "choices": [
-            {"index": 0, "message": message, "finish_reason": completion.stop_reason, "logprobs": None}
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": completion.stop_reason,
+                "logprobs": None,
+            }
         ],
         "usage": usage_json(completion.usage),
     }

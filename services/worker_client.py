@@ -13,7 +13,13 @@ import urllib3
 
 from services.errors import GatewayTimeout, ServiceUnavailable
 
-_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-length",
+    "content-encoding",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +60,12 @@ class WorkerClient:
                 f"The worker did not finish within the gateway's deadline of {timeout:.1f} s."
             ) from None
         except urllib3.exceptions.HTTPError as exc:
-            raise ServiceUnavailable(f"The AI worker is unreachable: {exc.__class__.__name__}.") from None
-        headers_out = {k.lower(): v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP}
+            raise ServiceUnavailable(
+                f"The AI worker is unreachable: {exc.__class__.__name__}."
+            ) from None
+        headers_out = {
+            k.lower(): v for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP
+        }
         return WorkerResponse(response.status, headers_out, data)
 
 

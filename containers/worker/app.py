@@ -8,8 +8,8 @@ is open so the load balancer can probe it and says nothing about the deployment.
 from __future__ import annotations
 
 import os
-from contextlib import asynccontextmanager
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import boto3
 from starlette.applications import Starlette

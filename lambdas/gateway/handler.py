@@ -82,7 +82,9 @@ def _json_object(data: bytes) -> dict[str, Any]:
     try:
         body = json.loads(data)
     except ValueError as exc:
-        raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
+        raise InvalidRequest(
+            f"The request body is not valid JSON: {exc}.", code="invalid_json"
+        ) from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
     return body
@@ -93,7 +95,9 @@ def _deadline(rt: Runtime) -> float:
     return max(0.1, min(rt.settings.forward_timeout_seconds, remaining))
 
 
-def _forward(rt: Runtime, principal: Principal, method: str, path: str, body: bytes | None) -> Response[Any]:
+def _forward(
+    rt: Runtime, principal: Principal, method: str, path: str, body: bytes | None
+) -> Response[Any]:
     headers = internal_headers(principal, rt.internal_token)
     if body is not None:
         headers["content-type"] = "application/json"
@@ -135,15 +139,18 @@ def not_found(exc: Exception) -> Response[Any]:
     return _error(error)
 
 
-@app.exception_handler(APIError)
 def api_error(error: APIError) -> Response[Any]:
     return _error(error)
 
 
-@app.exception_handler(Exception)
 def unexpected(error: Exception) -> Response[Any]:
     log.exception("unhandled error")
     return _error(APIError("The server had an error while processing your request."))
+
+
+# Registered by call, not as decorators: Powertools' decorator is untyped.
+app.exception_handler(APIError)(api_error)
+app.exception_handler(Exception)(unexpected)
 
 
 def _error(error: APIError) -> Response[Any]:

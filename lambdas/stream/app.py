@@ -62,13 +62,17 @@ def create_app(
         headers = internal_headers(principal, token)
         if body is not None:
             headers["content-type"] = "application/json"
-        upstream_request = client.build_request(method, request.url.path, headers=headers, content=body)
+        upstream_request = client.build_request(
+            method, request.url.path, headers=headers, content=body
+        )
         try:
             upstream = await client.send(upstream_request, stream=True)
         except httpx.TimeoutException:
             raise GatewayTimeout("The AI worker did not answer in time.") from None
         except httpx.TransportError as exc:
-            raise ServiceUnavailable(f"The AI worker is unreachable: {exc.__class__.__name__}.") from None
+            raise ServiceUnavailable(
+                f"The AI worker is unreachable: {exc.__class__.__name__}."
+            ) from None
         relayed = {k: v for k, v in upstream.headers.items() if k in _RELAYED_HEADERS}
         if upstream.headers.get("content-type", "").startswith("text/event-stream"):
             return StreamingResponse(

@@ -12,6 +12,7 @@ add framing tokens): an approximation that is stable across runs.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from services.providers.base import (
 
 MODEL = "simulator"
 _ECHO_LIMIT = 200
+_WORD = re.compile(r"\s*\S+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,30 +78,31 @@ def reply_text(request: CompletionRequest) -> str:
     first = _clip(user_texts[0]) if user_texts else ""
     count = len(request.messages)
     return (
-        f"[local simulator, not a model] Turn {len(user_texts)}: you said \"{last}\". "
+        f'[local simulator, not a model] Turn {len(user_texts)}: you said "{last}". '
         f"I received {count} message{'s' if count != 1 else ''}; "
-        f"the first user message was \"{first}\"."
+        f'the first user message was "{first}".'
     )
 
 
 def _plan(request: CompletionRequest, words_per_chunk: int) -> tuple[list[str], StopReason, Usage]:
+    """The reply's chunks, its stop reason and its usage. Each word is one output token."""
     text = reply_text(request)
-    stop_reason: StopReason = "stop"
     for stop in request.stop:
         at = text.find(stop)
         if at != -1:
             text = text[:at]
-    words = text.split(" ")
+    words = _WORD.findall(text)  # each word with the space before it: they join back exactly
+    stop_reason: StopReason = "stop"
     if request.max_tokens is not None and len(words) > request.max_tokens:
         words = words[: request.max_tokens]
         stop_reason = "length"
-    pieces = [w if i == 0 else " " + w for i, w in enumerate(words) if w or i == 0]
+    elif words:
+        words[-1] += text[len("".join(words)) :]  # trailing space, if a stop sequence left one
     chunks = [
-        "".join(pieces[i : i + words_per_chunk]) for i in range(0, len(pieces), words_per_chunk)
+        "".join(words[i : i + words_per_chunk]) for i in range(0, len(words), words_per_chunk)
     ]
     input_tokens = sum(len(m.text.split()) + 3 for m in request.messages)
-    usage = Usage(input_tokens=input_tokens, output_tokens=len([w for w in words if w]))
-    return chunks, stop_reason, usage
+    return chunks, stop_reason, Usage(input_tokens=input_tokens, output_tokens=len(words))
 
 
 def _clip(text: str) -> str:

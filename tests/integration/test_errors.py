@@ -18,19 +18,27 @@ GOOD = {"model": "local/simulator", "messages": [{"role": "user", "content": "hi
 
 
 def base(stack: LocalStack, door: str) -> str:
-    return {"api": stack.api_url, "stream": stack.stream_url, "worker": stack.worker_url + "/v1"}[door]
+    return {"api": stack.api_url, "stream": stack.stream_url, "worker": stack.worker_url + "/v1"}[
+        door
+    ]
 
 
-def post(stack: LocalStack, door: str, *, content: bytes, key: str | None = "valid") -> httpx.Response:
+def post(
+    stack: LocalStack, door: str, *, content: bytes, key: str | None = "valid"
+) -> httpx.Response:
     headers = {"content-type": "application/json"}
     if key == "valid":
         headers["authorization"] = f"Bearer {stack.api_key}"
     elif key is not None:
         headers["authorization"] = key
-    return httpx.post(f"{base(stack, door)}/chat/completions", content=content, headers=headers, timeout=30)
+    return httpx.post(
+        f"{base(stack, door)}/chat/completions", content=content, headers=headers, timeout=30
+    )
 
 
-def assert_error(response: httpx.Response, status: int, code: str | None, param: str | None = None) -> dict[str, Any]:
+def assert_error(
+    response: httpx.Response, status: int, code: str | None, param: str | None = None
+) -> dict[str, Any]:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
@@ -45,7 +53,9 @@ def assert_error(response: httpx.Response, status: int, code: str | None, param:
 
 @pytest.mark.parametrize("door", DOORS)
 def test_malformed_json(stack: LocalStack, door: str) -> None:
-    error = assert_error(post(stack, door, content=b'{"model": "local/simulator",'), 400, "invalid_json")
+    error = assert_error(
+        post(stack, door, content=b'{"model": "local/simulator",'), 400, "invalid_json"
+    )
     assert error["type"] == "invalid_request_error"
 
 
@@ -79,7 +89,9 @@ def test_unknown_parameter_is_named(stack: LocalStack, door: str) -> None:
 
 @pytest.mark.parametrize("door", DOORS)
 def test_unsupported_parameter_is_named(stack: LocalStack, door: str) -> None:
-    content = b'{"model": "local/simulator", "messages": [{"role": "user", "content": "x"}], "n": 3}'
+    content = (
+        b'{"model": "local/simulator", "messages": [{"role": "user", "content": "x"}], "n": 3}'
+    )
     assert_error(post(stack, door, content=content), 400, "unsupported_parameter", "n")
 
 
@@ -111,7 +123,10 @@ def test_malformed_authorization_header(stack: LocalStack, door: str) -> None:
 @pytest.mark.parametrize("door", DOORS)
 def test_body_over_the_size_limit(stack: LocalStack, door: str) -> None:
     padding = "x" * (MAX_REQUEST_BYTES + 1)
-    content = b'{"model": "local/simulator", "messages": [{"role": "user", "content": "%s"}]}' % padding.encode()
+    content = (
+        b'{"model": "local/simulator", "messages": [{"role": "user", "content": "%s"}]}'
+        % padding.encode()
+    )
     error = assert_error(post(stack, door, content=content), 413, "request_too_large")
     assert str(MAX_REQUEST_BYTES) in error["message"]
 
@@ -120,7 +135,11 @@ def test_body_over_the_size_limit(stack: LocalStack, door: str) -> None:
 def test_unknown_route_and_wrong_method(stack: LocalStack, door: str) -> None:
     headers = {"authorization": f"Bearer {stack.api_key}"}
     assert_error(httpx.get(f"{base(stack, door)}/nothing-here", headers=headers), 404, None)
-    assert_error(httpx.get(f"{base(stack, door)}/chat/completions", headers=headers), 405, "method_not_allowed")
+    assert_error(
+        httpx.get(f"{base(stack, door)}/chat/completions", headers=headers),
+        405,
+        "method_not_allowed",
+    )
 
 
 @pytest.mark.parametrize("door", DOORS)
@@ -149,7 +168,11 @@ def test_worker_refuses_unauthenticated_callers(stack: LocalStack) -> None:
 
 def test_worker_serves_the_internal_credential_and_api_keys(stack: LocalStack) -> None:
     url = f"{stack.worker_url}/v1/chat/completions"
-    internal = {INTERNAL_TOKEN_HEADER: stack.internal_token, TENANT_HEADER: "dev", KEY_ID_HEADER: "k"}
+    internal = {
+        INTERNAL_TOKEN_HEADER: stack.internal_token,
+        TENANT_HEADER: "dev",
+        KEY_ID_HEADER: "k",
+    }
     assert httpx.post(url, json=GOOD, headers=internal).status_code == 200
     bearer = {"authorization": f"Bearer {stack.api_key}"}
     assert httpx.post(url, json=GOOD, headers=bearer).status_code == 200
@@ -157,13 +180,19 @@ def test_worker_serves_the_internal_credential_and_api_keys(stack: LocalStack) -
 
 @pytest.mark.parametrize("door", DOORS)
 def test_sdk_raises_typed_errors(stack: LocalStack, door: str) -> None:
-    bad_key = openai.OpenAI(base_url=base(stack, door), api_key="sb-wrong-wrong-wrong-wrong", max_retries=0)
+    bad_key = openai.OpenAI(
+        base_url=base(stack, door), api_key="sb-wrong-wrong-wrong-wrong", max_retries=0
+    )
     with pytest.raises(openai.AuthenticationError) as auth:
-        bad_key.chat.completions.create(model="local/simulator", messages=[{"role": "user", "content": "x"}])
+        bad_key.chat.completions.create(
+            model="local/simulator", messages=[{"role": "user", "content": "x"}]
+        )
     assert auth.value.code == "invalid_api_key"
     client = openai.OpenAI(base_url=base(stack, door), api_key=stack.api_key, max_retries=0)
     with pytest.raises(openai.NotFoundError) as missing:
-        client.chat.completions.create(model="acme/none", messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="acme/none", messages=[{"role": "user", "content": "x"}]
+        )
     assert missing.value.code == "model_not_found"
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(

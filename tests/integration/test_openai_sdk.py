@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import openai
@@ -51,7 +52,9 @@ def test_streamed_completion(stack: LocalStack, door: str) -> None:
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == EXPECTED
-    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
     assert finishes == ["stop"]
     assert chunks[0].choices[0].delta.role == "assistant"
     usage_chunks = [c for c in chunks if c.usage is not None]
@@ -87,7 +90,7 @@ def test_stream_front_door_relays_chunks_as_they_are_made(stack: LocalStack) -> 
     # the words arrive together at the end; relayed one by one, they arrive spread out.
     span = arrivals[-1] - arrivals[0]
     assert span >= (words - 1) * CHUNK_MS / 1000 * 0.8
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     spaced = [g for g in gaps if g >= CHUNK_MS / 1000 * 0.5]
     assert len(spaced) >= len(gaps) * 0.8, gaps
 

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from devstack.tables import create_table
+from services.auth import (
+    INTERNAL_TOKEN_HEADER,
+    KEY_ID_HEADER,
+    TENANT_HEADER,
+    Authenticator,
+    Principal,
+)
+from services.errors import AuthenticationFailed
+from services.keys import KeyStore, hash_key
+
+TABLE = "switchboard-test"
+
+
+@pytest.fixture
+def dynamodb() -> Iterator[Any]:
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        create_table(client, TABLE)
+        yield client
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {secret}"}
+
+
+def test_key_is_stored_only_as_a_hash(dynamodb: Any) -> None:
+    minted = KeyStore(dynamodb, TABLE).create("tenant-a", "ci")
+    assert minted.secret.startswith("sb-") and len(minted.secret) >= 40
+    items = dynamodb.scan(TableName=TABLE)["Items"]
+    assert len(items) == 2  # by hash, and under the tenant
+    dump = json.dumps(items)
+    assert minted.secret not in dump
+    assert minted.secret[12:] not in dump
+    assert hash_key(minted.secret) in dump
+    assert {i["pk"]["S"] for i in items} == {f"APIKEY#{hash_key(minted.secret)}", "TENANT#tenant-a"}
+
+
+def test_lookup(dynamodb: Any) -> None:
+    keys = KeyStore(dynamodb, TABLE)
+    minted = keys.create("tenant-a")
+    found = keys.lookup(minted.secret)
+    assert found == minted.record
+    assert keys.lookup(minted.secret + "x") is None
+
+
+def test_authenticate(dynamodb: Any) -> None:
+    keys = KeyStore(dynamodb, TABLE)
+    minted = keys.create("tenant-a")
+    auth = Authenticator(keys)
+    assert auth.authenticate(bearer(minted.secret)) == Principal("tenant-a", minted.record.key_id)
+    assert asyncio.run(auth.authenticate_async(bearer(minted.secret))).tenant_id == "tenant-a"
+
+
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({}, "missing_api_key"),
+        ({"authorization": ""}, "missing_api_key"),
+        ({"authorization": "Bearer"}, "invalid_authorization_header"),
+        ({"authorization": "Token abc"}, "invalid_authorization_header"),
+        ({"authorization": "Bearer sb-unknown-key-000000000000000"}, "invalid_api_key"),
+    ],
+)
+def test_refusals(dynamodb: Any, headers: dict[str, str], code: str) -> None:
+    auth = Authenticator(KeyStore(dynamodb, TABLE))
+    with pytest.raises(AuthenticationFailed) as info:
+        auth.authenticate(headers)
+    assert info.value.code == code
+    assert info.value.status == 401
+
+
+def test_revoked_key_is_refused_once_the_cache_expires(dynamodb: Any) -> None:
+    keys = KeyStore(dynamodb, TABLE)
+    minted = keys.create("tenant-a")
+    now = [0.0]
+    auth = Authenticator(keys, cache_seconds=5, clock=lambda: now[0])
+    auth.authenticate(bearer(minted.secret))
+    dynamodb.update_item(
+        TableName=TABLE,
+        Key={"pk": {"S": f"APIKEY#{hash_key(minted.secret)}"}, "sk": {"S": "APIKEY"}},
+        UpdateExpression="SET #s = :r",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":r": {"S": "revoked"}},
+    )
+    now[0] = 4.9
+    auth.authenticate(bearer(minted.secret))  # still cached: the documented bound
+    now[0] = 5.1
+    with pytest.raises(AuthenticationFailed) as info:
+        auth.authenticate(bearer(minted.secret))
+    assert info.value.code == "revoked_api_key"
+
+
+def test_cache_saves_reads(dynamodb: Any) -> None:
+    keys = KeyStore(dynamodb, TABLE)
+    minted = keys.create("tenant-a")
+    calls = []
+    dynamodb.meta.events.register("before-call.dynamodb.GetItem", lambda **kw: calls.append(1))
+    auth = Authenticator(keys, cache_seconds=60)
+    for _ in range(5):
+        auth.authenticate(bearer(minted.secret))
+    assert len(calls) == 1
+
+
+def test_internal_credential(dynamodb: Any) -> None:
+    auth = Authenticator(KeyStore(dynamodb, TABLE), internal_token="s3cret-token")
+    good = {INTERNAL_TOKEN_HEADER: "s3cret-token", TENANT_HEADER: "t", KEY_ID_HEADER: "k"}
+    assert auth.authenticate(good) == Principal("t", "k")
+    for headers in (
+        {**good, INTERNAL_TOKEN_HEADER: "wrong"},
+        {INTERNAL_TOKEN_HEADER: "s3cret-token", TENANT_HEADER: "t"},
+    ):
+        with pytest.raises(AuthenticationFailed) as info:
+            auth.authenticate(headers)
+        assert info.value.code == "invalid_internal_token"
+
+
+def test_no_internal_credential_configured_refuses_internal_calls(dynamodb: Any) -> None:
+    auth = Authenticator(KeyStore(dynamodb, TABLE))
+    with pytest.raises(AuthenticationFailed):
+        auth.authenticate({INTERNAL_TOKEN_HEADER: "", TENANT_HEADER: "t", KEY_ID_HEADER: "k"})

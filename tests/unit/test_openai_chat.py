@@ -1,0 +1,131 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from services.errors import InvalidRequest
+from services.openai_chat import parse_chat_request, to_canonical
+from services.providers.base import ImagePart, TextPart, ToolCall
+
+USER = {"role": "user", "content": "hi"}
+
+
+def error_of(body: Any) -> dict[str, Any]:
+    with pytest.raises(InvalidRequest) as info:
+        parse_chat_request(body)
+    return info.value.body()["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "param"),
+    [
+        ([1], "invalid_body", None),
+        ({"messages": [USER]}, "missing_required_parameter", "model"),
+        ({"model": "m"}, "missing_required_parameter", "messages"),
+        ({"model": "m", "messages": []}, "invalid_value", "messages"),
+        (
+            {"model": "m", "messages": [{"role": "wizard", "content": "x"}]},
+            "invalid_value",
+            "messages[0].role",
+        ),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": 5}]},
+            "invalid_value",
+            "messages[0].content",
+        ),
+        (
+            {"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio"}]}]},
+            "invalid_value",
+            "messages[0].content[0]",
+        ),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}],
+            },
+            "missing_required_parameter",
+            "messages[0].content[0].image_url.url",
+        ),
+        ({"model": "m", "messages": [USER], "temperature": 3}, "invalid_value", "temperature"),
+        ({"model": "m", "messages": [USER], "max_tokens": 0}, "invalid_value", "max_tokens"),
+        ({"model": "m", "messages": [USER], "bogus": 1}, "unknown_parameter", "bogus"),
+        ({"model": "m", "messages": [USER], "n": 2}, "unsupported_parameter", "n"),
+        ({"model": "m", "messages": [USER], "logprobs": True}, "unsupported_parameter", "logprobs"),
+        (
+            {"model": "m", "messages": [USER], "response_format": {"type": "json_object"}},
+            "unsupported_parameter",
+            "response_format",
+        ),
+        (
+            {"model": "m", "messages": [USER], "stream_options": {"include_usage": True}},
+            "invalid_value",
+            "stream_options",
+        ),
+    ],
+)
+def test_bad_requests_name_the_field(body: Any, code: str, param: str | None) -> None:
+    error = error_of(body)
+    assert error["code"] == code
+    assert error["param"] == param
+    assert error["type"] == "invalid_request_error"
+    assert error["message"]
+
+
+def test_defaults_that_change_nothing_are_accepted() -> None:
+    parse_chat_request(
+        {"model": "m", "messages": [USER], "n": 1, "logprobs": False, "store": False, "seed": 7}
+    )
+
+
+def test_translation_to_canonical_keeps_everything() -> None:
+    parsed = parse_chat_request(
+        {
+            "model": "local/simulator",
+            "messages": [
+                {"role": "developer", "content": "rules"},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "look"},
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": "data:image/png;base64,AAAA", "detail": "low"},
+                        },
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "42"},
+            ],
+            "max_tokens": 10,
+            "max_completion_tokens": 20,
+            "stop": "END",
+            "tools": [
+                {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+            ],
+            "tool_choice": "auto",
+        }
+    )
+    canonical = to_canonical(parsed, "simulator")
+    assert canonical.model == "simulator"
+    assert canonical.max_tokens == 20  # max_completion_tokens supersedes max_tokens
+    assert canonical.stop == ["END"]
+    assert [m.role for m in canonical.messages] == ["developer", "user", "assistant", "tool"]
+    assert canonical.messages[1].content == [
+        TextPart("look"),
+        ImagePart("data:image/png;base64,AAAA", "low"),
+    ]
+    assert canonical.messages[2].tool_calls == [ToolCall("c1", "f", "{}")]
+    assert canonical.messages[3].tool_call_id == "c1"
+    assert canonical.tools[0].name == "f"
+    assert canonical.tool_choice == "auto"

@@ -1,0 +1,189 @@
+"""The worker app with injected providers: what a client sees when a provider fails."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import orjson
+import pytest
+from starlette.testclient import TestClient
+
+from containers.worker.app import create_app
+from containers.worker.settings import WorkerSettings
+from services.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
+from services.errors import UpstreamError
+from services.providers.base import (
+    Completion,
+    CompletionRequest,
+    Finish,
+    Provider,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
+
+TOKEN = "internal-test-token"
+HEADERS = {INTERNAL_TOKEN_HEADER: TOKEN, TENANT_HEADER: "t", KEY_ID_HEADER: "k"}
+
+
+class Scripted(Provider):
+    """Streams `events`, raising `UpstreamError` at `fail_at` (an index into the events)."""
+
+    name = "scripted"
+
+    def __init__(self, events: list[StreamEvent], fail_at: int | None = None) -> None:
+        self.events = events
+        self.fail_at = fail_at
+
+    def models(self) -> list[str]:
+        return ["m"]
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        if self.fail_at is not None:
+            raise UpstreamError("upstream exploded")
+        return Completion("done", "stop", Usage(1, 1))
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        for i, event in enumerate(self.events):
+            if i == self.fail_at:
+                raise UpstreamError("upstream exploded")
+            yield event
+
+
+class NoKeys:
+    def lookup(self, secret: str) -> None:
+        return None
+
+
+def client(provider: Provider, max_request_bytes: int = 4096) -> TestClient:
+    settings = WorkerSettings(table="t", internal_token=TOKEN, max_request_bytes=max_request_bytes)
+    auth = Authenticator(NoKeys(), internal_token=TOKEN)  # type: ignore[arg-type]
+    app = create_app(settings, providers={"scripted": provider}, authenticator=auth)
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def body(stream: bool = False, **extra: object) -> dict[str, object]:
+    return {
+        "model": "scripted/m",
+        "messages": [{"role": "user", "content": "x"}],
+        "stream": stream,
+        **extra,
+    }
+
+
+def sse_data(text: str) -> list[object]:
+    return [
+        line[len("data: ") :] if line == "data: [DONE]" else orjson.loads(line[len("data: ") :])
+        for line in text.splitlines()
+        if line.startswith("data: ")
+    ]
+
+
+def test_failure_before_the_first_byte_is_an_http_error() -> None:
+    with client(Scripted([TextDelta("a")], fail_at=0)) as c:
+        response = c.post("/v1/chat/completions", json=body(stream=True), headers=HEADERS)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "bad_gateway"
+
+
+def test_failure_after_the_first_byte_ends_the_stream_with_an_error_event() -> None:
+    events: list[StreamEvent] = [TextDelta("partial "), TextDelta("output"), Finish("stop")]
+    with client(Scripted(events, fail_at=2)) as c:
+        response = c.post("/v1/chat/completions", json=body(stream=True), headers=HEADERS)
+    assert response.status_code == 200
+    data = sse_data(response.text)
+    texts = [
+        d["choices"][0]["delta"].get("content")
+        for d in data
+        if isinstance(d, dict) and d.get("choices")
+    ]
+    assert "".join(t for t in texts if t) == "partial output"  # the partial output was sent
+    assert data[-1] == {
+        "error": {
+            "message": "upstream exploded",
+            "type": "upstream_error",
+            "param": None,
+            "code": "bad_gateway",
+        }
+    }
+    assert "[DONE]" not in data
+
+
+def test_tool_call_deltas_and_summed_usage_in_a_stream() -> None:
+    events: list[StreamEvent] = [
+        UsageReport(Usage(input_tokens=10, cached_input_tokens=4)),
+        ToolCallDelta(0, id="call_1", name="lookup", arguments='{"q":'),
+        ToolCallDelta(0, arguments='"x"}'),
+        Finish("tool_calls"),
+        UsageReport(Usage(output_tokens=7)),
+    ]
+    with client(Scripted(events)) as c:
+        response = c.post(
+            "/v1/chat/completions",
+            json=body(stream=True, stream_options={"include_usage": True}),
+            headers=HEADERS,
+        )
+    data = sse_data(response.text)
+    assert data[-1] == "[DONE]"
+    calls = [
+        d["choices"][0]["delta"]["tool_calls"][0]
+        for d in data[:-1]
+        if d["choices"] and "tool_calls" in d["choices"][0]["delta"]
+    ]
+    assert calls[0] == {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "lookup", "arguments": '{"q":'},
+    }
+    assert calls[1] == {"index": 0, "function": {"arguments": '"x"}'}}
+    finish = [
+        d["choices"][0]["finish_reason"]
+        for d in data[:-1]
+        if d["choices"] and d["choices"][0]["finish_reason"]
+    ]
+    assert finish == ["tool_calls"]
+    usage = data[-2]["usage"]
+    assert usage == {
+        "prompt_tokens": 10,
+        "completion_tokens": 7,
+        "total_tokens": 17,
+        "prompt_tokens_details": {"cached_tokens": 4},
+    }
+
+
+def test_non_streaming_provider_failure() -> None:
+    with client(Scripted([], fail_at=0)) as c:
+        response = c.post("/v1/chat/completions", json=body(), headers=HEADERS)
+    assert response.status_code == 502
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_body_limit_with_and_without_content_length(chunked: bool) -> None:
+    payload = orjson.dumps(body(padding="x" * 5000))
+    with client(Scripted([])) as c:
+        if chunked:
+            response = c.post(
+                "/v1/chat/completions",
+                content=iter([payload[:3000], payload[3000:]]),
+                headers=HEADERS,
+            )
+        else:
+            response = c.post("/v1/chat/completions", content=payload, headers=HEADERS)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+
+
+def test_unexpected_errors_do_not_leak_details() -> None:
+    class Broken(Scripted):
+        async def complete(self, request: CompletionRequest) -> Completion:
+            raise RuntimeError("secret internal detail")
+
+    with client(Broken([])) as c:
+        response = c.post("/v1/chat/completions", json=body(), headers=HEADERS)
+    assert response.status_code == 500
+    assert "secret" not in response.text
+    assert response.json()["error"]["type"] == "server_error"
