@@ -128,7 +128,7 @@ def http_response(result: Any) -> Response:
     """The HTTP response for a proxy integration result, or 502 if it is malformed."""
     if not isinstance(result, dict) or not isinstance(result.get("statusCode"), int):
         log.error("malformed Lambda proxy response: %r", result)
-        return _gateway_response(502, gateway_responses.DEFAULT_5XX)
+        return _gateway_response(502, gateway_responses.FUNCTION_FAILED)
     body = result.get("body") or ""
     content = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode()
     headers: list[tuple[str, str]] = []
@@ -182,7 +182,7 @@ def create_app(
             return _gateway_response(504, gateway_responses.INTEGRATION_TIMEOUT)
         except Exception:
             log.exception("the gateway handler raised")
-            return _gateway_response(502, gateway_responses.DEFAULT_5XX)
+            return _gateway_response(502, gateway_responses.FUNCTION_FAILED)
         response = http_response(result)
         response.headers["x-amzn-requestid"] = request_id
         return response

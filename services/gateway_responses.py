@@ -12,14 +12,9 @@ INTEGRATION_TIMEOUT = error_body(
     "timeout",
     code="gateway_timeout",
 )
-DEFAULT_4XX = error_body(
-    "API Gateway rejected the request.", "invalid_request_error", code="gateway_rejected"
-)
-DEFAULT_5XX = error_body(
-    "API Gateway could not get a valid answer from the gateway function.",
-    "server_error",
-    code="gateway_error",
-)
+# What the stack's DEFAULT_5XX template renders when the function fails (crashes, or
+# returns something that is not a proxy result): API Gateway's message and response type.
+FUNCTION_FAILED = error_body("Internal server error", "server_error", code="DEFAULT_5XX")
 REQUEST_TOO_LARGE = error_body(
     "The request is larger than API Gateway's 10 MB payload limit.",
     "invalid_request_error",

@@ -76,7 +76,7 @@ def test_crash_and_malformed_result_answer_502() -> None:
     for handler in (crash, malformed):
         response = emulator(handler).get("/v1/x")
         assert response.status_code == 502
-        assert response.json() == gateway_responses.DEFAULT_5XX
+        assert response.json() == gateway_responses.FUNCTION_FAILED
 
 
 def test_payload_over_ten_megabytes_is_refused_before_the_function() -> None:

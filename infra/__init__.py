@@ -1,0 +1,57 @@
+"""The Switchboard CDK app: three stacks built from one typed stage config.
+
+``build`` is the single composition root; ``app.py`` reads the context and calls it, tests
+call it with a config of their own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import App, Stack, Tags
+
+from infra.config import StageConfig
+from infra.stacks import FrontDoorStack, StatefulStack, WorkerStack
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = ["REPO_ROOT", "StageConfig", "build", "stack_name"]
+
+
+def stack_name(config: StageConfig, part: str) -> str:
+    return f"Switchboard-{config.name}-{part}"
+
+
+def build(app: App, config: StageConfig, *, repo_root: Path = REPO_ROOT) -> dict[str, Stack]:
+    """Add the stateful, worker and front-door stacks of one stage to ``app``.
+
+    The stacks are environment-agnostic (no account, no region, no lookups): they deploy to
+    the account and region of the credentials used by ``cdk deploy``.
+    """
+    stateful = StatefulStack(
+        app, stack_name(config, "State"), stack_name=stack_name(config, "State"), config=config
+    )
+    worker = WorkerStack(
+        app,
+        stack_name(config, "Worker"),
+        stack_name=stack_name(config, "Worker"),
+        config=config,
+        repo_root=repo_root,
+        table=stateful.table,
+        internal_token=stateful.internal_token,
+    )
+    frontdoor = FrontDoorStack(
+        app,
+        stack_name(config, "FrontDoor"),
+        stack_name=stack_name(config, "FrontDoor"),
+        config=config,
+        repo_root=repo_root,
+        table=stateful.table,
+        internal_token=stateful.internal_token,
+        worker_url=worker.worker_url,
+    )
+    stacks: dict[str, Stack] = {"stateful": stateful, "worker": worker, "frontdoor": frontdoor}
+    for stack in stacks.values():
+        Tags.of(stack).add("project", "switchboard")
+        Tags.of(stack).add("stage", config.name)
+    return stacks

@@ -1,0 +1,70 @@
+"""Data that must outlive every other stack: the state table and the internal credential."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import CfnResource, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from infra.config import StageConfig
+
+# Pinned so that moving a construct in the tree can never replace the table or the secret.
+TABLE_LOGICAL_ID = "SwitchboardTable"
+INTERNAL_TOKEN_LOGICAL_ID = "SwitchboardInternalToken"
+TTL_ATTRIBUTE = "expires_at"
+
+
+class StatefulStack(Stack):
+    """The single-table DynamoDB store and the front-door-to-worker secret.
+
+    Both are retained when the stack is deleted and the stack is termination-protected
+    (unless the stage config says otherwise), so losing them takes deliberate steps.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs: Any) -> None:
+        super().__init__(
+            scope,
+            id,
+            termination_protection=config.termination_protection,
+            description=f"Switchboard {config.name}: state table and internal credential",
+            **kwargs,
+        )
+        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            deletion_protection=config.retain_data,
+            removal_policy=removal,
+        )
+        _pin(self.table, TABLE_LOGICAL_ID)
+
+        self.internal_token = secretsmanager.Secret(
+            self,
+            "InternalToken",
+            description=(
+                f"Switchboard {config.name}: credential the front doors present to the worker"
+            ),
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True
+            ),
+            removal_policy=removal,
+        )
+        _pin(self.internal_token, INTERNAL_TOKEN_LOGICAL_ID)
+
+
+def _pin(construct: Construct, logical_id: str) -> None:
+    resource = construct.node.default_child
+    assert isinstance(resource, CfnResource)
+    resource.override_logical_id(logical_id)

@@ -1,0 +1,105 @@
+"""StageConfig validation: bad values fail at construction with a message naming the field."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+import pytest
+
+from infra.config import LOG_RETENTION_DAYS, StageConfig, StageConfigError
+from infra.constructs.logs import RETENTION
+
+
+def test_defaults_are_valid_and_match_the_runtime_contract() -> None:
+    config = StageConfig()
+    assert config.name == "dev"
+    assert config.python_version == "3.12"
+    assert config.api_integration_timeout_seconds == 29
+    assert config.lambda_timeout_seconds == 30
+    assert config.max_request_bytes == 4 * 1024 * 1024
+    assert config.key_cache_seconds == 10
+    assert config.lwa_layer_version == 25
+    assert config.nat_gateways == 1
+    assert config.worker_scheme == "http"
+
+
+def test_config_is_frozen() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        StageConfig().name = "prod"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"name": "Prod"}, "name 'Prod'"),
+        ({"name": "a-very-long-stage-name-indeed"}, "1-20 characters"),
+        ({"python_version": "3.9"}, "python_version '3.9'"),
+        ({"worker_cpu": 300}, "worker_cpu 300"),
+        ({"worker_cpu": 256, "worker_memory_mib": 4096}, "worker_memory_mib 4096"),
+        ({"worker_min_count": 0}, "worker_min_count 0"),
+        ({"worker_min_count": 3, "worker_desired_count": 2}, "worker_desired_count 2"),
+        ({"worker_max_count": 1, "worker_desired_count": 1, "worker_min_count": 2},
+         "worker_max_count 1"),
+        ({"nat_gateways": 3}, "nat_gateways 3"),
+        ({"api_integration_timeout_seconds": 0}, "api_integration_timeout_seconds 0"),
+        ({"gateway_forward_timeout_seconds": 29}, "gateway_forward_timeout_seconds 29"),
+        ({"gateway_memory_mib": 64}, "gateway_memory_mib 64"),
+        ({"lwa_layer_version": 0}, "lwa_layer_version 0"),
+        ({"log_retention_days": 31}, "log_retention_days 31"),
+        ({"alb_idle_timeout_seconds": 5000}, "alb_idle_timeout_seconds 5000"),
+        ({"certificate_arn": "not-an-arn", "worker_domain_name": "w.example.com"},
+         "certificate_arn 'not-an-arn'"),
+        ({"certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/abc"},
+         "needs worker_domain_name"),
+        ({"worker_domain_name": "w.example.com"}, "needs certificate_arn"),
+        ({"max_request_bytes": 7 * 1024 * 1024}, "max_request_bytes"),
+        ({"key_cache_seconds": -1}, "key_cache_seconds -1"),
+        ({"worker_cpu": "1024"}, "worker_cpu must be int, got str"),
+        ({"tracing": 1}, "tracing must be bool"),
+        ({"nat_gateways": True}, "nat_gateways must be int, got bool"),
+    ],
+)  # fmt: skip
+def test_bad_values_raise_a_clear_error(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(StageConfigError, match=re.escape(message)):
+        StageConfig(**overrides)  # type: ignore[arg-type]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(StageConfigError) as raised:
+        StageConfig(nat_gateways=5, key_cache_seconds=-1)
+    assert "nat_gateways 5" in str(raised.value)
+    assert "key_cache_seconds -1" in str(raised.value)
+
+
+def test_from_context_coerces_cli_strings() -> None:
+    config = StageConfig.from_context(
+        "prod",
+        {
+            "nat_gateways": "2",
+            "gateway_forward_timeout_seconds": "20.5",
+            "termination_protection": "false",
+            "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
+            "worker_domain_name": "worker.example.com",
+            "alb_idle_timeout_seconds": 600,
+        },
+    )
+    assert config.name == "prod"
+    assert config.nat_gateways == 2
+    assert config.gateway_forward_timeout_seconds == 20.5
+    assert config.termination_protection is False
+    assert config.alb_idle_timeout_seconds == 600
+    assert config.worker_scheme == "https"
+
+
+def test_from_context_rejects_unknown_and_malformed_values() -> None:
+    with pytest.raises(StageConfigError, match=r"unknown stage config key.*nat_gateway\b"):
+        StageConfig.from_context("dev", {"nat_gateway": "1"})
+    with pytest.raises(StageConfigError, match="nat_gateways must be int, got 'one'"):
+        StageConfig.from_context("dev", {"nat_gateways": "one"})
+    with pytest.raises(StageConfigError, match="retain_data must be bool"):
+        StageConfig.from_context("dev", {"retain_data": "maybe"})
+
+
+def test_every_accepted_retention_maps_to_a_cdk_value() -> None:
+    assert set(RETENTION) == set(LOG_RETENTION_DAYS)

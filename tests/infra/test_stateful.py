@@ -1,0 +1,84 @@
+"""The stateful stack: a table and a secret that survive refactors and stack deletion."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from infra.stacks.stateful import INTERNAL_TOKEN_LOGICAL_ID, TABLE_LOGICAL_ID
+from tests.infra.conftest import Synth
+
+
+def test_stack_is_named_for_the_stage_and_termination_protected(synth: Synth) -> None:
+    stack = synth.stacks["stateful"]
+    assert stack.stack_name == "Switchboard-test-State"
+    assert stack.termination_protection is True
+    artifact = synth.assembly.get_stack_by_name("Switchboard-test-State")
+    assert artifact.termination_protection is True
+
+
+def test_logical_ids_are_pinned(synth: Synth) -> None:
+    # These exact strings are the identity of the data: changing one replaces the table.
+    assert TABLE_LOGICAL_ID == "SwitchboardTable"
+    assert INTERNAL_TOKEN_LOGICAL_ID == "SwitchboardInternalToken"
+    template = synth.raw("stateful")
+    assert template["Resources"]["SwitchboardTable"]["Type"] == "AWS::DynamoDB::Table"
+    assert (
+        template["Resources"]["SwitchboardInternalToken"]["Type"] == "AWS::SecretsManager::Secret"
+    )
+
+
+def test_table_shape(synth: Synth) -> None:
+    table = synth.raw("stateful")["Resources"]["SwitchboardTable"]
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    assert props["AttributeDefinitions"] == [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "S"},
+    ]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["DeletionProtectionEnabled"] is True
+    # SSEEnabled without a key of our own is the AWS managed KMS key.
+    assert props["SSESpecification"] == {"SSEEnabled": True}
+    assert "TableName" not in props
+
+
+def test_internal_token_secret(synth: Synth) -> None:
+    template = synth.template("stateful")
+    template.resource_count_is("AWS::SecretsManager::Secret", 1)
+    template.has_resource(
+        "AWS::SecretsManager::Secret",
+        {
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": Match.object_like(
+                {"GenerateSecretString": {"PasswordLength": 48, "ExcludePunctuation": True}}
+            ),
+        },
+    )
+
+
+def test_local_stack_creates_the_same_table(synth: Synth) -> None:
+    """`make dev` and the integration tests run against the table the stack deploys."""
+    from unittest.mock import MagicMock
+
+    from devstack.tables import create_table
+
+    client = MagicMock()
+    create_table(client, "local")
+    created = client.create_table.call_args.kwargs
+    ttl = client.update_time_to_live.call_args.kwargs["TimeToLiveSpecification"]
+    props = synth.raw("stateful")["Resources"]["SwitchboardTable"]["Properties"]
+    assert created["KeySchema"] == props["KeySchema"]
+    assert created["AttributeDefinitions"] == props["AttributeDefinitions"]
+    assert created.get("GlobalSecondaryIndexes", []) == props.get("GlobalSecondaryIndexes", [])
+    assert ttl == {
+        "Enabled": True,
+        "AttributeName": props["TimeToLiveSpecification"]["AttributeName"],
+    }
