@@ -17,6 +17,7 @@ class Route:
     public_name: str
     provider: Provider
     model: str
+    context_window: int
 
 
 class Catalogue:
@@ -25,7 +26,9 @@ class Catalogue:
         for provider_name, provider in providers.items():
             for model in provider.models():
                 public = f"{provider_name}/{model}"
-                self._routes[public] = Route(public, provider, model)
+                self._routes[public] = Route(
+                    public, provider, model, provider.context_window(model)
+                )
 
     def resolve(self, model: str) -> Route:
         route = self._routes.get(model)

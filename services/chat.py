@@ -51,6 +51,13 @@ class ChatService:
             first = None
         return self._frames(chat, route.public_name, first, events)
 
+    def frames(
+        self, chat: ChatCompletionRequest, model: str, events: AsyncIterator[StreamEvent]
+    ) -> AsyncIterator[bytes]:
+        """SSE bytes for canonical `events`; an `APIError` they raise ends the stream with
+        an error event."""
+        return self._frames(chat, model, None, events)
+
     async def _frames(
         self,
         chat: ChatCompletionRequest,

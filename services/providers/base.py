@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 StopReason = Literal["stop", "length", "tool_calls", "content_filter"]
+DEFAULT_CONTEXT_WINDOW = 8192
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,10 @@ class Provider(ABC):
     @abstractmethod
     def models(self) -> list[str]:
         """The provider's model ids that this deployment may offer."""
+
+    def context_window(self, model: str) -> int:
+        """How many tokens `model` reads (prompt and reply together)."""
+        return DEFAULT_CONTEXT_WINDOW
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release pooled connections."""

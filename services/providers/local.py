@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from services.config import env_float, env_int
 from services.providers.base import (
+    DEFAULT_CONTEXT_WINDOW,
     Completion,
     CompletionRequest,
     Finish,
@@ -39,6 +40,7 @@ class LocalSettings:
     first_token_ms: float = 0.0
     chunk_ms: float = 0.0
     words_per_chunk: int = 1
+    context_tokens: int = DEFAULT_CONTEXT_WINDOW
 
 
 class LocalProvider(Provider):
@@ -51,6 +53,9 @@ class LocalProvider(Provider):
 
     def models(self) -> list[str]:
         return [MODEL]
+
+    def context_window(self, model: str) -> int:
+        return self.settings.context_tokens
 
     async def complete(self, request: CompletionRequest) -> Completion:
         chunks, stop_reason, usage = _plan(request, self.settings.words_per_chunk)
@@ -117,5 +122,8 @@ def create(env: Mapping[str, str]) -> LocalProvider:
             first_token_ms=env_float(env, "SWITCHBOARD_LOCAL_FIRST_TOKEN_MS", 0.0),
             chunk_ms=env_float(env, "SWITCHBOARD_LOCAL_CHUNK_MS", 0.0),
             words_per_chunk=env_int(env, "SWITCHBOARD_LOCAL_WORDS_PER_CHUNK", 1, minimum=1),
+            context_tokens=env_int(
+                env, "SWITCHBOARD_LOCAL_CONTEXT_TOKENS", DEFAULT_CONTEXT_WINDOW, minimum=16
+            ),
         )
     )
