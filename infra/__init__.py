@@ -38,6 +38,7 @@ def build(app: App, config: StageConfig, *, repo_root: Path = REPO_ROOT) -> dict
         config=config,
         repo_root=repo_root,
         table=stateful.table,
+        bucket=stateful.bucket,
         internal_token=stateful.internal_token,
     )
     frontdoor = FrontDoorStack(
@@ -47,6 +48,7 @@ def build(app: App, config: StageConfig, *, repo_root: Path = REPO_ROOT) -> dict
         config=config,
         repo_root=repo_root,
         table=stateful.table,
+        bucket=stateful.bucket,
         internal_token=stateful.internal_token,
         worker_url=worker.worker_url,
     )

@@ -80,6 +80,7 @@ class StageConfig:
 
     max_request_bytes: int = 4 * 1024 * 1024
     key_cache_seconds: int = 10
+    conversation_retention_days: int = 30
 
     retain_data: bool = True
     termination_protection: bool = True
@@ -218,6 +219,8 @@ class StageConfig:
             )
         if not 0 <= self.key_cache_seconds <= 3600:
             yield f"key_cache_seconds {self.key_cache_seconds} must be 0-3600"
+        if not 1 <= self.conversation_retention_days <= 3650:
+            yield f"conversation_retention_days {self.conversation_retention_days} must be 1-3650"
 
 
 def _allowed_types(hint: object) -> tuple[type, ...]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -23,7 +24,8 @@ RUNTIMES = {
 
 
 class FrontDoorFunction(Construct):
-    """One ``lambdas/<component>`` function that reads and writes the state table.
+    """One ``lambdas/<component>`` function that reads and writes the state table and the
+    bucket of large conversation messages.
 
     It receives the settings every front door shares (table, worker URL, internal-token
     secret ARN, forward deadline, request size limit, key cache) and ``environment`` on top.
@@ -39,6 +41,7 @@ class FrontDoorFunction(Construct):
         config: StageConfig,
         repo_root: Path,
         table: dynamodb.ITable,
+        bucket: s3.IBucket,
         internal_token: secretsmanager.ISecret,
         worker_url: str,
         timeout: Duration,
@@ -63,6 +66,8 @@ class FrontDoorFunction(Construct):
             log_group=log_group,
             environment={
                 "SWITCHBOARD_TABLE": table.table_name,
+                "SWITCHBOARD_BUCKET": bucket.bucket_name,
+                "SWITCHBOARD_CONVERSATION_RETENTION_DAYS": str(config.conversation_retention_days),
                 "SWITCHBOARD_WORKER_URL": worker_url,
                 "SWITCHBOARD_INTERNAL_TOKEN_SECRET_ARN": internal_token.secret_arn,
                 "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": _seconds(
@@ -74,6 +79,7 @@ class FrontDoorFunction(Construct):
             },
         )
         table.grant_read_write_data(self.function)
+        bucket.grant_read_write(self.function)
         internal_token.grant_read(self.function)
 
 

@@ -9,6 +9,7 @@ from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -42,6 +43,7 @@ class FrontDoorStack(Stack):
         config: StageConfig,
         repo_root: Path,
         table: dynamodb.ITable,
+        bucket: s3.IBucket,
         internal_token: secretsmanager.ISecret,
         worker_url: str,
         **kwargs: Any,
@@ -56,6 +58,7 @@ class FrontDoorStack(Stack):
             "config": config,
             "repo_root": repo_root,
             "table": table,
+            "bucket": bucket,
             "internal_token": internal_token,
             "worker_url": worker_url,
         }

@@ -1,4 +1,5 @@
-"""Data that must outlive every other stack: the state table and the internal credential."""
+"""Data that must outlive every other stack: the state table, the bucket for large
+conversation messages, and the internal credential."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from aws_cdk import CfnResource, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -14,13 +16,16 @@ from infra.config import StageConfig
 # Pinned so that moving a construct in the tree can never replace the table or the secret.
 TABLE_LOGICAL_ID = "SwitchboardTable"
 INTERNAL_TOKEN_LOGICAL_ID = "SwitchboardInternalToken"
+BUCKET_LOGICAL_ID = "SwitchboardBucket"
 TTL_ATTRIBUTE = "expires_at"
+# Lists a tenant's conversations, most recently updated first (services/conversations.py).
+GSI1 = "gsi1"
 
 
 class StatefulStack(Stack):
-    """The single-table DynamoDB store and the front-door-to-worker secret.
+    """The single-table DynamoDB store, the bucket and the front-door-to-worker secret.
 
-    Both are retained when the stack is deleted and the stack is termination-protected
+    All are retained when the stack is deleted and the stack is termination-protected
     (unless the stage config says otherwise), so losing them takes deliberate steps.
     """
 
@@ -48,7 +53,25 @@ class StatefulStack(Stack):
             deletion_protection=config.retain_data,
             removal_policy=removal,
         )
+        self.table.add_global_secondary_index(
+            index_name=GSI1,
+            partition_key=dynamodb.Attribute(name="gsi1pk", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="gsi1sk", type=dynamodb.AttributeType.STRING),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
         _pin(self.table, TABLE_LOGICAL_ID)
+
+        # Conversation messages too large for a DynamoDB item (tenants/<tid>/conversations/).
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=False,
+            removal_policy=removal,
+        )
+        _pin(self.bucket, BUCKET_LOGICAL_ID)
 
         self.internal_token = secretsmanager.Secret(
             self,

@@ -11,6 +11,7 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
@@ -46,6 +47,7 @@ class WorkerStack(Stack):
         config: StageConfig,
         repo_root: Path,
         table: dynamodb.ITable,
+        bucket: s3.IBucket,
         internal_token: secretsmanager.ISecret,
         **kwargs: Any,
     ) -> None:
@@ -101,6 +103,8 @@ class WorkerStack(Stack):
             port_mappings=[ecs.PortMapping(container_port=WORKER_PORT)],
             environment={
                 "SWITCHBOARD_TABLE": table.table_name,
+                "SWITCHBOARD_BUCKET": bucket.bucket_name,
+                "SWITCHBOARD_CONVERSATION_RETENTION_DAYS": str(config.conversation_retention_days),
                 "SWITCHBOARD_MAX_REQUEST_BYTES": str(config.max_request_bytes),
                 "SWITCHBOARD_KEY_CACHE_SECONDS": str(config.key_cache_seconds),
             },
@@ -110,6 +114,7 @@ class WorkerStack(Stack):
             logging=ecs.LogDrivers.aws_logs(stream_prefix="worker", log_group=log_group),
         )
         table.grant_read_write_data(task.task_role)
+        bucket.grant_read_write(task.task_role)
 
         self.service = ecs.FargateService(
             self,

@@ -55,6 +55,7 @@ def test_config_is_frozen() -> None:
         ({"worker_domain_name": "w.example.com"}, "needs certificate_arn"),
         ({"max_request_bytes": 7 * 1024 * 1024}, "max_request_bytes"),
         ({"key_cache_seconds": -1}, "key_cache_seconds -1"),
+        ({"conversation_retention_days": 0}, "conversation_retention_days 0 must be 1-3650"),
         ({"worker_cpu": "1024"}, "worker_cpu must be int, got str"),
         ({"tracing": 1}, "tracing must be bool"),
         ({"nat_gateways": True}, "nat_gateways must be int, got bool"),

@@ -14,6 +14,7 @@ SHARED_ENV = {
     "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": "25",
     "SWITCHBOARD_MAX_REQUEST_BYTES": str(4 * 1024 * 1024),
     "SWITCHBOARD_KEY_CACHE_SECONDS": "10",
+    "SWITCHBOARD_CONVERSATION_RETENTION_DAYS": "30",
 }
 
 
@@ -109,6 +110,7 @@ def test_gateway_function(synth: Synth) -> None:
     assert {k: env[k] for k in SHARED_ENV} == SHARED_ENV
     assert env["POWERTOOLS_SERVICE_NAME"] == "switchboard-gateway"
     assert "SwitchboardTable" in json.dumps(env["SWITCHBOARD_TABLE"])
+    assert "SwitchboardBucket" in json.dumps(env["SWITCHBOARD_BUCKET"])
     assert "SwitchboardInternalToken" in json.dumps(env["SWITCHBOARD_INTERNAL_TOKEN_SECRET_ARN"])
     worker_url = json.dumps(env["SWITCHBOARD_WORKER_URL"])
     assert '"http://"' in worker_url and "LoadBalancer" in worker_url
@@ -131,6 +133,7 @@ def test_stream_function_runs_under_the_lambda_web_adapter(synth: Synth) -> None
     assert env["AWS_LWA_PORT"] == "8000"
     assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/health"
     assert env["POWERTOOLS_SERVICE_NAME"] == "switchboard-stream"
+    assert "SwitchboardBucket" in json.dumps(env["SWITCHBOARD_BUCKET"])
 
 
 def test_stream_function_url_streams_without_iam_auth(synth: Synth) -> None:
@@ -141,13 +144,20 @@ def test_stream_function_url_streams_without_iam_auth(synth: Synth) -> None:
     assert {"Authorization", "Content-Type"} <= set(url["Cors"]["AllowHeaders"])
 
 
-def test_both_functions_read_and_write_the_table_and_read_the_secret(synth: Synth) -> None:
+def test_both_functions_read_and_write_the_table_and_bucket_and_read_the_secret(
+    synth: Synth,
+) -> None:
     policies = resources(synth.raw("frontdoor"), "AWS::IAM::Policy").values()
     assert len(policies) == 2
     for policy in policies:
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         actions = {a for s in statements for a in _as_list(s["Action"])}
         assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"} <= actions
+        assert "dynamodb:BatchWriteItem" in actions  # deleting a conversation's messages
+        assert {"s3:GetObject*", "s3:PutObject", "s3:DeleteObject*", "s3:List*"} <= actions
+        assert "SwitchboardBucket" in json.dumps(
+            [s["Resource"] for s in statements if "s3:PutObject" in _as_list(s["Action"])]
+        )
         assert "secretsmanager:GetSecretValue" in actions
 
 

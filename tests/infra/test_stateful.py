@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from infra.stacks.stateful import INTERNAL_TOKEN_LOGICAL_ID, TABLE_LOGICAL_ID
+from infra.stacks.stateful import BUCKET_LOGICAL_ID, INTERNAL_TOKEN_LOGICAL_ID, TABLE_LOGICAL_ID
 from tests.infra.conftest import Synth
 
 
@@ -20,8 +20,10 @@ def test_logical_ids_are_pinned(synth: Synth) -> None:
     # These exact strings are the identity of the data: changing one replaces the table.
     assert TABLE_LOGICAL_ID == "SwitchboardTable"
     assert INTERNAL_TOKEN_LOGICAL_ID == "SwitchboardInternalToken"
+    assert BUCKET_LOGICAL_ID == "SwitchboardBucket"
     template = synth.raw("stateful")
     assert template["Resources"]["SwitchboardTable"]["Type"] == "AWS::DynamoDB::Table"
+    assert template["Resources"]["SwitchboardBucket"]["Type"] == "AWS::S3::Bucket"
     assert (
         template["Resources"]["SwitchboardInternalToken"]["Type"] == "AWS::SecretsManager::Secret"
     )
@@ -39,6 +41,19 @@ def test_table_shape(synth: Synth) -> None:
     assert props["AttributeDefinitions"] == [
         {"AttributeName": "pk", "AttributeType": "S"},
         {"AttributeName": "sk", "AttributeType": "S"},
+        {"AttributeName": "gsi1pk", "AttributeType": "S"},
+        {"AttributeName": "gsi1sk", "AttributeType": "S"},
+    ]
+    # Lists a tenant's conversations newest first.
+    assert props["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "gsi1",
+            "KeySchema": [
+                {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+            ],
+            "Projection": {"ProjectionType": "ALL"},
+        }
     ]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -62,6 +77,27 @@ def test_internal_token_secret(synth: Synth) -> None:
             ),
         },
     )
+
+
+def test_bucket_for_large_messages(synth: Synth) -> None:
+    template = synth.raw("stateful")
+    bucket = template["Resources"]["SwitchboardBucket"]
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["UpdateReplacePolicy"] == "Retain"
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    rules = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rules[0]["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert "BucketName" not in props
+    (policy,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::S3::BucketPolicy"]
+    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny"
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_local_stack_creates_the_same_table(synth: Synth) -> None:

@@ -48,6 +48,8 @@ def test_task_definition_runtime_contract(synth: Synth) -> None:
     assert env["SWITCHBOARD_MAX_REQUEST_BYTES"] == str(4 * 1024 * 1024)
     assert env["SWITCHBOARD_KEY_CACHE_SECONDS"] == "10"
     assert "Switchboard-test-State" in json.dumps(env["SWITCHBOARD_TABLE"])
+    assert "SwitchboardBucket" in json.dumps(env["SWITCHBOARD_BUCKET"])
+    assert env["SWITCHBOARD_CONVERSATION_RETENTION_DAYS"] == "30"
     assert "SWITCHBOARD_INTERNAL_TOKEN" not in env, "the token must never be plain text"
     (secret,) = container["Secrets"]
     assert secret["Name"] == "SWITCHBOARD_INTERNAL_TOKEN"
@@ -74,6 +76,7 @@ def test_task_role_reads_and_writes_the_table_and_execution_role_reads_the_secre
     assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= (
         actions_for(task_role)
     )
+    assert {"s3:GetObject*", "s3:PutObject", "s3:DeleteObject*"} <= actions_for(task_role)
     execution_role = {"Ref": task["ExecutionRoleArn"]["Fn::GetAtt"][0]}
     assert "secretsmanager:GetSecretValue" in actions_for(execution_role)
 
