@@ -47,6 +47,7 @@ class StackConfig:
     words_per_chunk: int = 1
     max_request_bytes: int = 4 * 1024 * 1024
     table: str = "switchboard-local"
+    bucket: str = "switchboard-local"
     dev_api_key: str | None = None
     log_dir: Path | None = None  # None: children log to this process's stdout/stderr
     extra_env: dict[str, str] = field(default_factory=dict)
@@ -122,6 +123,7 @@ class LocalStack:
             self._wait_ready({"aws": f"{self.aws_endpoint}/moto-api/"})
             dynamodb = self.client("dynamodb")
             create_table(dynamodb, self.config.table)
+            self.client("s3").create_bucket(Bucket=self.config.bucket)
             minted = KeyStore(dynamodb, self.config.table).create(
                 DEV_TENANT, "development", secret=self.config.dev_api_key
             )
@@ -188,6 +190,7 @@ class LocalStack:
             "AWS_ACCESS_KEY_ID": "local",
             "AWS_SECRET_ACCESS_KEY": "local",
             "SWITCHBOARD_TABLE": c.table,
+            "SWITCHBOARD_BUCKET": c.bucket,
             "SWITCHBOARD_INTERNAL_TOKEN": self.internal_token,
             "SWITCHBOARD_WORKER_URL": self.worker_url,
             "SWITCHBOARD_MAX_REQUEST_BYTES": str(c.max_request_bytes),

@@ -34,7 +34,14 @@ from typing import Any
 from services.catalogue import Route
 from services.chat import ChatService
 from services.context_window import fit, reply_budget
-from services.conversations import ConversationStore, History, check_conversation_id
+from services.conversations import (
+    CONVERSATION_HEADER,
+    DEFAULT_MAX_TURN_CHARS,
+    TRIMMED_HEADER,
+    ConversationStore,
+    History,
+    check_conversation_id,
+)
 from services.errors import APIError, InvalidRequest
 from services.openai_chat import (
     ChatCompletionRequest,
@@ -51,10 +58,6 @@ from services.providers.base import (
     ToolCall,
     ToolCallDelta,
 )
-
-CONVERSATION_HEADER = "x-switchboard-conversation-id"
-TRIMMED_HEADER = "x-switchboard-trimmed-messages"
-DEFAULT_MAX_TURN_CHARS = 100_000
 
 log = logging.getLogger("switchboard.conversations")
 

@@ -54,16 +54,21 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from services.config import env_int, env_optional
 from services.errors import APIError, InvalidRequest, NotFound
 from services.providers.base import ContentPart, ImagePart, Message, Role, TextPart, ToolCall
 
 GSI = "gsi1"
+# Response headers of a conversation turn; the front doors pass them on.
+CONVERSATION_HEADER = "x-switchboard-conversation-id"
+TRIMMED_HEADER = "x-switchboard-trimmed-messages"
 OFFLOAD_BYTES = 350_000
 DEFAULT_RETENTION_DAYS = 30
+DEFAULT_MAX_TURN_CHARS = 100_000
 MAX_PAGE = 100
 _BATCH = 25
 _SEQ_DIGITS = 10
@@ -72,6 +77,38 @@ CONVERSATION_ID = re.compile(r"^conv_[0-9a-hjkmnp-tv-z]{26}$")
 MESSAGE_ID = re.compile(r"^msg_[0-9]{10}$")
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationSettings:
+    """What every entry point that touches conversations reads from the environment."""
+
+    bucket: str | None = None
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    max_turn_chars: int = DEFAULT_MAX_TURN_CHARS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ConversationSettings:
+        return cls(
+            bucket=env_optional(env, "SWITCHBOARD_BUCKET"),
+            retention_days=env_int(
+                env, "SWITCHBOARD_CONVERSATION_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=1
+            ),
+            max_turn_chars=env_int(
+                env, "SWITCHBOARD_MAX_TURN_CHARS", DEFAULT_MAX_TURN_CHARS, minimum=1
+            ),
+        )
+
+    def store(self, table: str, *, dynamodb: Any = None, s3: Any = None) -> ConversationStore:
+        """A store on `table`, with default boto3 clients for those not passed."""
+        if dynamodb is None or (s3 is None and self.bucket):
+            import boto3
+
+            dynamodb = dynamodb or boto3.client("dynamodb")
+            s3 = s3 or (boto3.client("s3") if self.bucket else None)
+        return ConversationStore(
+            dynamodb, table, s3=s3, bucket=self.bucket, retention_days=self.retention_days
+        )
 
 
 class ConversationConflict(APIError):

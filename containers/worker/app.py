@@ -7,6 +7,7 @@ is open so the load balancer can probe it and says nothing about the deployment.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,8 +23,13 @@ from services.asgi import JSONBytesResponse, decode_json, install_error_handlers
 from services.auth import Authenticator
 from services.catalogue import Catalogue
 from services.chat import ChatService
+from services.conversation_chat import (
+    ConversationChat,
+    conversation_id_of,
+)
+from services.conversations import ConversationSettings
 from services.keys import KeyStore
-from services.openai_chat import parse_chat_request
+from services.openai_chat import ChatCompletionRequest, parse_chat_request
 from services.providers import build_providers
 from services.providers.base import Provider
 from services.sse import HEADERS as SSE_HEADERS
@@ -45,6 +51,13 @@ def create_app(
         )
     catalogue = Catalogue(providers)
     chat = ChatService(catalogue)
+    conversation_settings = ConversationSettings.from_env(os.environ)
+
+    @functools.cache
+    def conversations() -> ConversationChat:
+        """Built on the first conversation turn, so a worker without one needs no AWS."""
+        store = conversation_settings.store(settings.table)
+        return ConversationChat(chat, store, max_turn_chars=conversation_settings.max_turn_chars)
 
     async def health(request: Request) -> Response:
         return JSONBytesResponse({"status": "ok"})
@@ -61,6 +74,12 @@ def create_app(
         await authenticator.authenticate_async(request.headers)
         body = decode_json(await read_body(request, settings.max_request_bytes))
         parsed = parse_chat_request(body)
+        conversation_id = conversation_id_of(parsed)
+        if conversation_id is not None:
+            principal = await authenticator.authenticate_async(request.headers)
+            return await _conversation_turn(
+                conversations(), principal.tenant_id, parsed, conversation_id
+            )
         if parsed.stream:
             frames = await chat.stream(parsed)
             return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
@@ -69,6 +88,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        if conversations.cache_info().currsize:
+            await conversations().aclose()  # let abandoned streams finish storing
         for provider in providers.values():
             await provider.aclose()
 
@@ -82,3 +103,16 @@ def create_app(
     )
     install_error_handlers(app)
     return app
+
+
+async def _conversation_turn(
+    conversations: ConversationChat, tenant: str, parsed: ChatCompletionRequest, cid: str
+) -> Response:
+    """A chat completion in a stored conversation (see services.conversation_chat)."""
+    if parsed.stream:
+        frames, headers = await conversations.stream(tenant, parsed, cid)
+        return StreamingResponse(
+            frames, media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
+        )
+    body, headers = await conversations.complete(tenant, parsed, cid)
+    return JSONBytesResponse(body, headers=headers)

@@ -105,7 +105,12 @@ class FrontDoorStack(Stack):
             invoke_mode=lambda_.InvokeMode.RESPONSE_STREAM,
             cors=lambda_.FunctionUrlCorsOptions(
                 allowed_origins=["*"],
-                allowed_methods=[lambda_.HttpMethod.GET, lambda_.HttpMethod.POST],
+                allowed_methods=[
+                    lambda_.HttpMethod.GET,
+                    lambda_.HttpMethod.POST,
+                    lambda_.HttpMethod.PATCH,  # rename a conversation
+                    lambda_.HttpMethod.DELETE,
+                ],
                 allowed_headers=["Authorization", "Content-Type", "Last-Event-ID"],
                 max_age=Duration.hours(1),
             ),

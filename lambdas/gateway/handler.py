@@ -16,11 +16,14 @@ from typing import Any
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, Response
 
 from services.auth import Authenticator, Principal, internal_headers
+from services.conversations import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
+from services.conversations_api import ConversationsAPI
 from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from services.frontdoor import FrontDoorSettings
 from services.keys import KeyStore
 from services.worker_client import WorkerClient
 
+_RELAYED_HEADERS = (CONVERSATION_HEADER, TRIMMED_HEADER)
 # Leave the handler this much of the Lambda's remaining time to answer after a worker timeout.
 _DEADLINE_MARGIN_SECONDS = 0.5
 
@@ -103,7 +106,13 @@ def _forward(
         headers["content-type"] = "application/json"
     result = rt.worker.request(method, path, headers=headers, body=body, timeout=_deadline(rt))
     content_type = result.headers.get("content-type", "application/json")
-    return Response(status_code=result.status, content_type=content_type, body=result.body.decode())
+    relayed = {k: v for k, v in result.headers.items() if k in _RELAYED_HEADERS}
+    return Response(
+        status_code=result.status,
+        content_type=content_type,
+        body=result.body.decode(),
+        headers=relayed or None,
+    )
 
 
 @app.post("/v1/chat/completions")
@@ -123,7 +132,70 @@ def list_models() -> Response[Any]:
     return _forward(rt, _authenticate(rt), "GET", "/v1/models", None)
 
 
-_ROUTES = {"/v1/chat/completions": "POST", "/v1/models": "GET"}
+_ROUTES = {
+    "/v1/chat/completions": "POST",
+    "/v1/models": "GET",
+    "/v1/conversations": "GET or POST",
+}
+
+
+# The Conversations API is answered here, straight from DynamoDB (control plane); only chat
+# turns in a conversation go to the worker.
+_conversations: ConversationsAPI | None = None
+
+
+def conversations() -> ConversationsAPI:
+    """The conversations API on the state table, built on first use."""
+    global _conversations
+    if _conversations is None:
+        table = runtime().settings.table
+        _conversations = ConversationsAPI(ConversationSettings.from_env(os.environ).store(table))
+    return _conversations
+
+
+def _optional_json(rt: Runtime) -> Any:
+    data = _body(rt)
+    return _json_object(data) if data else {}
+
+
+def _answer(body: dict[str, Any]) -> Response[Any]:
+    return Response(status_code=200, content_type="application/json", body=json.dumps(body))
+
+
+def _query() -> dict[str, str]:
+    return dict(app.current_event.query_string_parameters or {})
+
+
+@app.post("/v1/conversations")
+def create_conversation() -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    return _answer(conversations().create(principal, _optional_json(rt)))
+
+
+@app.get("/v1/conversations")
+def list_conversations() -> Response[Any]:
+    principal = _authenticate(runtime())
+    return _answer(conversations().list(principal, _query()))
+
+
+@app.get("/v1/conversations/<conversation_id>")
+def get_conversation(conversation_id: str) -> Response[Any]:
+    principal = _authenticate(runtime())
+    return _answer(conversations().get(principal, conversation_id, _query()))
+
+
+@app.patch("/v1/conversations/<conversation_id>")
+def rename_conversation(conversation_id: str) -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    return _answer(conversations().rename(principal, conversation_id, _optional_json(rt)))
+
+
+@app.delete("/v1/conversations/<conversation_id>")
+def delete_conversation(conversation_id: str) -> Response[Any]:
+    principal = _authenticate(runtime())
+    return _answer(conversations().delete(principal, conversation_id))
 
 
 @app.not_found

@@ -8,6 +8,8 @@ load balancer with the internal credential.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,12 +23,20 @@ from starlette.routing import Route
 
 from services.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
 from services.auth import Authenticator, Principal, internal_headers
+from services.conversations import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
+from services.conversations_api import ConversationsAPI
 from services.errors import GatewayTimeout, InvalidRequest, ServiceUnavailable
 from services.frontdoor import FrontDoorSettings
 from services.keys import KeyStore
 from services.sse import HEADERS as SSE_HEADERS
 
-_RELAYED_HEADERS = ("content-type", "retry-after", "x-request-id")
+_RELAYED_HEADERS = (
+    "content-type",
+    "retry-after",
+    "x-request-id",
+    CONVERSATION_HEADER,
+    TRIMMED_HEADER,
+)
 
 
 def create_app(
@@ -98,6 +108,42 @@ def create_app(
     async def list_models(request: Request) -> Response:
         return await relay(request, await authenticate(request), "GET", None)
 
+    conversation_settings = ConversationSettings.from_env(os.environ)
+
+    @functools.cache
+    def conversations() -> ConversationsAPI:
+        """Built on first use, so a front door that serves no conversation needs no AWS."""
+        return ConversationsAPI(conversation_settings.store(settings.table))
+
+    async def json_body(request: Request) -> object:
+        body = await read_body(request, settings.max_request_bytes)
+        return decode_json(body) if body else {}
+
+    # The Conversations API is answered here, from DynamoDB (the store is blocking, so it
+    # runs in threads); only chat turns go to the worker.
+    async def conversations_root(request: Request) -> Response:
+        principal = await authenticate(request)
+        api = conversations()
+        if request.method == "POST":
+            body = await json_body(request)
+            return JSONBytesResponse(await asyncio.to_thread(api.create, principal, body))
+        query = dict(request.query_params)
+        return JSONBytesResponse(await asyncio.to_thread(api.list, principal, query))
+
+    async def conversation(request: Request) -> Response:
+        principal = await authenticate(request)
+        api = conversations()
+        cid = request.path_params["conversation_id"]
+        if request.method == "GET":
+            query = dict(request.query_params)
+            result = await asyncio.to_thread(api.get, principal, cid, query)
+        elif request.method == "PATCH":
+            body = await json_body(request)
+            result = await asyncio.to_thread(api.rename, principal, cid, body)
+        else:
+            result = await asyncio.to_thread(api.delete, principal, cid)
+        return JSONBytesResponse(result)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -108,6 +154,12 @@ def create_app(
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/conversations", conversations_root, methods=["GET", "POST"]),
+            Route(
+                "/v1/conversations/{conversation_id}",
+                conversation,
+                methods=["GET", "PATCH", "DELETE"],
+            ),
         ],
         lifespan=lifespan,
     )

@@ -140,7 +140,7 @@ def test_stream_function_url_streams_without_iam_auth(synth: Synth) -> None:
     url = only(synth.raw("frontdoor"), "AWS::Lambda::Url")
     assert url["InvokeMode"] == "RESPONSE_STREAM"
     assert url["AuthType"] == "NONE"
-    assert set(url["Cors"]["AllowMethods"]) == {"GET", "POST"}
+    assert set(url["Cors"]["AllowMethods"]) == {"GET", "POST", "PATCH", "DELETE"}
     assert {"Authorization", "Content-Type"} <= set(url["Cors"]["AllowHeaders"])
 
 
