@@ -1,0 +1,64 @@
+"""The run record, its events, and how both appear in the API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RunStatus = Literal["queued", "running", "awaiting_input", "succeeded", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+ACTIVE: frozenset[str] = frozenset({"queued", "running", "awaiting_input"})
+
+
+@dataclass(slots=True)
+class Run:
+    id: str
+    tenant_id: str
+    key_id: str
+    kind: str
+    status: RunStatus
+    input: dict[str, Any]
+    created_at: float
+    updated_at: float
+    owner: str | None = None
+    owner_url: str | None = None
+    lease_until: float = 0.0
+    attempts: int = 0
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)
+    result: Any = None
+    error: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    cancel_on_disconnect: bool = False
+    expires_at: int = 0
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def public(self) -> dict[str, Any]:
+        """The run as the API shows it to its tenant."""
+        base = f"/v1/runs/{self.id}"
+        return {
+            "id": self.id,
+            "object": "run",
+            "kind": self.kind,
+            "status": self.status,
+            "created_at": int(self.created_at),
+            "updated_at": int(self.updated_at),
+            "attempts": self.attempts,
+            "progress": self.progress,
+            "result": self.result,
+            "error": self.error,
+            "urls": {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One numbered event of a run. `seq` starts at 1 and has no gaps."""
+
+    seq: int
+    type: str
+    data: dict[str, Any]
+    at: float

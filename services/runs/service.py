@@ -1,0 +1,518 @@
+"""Creating, executing, following and cancelling runs on a worker.
+
+Execution. A worker executes a run only while it owns it: it took the run from the queue
+(`RunDispatcher`), or it accepted a synchronous request and started it at once. The owner
+renews a lease in the run record every `heartbeat_seconds` (and, holding the queue
+message, extends its visibility); if a renewal fails, the run was cancelled or taken over
+and the owner stops. Every run in progress has a message on the queue: a worker that
+receives the message of a run whose lease is alive leaves it for `watchdog_seconds`; once
+the lease has lapsed (its owner died), the worker claims the run and continues it from
+its checkpoint.
+
+Following. `subscribe` yields a run's events after a sequence number. On the owner they
+come from the run's live channel. Elsewhere, the subscriber reads what is persisted, then
+connects to the owner at `owner_url` (the address the owner advertises in the run record:
+the task's private IP in ECS, a loopback port locally) through its internal events
+endpoint, authenticated with the internal credential; if the owner cannot be reached it
+polls the persisted events until the run ends or another owner appears. Events are
+persisted before they are published, so the three sources agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.auth import Principal, internal_headers
+from services.catalogue import Catalogue
+from services.errors import APIError, InvalidRequest, ServiceUnavailable
+from services.runs.events import Channel, EventLog, Hub
+from services.runs.kinds import KINDS, RunContext
+from services.runs.model import Event, Run
+from services.runs.sse import parse_sse
+from services.runs.store import RunStore, new_run_id, request_hash
+
+log = logging.getLogger("switchboard.runs")
+
+TERMINAL_EVENTS = frozenset({"run.succeeded", "run.failed", "run.cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunSettings:
+    queue_url: str
+    dlq_url: str
+    worker_id: str
+    advertise_url: str | None
+    lease_seconds: float = 30.0
+    heartbeat_seconds: float = 10.0
+    watchdog_seconds: float = 60.0
+    max_attempts: int = 3
+    poll_seconds: float = 0.5
+    receive_wait_seconds: int = 5
+    max_concurrent_runs: int = 256
+
+
+class RunLost(Exception):
+    """The worker no longer owns the run (it was cancelled or taken over)."""
+
+
+class RunService:
+    def __init__(
+        self,
+        store: RunStore,
+        sqs: Any,
+        catalogue: Catalogue,
+        settings: RunSettings,
+        *,
+        internal_token: str | None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.store = store
+        self.sqs = sqs
+        self.catalogue = catalogue
+        self.settings = settings
+        self.hub = Hub()
+        self._internal_token = internal_token
+        self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=None))
+        self._executions: dict[str, asyncio.Task[None]] = {}
+        self._work: dict[str, asyncio.Task[Any]] = {}  # the kind's own task, per execution
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._cancelled: set[str] = set()  # run ids whose execution stops because of a cancel
+        self._stopping = False
+
+    # -- creating ----------------------------------------------------------------------
+
+    def validate(self, kind: str, input: Any) -> None:
+        handler = KINDS.get(kind)
+        if handler is None:
+            raise InvalidRequest(
+                f"Unknown run kind '{kind}'; one of: {', '.join(sorted(KINDS))}.",
+                param="kind",
+                code="invalid_value",
+            )
+        handler.validate(input, self.catalogue)
+
+    async def create(
+        self,
+        principal: Principal,
+        kind: str,
+        input: Any,
+        *,
+        background: bool,
+        idempotency_key: str | None = None,
+        cancel_on_disconnect: bool = False,
+    ) -> tuple[Run, bool]:
+        """Create a run and get it going; returns the run and whether it is new.
+
+        A background run is queued for any worker. Otherwise this worker owns it and starts
+        it now (a queue message still guards it, should this worker die).
+        """
+        self.validate(kind, input)
+        now = time.time()
+        run = Run(
+            id=new_run_id(),
+            tenant_id=principal.tenant_id,
+            key_id=principal.key_id,
+            kind=kind,
+            status="queued" if background else "running",
+            input=input,
+            created_at=now,
+            updated_at=now,
+            idempotency_key=idempotency_key,
+            cancel_on_disconnect=cancel_on_disconnect,
+        )
+        if not background:
+            run.owner, run.owner_url = self.settings.worker_id, self.settings.advertise_url
+            run.lease_until, run.attempts = now + self.settings.lease_seconds, 1
+        body_hash = request_hash({"kind": kind, "input": input, "background": background})
+        run, created = await asyncio.to_thread(self.store.create, run, body_hash=body_hash)
+        if created:
+            await self._enqueue(run)
+            if not background:
+                self._start(run, fresh=True)
+        return run, created
+
+    async def promote(
+        self, principal: Principal, body: dict[str, Any], work: asyncio.Task[Any]
+    ) -> Run:
+        """Turn an in-flight synchronous chat completion into a run that stores its result."""
+        now = time.time()
+        run = Run(
+            id=new_run_id(),
+            tenant_id=principal.tenant_id,
+            key_id=principal.key_id,
+            kind="chat.completion",
+            status="running",
+            input=body,
+            created_at=now,
+            updated_at=now,
+            owner=self.settings.worker_id,
+            owner_url=self.settings.advertise_url,
+            lease_until=now + self.settings.lease_seconds,
+            attempts=1,
+        )
+        await asyncio.to_thread(self.store.create, run)
+        await self._enqueue(run)
+
+        async def adopt(ctx: RunContext) -> Any:
+            ctx.log.emit("run.promoted", {"reason": "the synchronous deadline passed"})
+            return await work
+
+        self._start(run, body=adopt, fresh=True)
+        return run
+
+    async def _enqueue(self, run: Run) -> None:
+        body = json.dumps({"run_id": run.id, "tenant_id": run.tenant_id})
+        await asyncio.to_thread(
+            self.sqs.send_message, QueueUrl=self.settings.queue_url, MessageBody=body
+        )
+
+    # -- executing ---------------------------------------------------------------------
+
+    def _start(
+        self,
+        run: Run,
+        *,
+        body: Callable[[RunContext], Awaitable[Any]] | None = None,
+        on_renew: Callable[[], Awaitable[None]] | None = None,
+        fresh: bool = False,
+    ) -> asyncio.Task[None]:
+        # A run created here has no events yet: open its channel now, so that a subscriber
+        # arriving before the execution's first step finds it.
+        channel = self.hub.open(run.id, 1) if fresh else None
+        task = asyncio.create_task(
+            self.execute(run, body=body, on_renew=on_renew, channel=channel), name=f"run-{run.id}"
+        )
+        self._executions[run.id] = task
+        task.add_done_callback(lambda _: self._executions.pop(run.id, None))
+        return task
+
+    async def execute(
+        self,
+        run: Run,
+        *,
+        body: Callable[[RunContext], Awaitable[Any]] | None = None,
+        on_renew: Callable[[], Awaitable[None]] | None = None,
+        channel: Channel | None = None,
+    ) -> None:
+        """Execute a run this worker owns, to its end or until it loses the run."""
+        me = self.settings.worker_id
+        if channel is None:
+            first_seq = await asyncio.to_thread(self.store.last_seq, run) + 1
+            channel = self.hub.open(run.id, first_seq)
+        events = EventLog(run, channel, self.store.append_events)
+
+        async def checkpoint(state: dict[str, Any], progress: dict[str, Any]) -> None:
+            await events.flush()  # a checkpoint never runs ahead of the events it covers
+            if not await asyncio.to_thread(self.store.checkpoint, run, me, state, progress):
+                raise RunLost(run.id)
+
+        ctx = RunContext(run, events, self.catalogue, checkpoint)
+        work: asyncio.Task[Any] = asyncio.ensure_future((body or KINDS[run.kind].execute)(ctx))
+        self._work[run.id] = work
+        renewer = asyncio.create_task(self._renew(run, work, on_renew))
+        events.emit(
+            "run.started", {"attempt": run.attempts, "worker": me, "resumed": bool(run.checkpoint)}
+        )
+        try:
+            result = await work
+        except (asyncio.CancelledError, RunLost):
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # this worker is shutting down: the lease lapses and another takes over
+            if run.id not in self._cancelled:
+                latest = await asyncio.to_thread(self.store.get, run.tenant_id, run.id)
+                if latest is not None and latest.status == "cancelled":
+                    self._cancelled.add(run.id)
+            if run.id in self._cancelled:
+                events.emit("run.cancelled", {})
+            # Otherwise another worker took the run over: it carries on with the events.
+        except APIError as exc:
+            error = exc.body()["error"]
+            await events.last(
+                "run.failed", {"error": error}, lambda: self._finish(run, error=error)
+            )
+        except Exception:
+            log.exception("run %s failed", run.id)
+            error = {
+                "message": "The run failed with an internal error.",
+                "type": "server_error",
+                "param": None,
+                "code": "internal_error",
+            }
+            await events.last(
+                "run.failed", {"error": error}, lambda: self._finish(run, error=error)
+            )
+        else:
+            await events.last(
+                "run.succeeded", {"result": result}, lambda: self._finish(run, result)
+            )
+        finally:
+            renewer.cancel()
+            self._work.pop(run.id, None)
+            self._cancelled.discard(run.id)
+            with contextlib.suppress(Exception):
+                await events.close()
+            self.hub.release(run.id, channel)
+
+    async def _finish(
+        self, run: Run, result: Any = None, *, error: dict[str, Any] | None = None
+    ) -> None:
+        await asyncio.to_thread(
+            self.store.finish, run, self.settings.worker_id, result=result, error=error
+        )
+
+    async def _renew(
+        self, run: Run, work: asyncio.Task[Any], on_renew: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        while not work.done():
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            try:
+                owned = await asyncio.to_thread(
+                    self.store.renew, run, self.settings.worker_id, self.settings.lease_seconds
+                )
+                if on_renew is not None:
+                    await on_renew()
+            except Exception:
+                log.exception("could not renew the lease of run %s", run.id)
+                continue
+            if not owned:
+                await self._lost(run, work)
+                return
+
+    async def _lost(self, run: Run, work: asyncio.Task[Any]) -> None:
+        current = await asyncio.to_thread(self.store.get, run.tenant_id, run.id)
+        if current is not None and current.status == "cancelled":
+            self._cancelled.add(run.id)
+        work.cancel()
+
+    # -- following ---------------------------------------------------------------------
+
+    async def subscribe(self, principal: Principal, run: Run, after: int) -> AsyncIterator[Event]:
+        """The run's events after `after`, live while it runs; ends when the run has ended."""
+        while True:
+            channel = self.hub.get(run.id)
+            if channel is not None:
+                if after < channel.first_seq - 1:
+                    for event in await asyncio.to_thread(self.store.events, run, after):
+                        if event.seq >= channel.first_seq:
+                            break
+                        yield event
+                        after = event.seq
+                async for event in channel.after(after):
+                    yield event
+                    after = event.seq
+                current = await asyncio.to_thread(self.store.get, run.tenant_id, run.id)
+                if current is None or current.terminal:
+                    async for event in self._persisted(current or run, after):
+                        yield event
+                    return
+                continue
+            current = await asyncio.to_thread(self.store.get, run.tenant_id, run.id)
+            if current is None:
+                return
+            async for event in self._persisted(current, after):
+                yield event
+                after = event.seq
+            if current.terminal:
+                return
+            mine = current.owner == self.settings.worker_id
+            if mine and current.status == "running" and current.lease_until > time.time():
+                await asyncio.sleep(0.02)  # this worker is opening the run's channel
+                continue
+            remote = current.owner_url
+            if (
+                remote
+                and remote != self.settings.advertise_url
+                and current.lease_until > time.time()
+            ):
+                try:
+                    async for event in self._remote(principal, remote, current, after):
+                        yield event
+                        after = event.seq
+                    continue
+                except (httpx.HTTPError, RemoteUnavailable):
+                    pass  # the owner is gone or unreachable: fall back to the persisted events
+            await asyncio.sleep(self.settings.poll_seconds)
+
+    async def _persisted(self, run: Run, after: int) -> AsyncIterator[Event]:
+        for event in await asyncio.to_thread(self.store.events, run, after):
+            yield event
+
+    async def _remote(
+        self, principal: Principal, owner_url: str, run: Run, after: int
+    ) -> AsyncIterator[Event]:
+        if self._internal_token is None:
+            raise RemoteUnavailable
+        headers = internal_headers(principal, self._internal_token)
+        url = f"{owner_url}/internal/runs/{run.id}/events"
+        async with self._http.stream(
+            "GET", url, params={"after": after}, headers=headers
+        ) as response:
+            if response.status_code != 200:
+                raise RemoteUnavailable
+            async for event in parse_sse(response.aiter_lines()):
+                yield event
+
+    def owns(self, run_id: str) -> bool:
+        return self.hub.get(run_id) is not None
+
+    async def wait(self, principal: Principal, run: Run, seconds: float) -> Run:
+        """The run once it has ended, or as it is when `seconds` have passed."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                async for event in self.subscribe(principal, run, 0):
+                    if event.type in TERMINAL_EVENTS:
+                        break
+        return await asyncio.to_thread(self.store.require, run.tenant_id, run.id)
+
+    # -- cancelling --------------------------------------------------------------------
+
+    async def cancel(self, principal: Principal, run_id: str) -> Run:
+        run = await asyncio.to_thread(self.store.cancel, principal.tenant_id, run_id)
+        if not self.cancel_local(run_id) and run.owner_url and self._internal_token:
+            # Tell the owner now rather than at its next lease renewal.
+            with contextlib.suppress(httpx.HTTPError):
+                await self._http.post(
+                    f"{run.owner_url}/internal/runs/{run_id}/cancel",
+                    headers=internal_headers(principal, self._internal_token),
+                    timeout=2.0,
+                )
+        return run
+
+    def cancel_local(self, run_id: str) -> bool:
+        """Stop this worker's execution of a cancelled run, if it has one."""
+        work = self._work.get(run_id)
+        if work is None:
+            return False
+        self._cancelled.add(run_id)
+        work.cancel()
+        return True
+
+    # -- consuming the queue -----------------------------------------------------------
+
+    async def consume(self) -> None:
+        """Take runs from the queue until `stop` is called."""
+        while not self._stopping:
+            free = self.settings.max_concurrent_runs - len(self._executions)
+            if free <= 0:
+                await asyncio.sleep(0.1)
+                continue
+            try:
+                response = await asyncio.to_thread(
+                    self.sqs.receive_message,
+                    QueueUrl=self.settings.queue_url,
+                    MaxNumberOfMessages=min(10, free),
+                    WaitTimeSeconds=self.settings.receive_wait_seconds,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                )
+            except Exception:
+                log.exception("could not receive from the run queue")
+                await asyncio.sleep(1.0)
+                continue
+            for message in response.get("Messages", []):
+                handler = asyncio.create_task(self._handle(message))
+                self._handlers.add(handler)
+                handler.add_done_callback(self._handlers.discard)
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        handle = message["ReceiptHandle"]
+        try:
+            ref = json.loads(message["Body"])
+            run = await asyncio.to_thread(self.store.get, ref["tenant_id"], ref["run_id"])
+            if run is None or run.terminal:
+                await self._delete(handle)
+                return
+            if run.status == "running" and run.lease_until > time.time():
+                # Its owner is alive: look again later, in case it dies.
+                await self._visibility(handle, self.settings.watchdog_seconds)
+                return
+            if run.attempts >= self.settings.max_attempts:
+                await self._give_up(run, message)
+                return
+            claimed = await asyncio.to_thread(
+                self.store.claim,
+                run,
+                self.settings.worker_id,
+                self.settings.advertise_url,
+                self.settings.lease_seconds,
+            )
+            if claimed is None:
+                await self._visibility(handle, min(self.settings.watchdog_seconds, 5))
+                return
+            await self._visibility(handle, self._hold_seconds())
+
+            async def extend() -> None:
+                await self._visibility(handle, self._hold_seconds())
+
+            await self._start(claimed, on_renew=extend)
+            await self._delete(handle)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not handle run message %s", message.get("MessageId"))
+
+    def _hold_seconds(self) -> int:
+        # The message reappears only after the lease would have lapsed without renewals.
+        return int(self.settings.lease_seconds + self.settings.heartbeat_seconds) + 1
+
+    async def _give_up(self, run: Run, message: dict[str, Any]) -> None:
+        step = run.progress.get("completed_steps")
+        where = f" after {step} finished steps" if step is not None else ""
+        error = {
+            "message": (
+                f"The run was abandoned by {run.attempts} workers in turn{where}; "
+                "it will not be tried again."
+            ),
+            "type": "server_error",
+            "param": None,
+            "code": "run_attempts_exhausted",
+        }
+        await asyncio.to_thread(self.store.fail_unowned, run, error)
+        await asyncio.to_thread(
+            self.sqs.send_message,
+            QueueUrl=self.settings.dlq_url,
+            MessageBody=message["Body"],
+            MessageAttributes={
+                "reason": {"DataType": "String", "StringValue": "run_attempts_exhausted"}
+            },
+        )
+        await self._delete(message["ReceiptHandle"])
+
+    async def _delete(self, handle: str) -> None:
+        await asyncio.to_thread(
+            self.sqs.delete_message, QueueUrl=self.settings.queue_url, ReceiptHandle=handle
+        )
+
+    async def _visibility(self, handle: str, seconds: float) -> None:
+        await asyncio.to_thread(
+            self.sqs.change_message_visibility,
+            QueueUrl=self.settings.queue_url,
+            ReceiptHandle=handle,
+            VisibilityTimeout=max(0, min(int(seconds), 43_200)),
+        )
+
+    async def stop(self) -> None:
+        """Stop taking runs. Runs in progress stop too: their leases lapse, others resume them."""
+        self._stopping = True
+        for task in list(self._executions.values()):
+            task.cancel()
+        await self._http.aclose()
+
+
+class RemoteUnavailable(Exception):
+    pass
+
+
+def unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "Runs are not configured on this worker (no run queue).", code="runs_unavailable"
+    )

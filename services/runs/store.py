@@ -1,0 +1,510 @@
+"""Runs in the DynamoDB table.
+
+Keys (the table is shared; every key begins with the tenant, so isolation is structural):
+
+- run: pk `TENANT#<t>#RUN#<run id>`, sk `META`,
+  gsi1pk `TENANT#<t>#RUNS`, gsi1sk `<created ms>#<run id>`
+- run event: pk `TENANT#<t>#RUN#<run id>`, sk `EVT#<seq, 10 digits>`
+- idempotency key: pk `TENANT#<t>#IDEMPOTENCY#<sha256 of the key>`, sk `IDEMPOTENCY`
+
+A run and its events share a partition, so a replay is one Query. Listing a tenant's runs,
+newest first, is a Query on `gsi1`. JSON-valued fields (input, checkpoint, result, ...)
+are stored as JSON text. Ownership is a lease: the owner renews `lease_until`, and every
+write an owner makes is conditional on still owning a running run, so a run that was
+cancelled or taken over cannot be overwritten by a worker that lost it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from services.errors import APIError, InvalidRequest, NotFound
+from services.runs.model import Event, Run
+
+IDEMPOTENCY_SECONDS = 24 * 3600
+_JSON_FIELDS = ("input", "checkpoint", "progress", "result", "error")
+_BATCH = 25
+
+
+class IdempotencyMismatch(APIError):
+    status = 422
+    type = "invalid_request_error"
+    code = "idempotency_key_reused"
+
+
+class RunConflict(APIError):
+    status = 409
+    type = "invalid_request_error"
+    code = "run_not_cancellable"
+
+
+def new_run_id() -> str:
+    return "run_" + secrets.token_hex(12)
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def _pk(tenant_id: str, run_id: str) -> str:
+    return f"TENANT#{tenant_id}#RUN#{run_id}"
+
+
+def _seq_key(seq: int) -> str:
+    return f"EVT#{seq:010d}"
+
+
+def _conditional_failed(exc: ClientError) -> bool:
+    code = exc.response["Error"]["Code"]
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        reasons = exc.response.get("CancellationReasons") or []
+        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons
+    return False
+
+
+class RunStore:
+    """Run records and events. Takes a boto3 DynamoDB client; every call blocks."""
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        *,
+        retention_days: int = 30,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._table = table
+        self._retention = retention_days * 86400
+        self._clock = clock
+
+    # -- records -----------------------------------------------------------------------
+
+    def create(self, run: Run, *, body_hash: str | None = None) -> tuple[Run, bool]:
+        """Store a new run; with an idempotency key, return the run it already names.
+
+        Returns the run and whether it was created now. The run item and the idempotency
+        item are written in one transaction, so two concurrent requests with one key
+        yield one run.
+        """
+        run.expires_at = int(run.created_at + self._retention)
+        put_run = {
+            "Put": {
+                "TableName": self._table,
+                "Item": self._item(run),
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+        if run.idempotency_key is None:
+            self._client.transact_write_items(TransactItems=[put_run])
+            return run, True
+        idem_key = self._idempotency_key(run.tenant_id, run.idempotency_key)
+        put_idem = {
+            "Put": {
+                "TableName": self._table,
+                "Item": {
+                    **idem_key,
+                    "run_id": {"S": run.id},
+                    "request_hash": {"S": body_hash or ""},
+                    "expires_at": {"N": str(int(run.created_at + IDEMPOTENCY_SECONDS))},
+                },
+                # An expired key (DynamoDB deletes it late) may be reused.
+                "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
+                "ExpressionAttributeValues": {":now": {"N": str(int(self._clock()))}},
+            }
+        }
+        try:
+            self._client.transact_write_items(TransactItems=[put_run, put_idem])
+            return run, True
+        except ClientError as exc:
+            if not _conditional_failed(exc):
+                raise
+        existing = self._client.get_item(TableName=self._table, Key=idem_key, ConsistentRead=True)
+        item = existing.get("Item")
+        if item is None:  # the other request's transaction failed after all: try again
+            return self.create(run, body_hash=body_hash)
+        if body_hash is not None and item["request_hash"]["S"] not in ("", body_hash):
+            raise IdempotencyMismatch(
+                "This Idempotency-Key was already used with a different request body.",
+                param="Idempotency-Key",
+            )
+        found = self.get(run.tenant_id, item["run_id"]["S"])
+        if found is None:
+            raise NotFound("The run this Idempotency-Key names has expired.")
+        return found, False
+
+    def get(self, tenant_id: str, run_id: str) -> Run | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": _pk(tenant_id, run_id)}, "sk": {"S": "META"}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if item is None:
+            return None
+        run = self._run(item)
+        return None if run.expires_at and run.expires_at < self._clock() else run
+
+    def require(self, tenant_id: str, run_id: str) -> Run:
+        run = self.get(tenant_id, run_id) if _valid_id(run_id) else None
+        if run is None:
+            raise NotFound(f"No run with id '{run_id}'.", param="run_id", code="run_not_found")
+        return run
+
+    def page(
+        self, tenant_id: str, *, limit: int = 20, cursor: str | None = None
+    ) -> tuple[list[Run], str | None]:
+        """A page of the tenant's runs, newest first, and the cursor of the next page."""
+        gsi1pk = f"TENANT#{tenant_id}#RUNS"
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": "gsi1",
+            "KeyConditionExpression": "gsi1pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": gsi1pk}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            query["ExclusiveStartKey"] = _decode_cursor(cursor, gsi1pk)
+        response = self._client.query(**query)
+        now = self._clock()
+        runs = [self._run(i) for i in response.get("Items", [])]
+        runs = [r for r in runs if not (r.expires_at and r.expires_at < now)]
+        last = response.get("LastEvaluatedKey")
+        return runs, _encode_cursor(last) if last else None
+
+    def claim(
+        self, run: Run, owner: str, owner_url: str | None, lease_seconds: float
+    ) -> Run | None:
+        """Take ownership of a queued run, or of a running one whose owner's lease lapsed."""
+        now = self._clock()
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key(run),
+                UpdateExpression=(
+                    "SET #s = :running, #o = :owner, owner_url = :url, lease_until = :lease, "
+                    "updated_at = :now ADD attempts :one"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(pk) AND "
+                    "(#s = :queued OR (#s = :running AND lease_until < :now))"
+                ),
+                ExpressionAttributeNames={"#s": "status", "#o": "owner"},
+                ExpressionAttributeValues={
+                    ":running": {"S": "running"},
+                    ":queued": {"S": "queued"},
+                    ":owner": {"S": owner},
+                    ":url": {"S": owner_url or ""},
+                    ":lease": {"N": repr(now + lease_seconds)},
+                    ":now": {"N": repr(now)},
+                    ":one": {"N": "1"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return None
+            raise
+        return self._run(response["Attributes"])
+
+    def renew(self, run: Run, owner: str, lease_seconds: float) -> bool:
+        """Extend the lease; False once the run was cancelled or taken over."""
+        return self._owned_update(
+            run,
+            owner,
+            "SET lease_until = :lease",
+            {":lease": {"N": repr(self._clock() + lease_seconds)}},
+        )
+
+    def checkpoint(
+        self, run: Run, owner: str, checkpoint: dict[str, Any], progress: dict[str, Any]
+    ) -> bool:
+        run.checkpoint, run.progress = checkpoint, progress
+        return self._owned_update(
+            run,
+            owner,
+            "SET checkpoint = :c, progress = :p, updated_at = :now",
+            {
+                ":c": {"S": json.dumps(checkpoint)},
+                ":p": {"S": json.dumps(progress)},
+                ":now": {"N": repr(self._clock())},
+            },
+        )
+
+    def finish(
+        self, run: Run, owner: str, *, result: Any = None, error: dict[str, Any] | None = None
+    ) -> bool:
+        """Record the outcome; False if the run was cancelled or taken over meanwhile."""
+        status = "failed" if error is not None else "succeeded"
+        ok = self._owned_update(
+            run,
+            owner,
+            "SET #s = :status, #r = :result, #e = :error, lease_until = :zero, updated_at = :now",
+            {
+                ":status": {"S": status},
+                ":result": {"S": json.dumps(result)},
+                ":error": {"S": json.dumps(error)},
+                ":zero": {"N": "0"},
+                ":now": {"N": repr(self._clock())},
+            },
+            names={"#s": "status", "#r": "result", "#e": "error"},
+        )
+        if ok:
+            run.status, run.result, run.error = status, result, error  # type: ignore[assignment]
+        return ok
+
+    def fail_unowned(self, run: Run, error: dict[str, Any]) -> bool:
+        """Fail a run that nobody can finish (out of attempts), unless it already ended."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(run),
+                UpdateExpression=(
+                    "SET #s = :failed, #e = :error, lease_until = :zero, updated_at = :now"
+                ),
+                ConditionExpression="#s IN (:queued, :running, :awaiting)",
+                ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                ExpressionAttributeValues={
+                    ":failed": {"S": "failed"},
+                    ":error": {"S": json.dumps(error)},
+                    ":zero": {"N": "0"},
+                    ":now": {"N": repr(self._clock())},
+                    ":queued": {"S": "queued"},
+                    ":running": {"S": "running"},
+                    ":awaiting": {"S": "awaiting_input"},
+                },
+            )
+            return True
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+
+    def cancel(self, tenant_id: str, run_id: str) -> Run:
+        """Cancel an active run (409 if it has already ended)."""
+        run = self.require(tenant_id, run_id)
+        error = {"message": "The run was cancelled.", "type": "cancelled", "code": "run_cancelled"}
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key(run),
+                UpdateExpression=(
+                    "SET #s = :cancelled, #e = :error, lease_until = :zero, updated_at = :now"
+                ),
+                ConditionExpression="#s IN (:queued, :running, :awaiting)",
+                ExpressionAttributeNames={"#s": "status", "#e": "error"},
+                ExpressionAttributeValues={
+                    ":cancelled": {"S": "cancelled"},
+                    ":error": {"S": json.dumps(error)},
+                    ":zero": {"N": "0"},
+                    ":now": {"N": repr(self._clock())},
+                    ":queued": {"S": "queued"},
+                    ":running": {"S": "running"},
+                    ":awaiting": {"S": "awaiting_input"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                current = self.require(tenant_id, run_id)
+                raise RunConflict(
+                    f"The run has already ended ({current.status}); only a queued or running "
+                    "run can be cancelled."
+                ) from None
+            raise
+        return self._run(response["Attributes"])
+
+    # -- events ------------------------------------------------------------------------
+
+    def append_events(self, run: Run, events: Iterable[Event]) -> None:
+        """Persist events (BatchWriteItem, 25 at a time, retrying unprocessed items)."""
+        pk = _pk(run.tenant_id, run.id)
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "pk": {"S": pk},
+                        "sk": {"S": _seq_key(e.seq)},
+                        "type": {"S": e.type},
+                        "data": {"S": json.dumps(e.data)},
+                        "at": {"N": repr(e.at)},
+                        "expires_at": {"N": str(run.expires_at)},
+                    }
+                }
+            }
+            for e in events
+        ]
+        for start in range(0, len(requests), _BATCH):
+            pending: dict[str, Any] = {self._table: requests[start : start + _BATCH]}
+            for attempt in range(8):
+                response = self._client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise RuntimeError(f"could not persist events of run {run.id}")
+
+    def events(self, run: Run, after: int = 0, *, limit: int | None = None) -> list[Event]:
+        """The persisted events with `seq > after`, in order."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :p AND sk > :after",
+            "ExpressionAttributeValues": {
+                ":p": {"S": _pk(run.tenant_id, run.id)},
+                ":after": {"S": _seq_key(after)},
+            },
+            "ConsistentRead": True,
+        }
+        if limit is not None:
+            query["Limit"] = limit
+        out: list[Event] = []
+        while True:
+            response = self._client.query(**query)
+            for item in response.get("Items", []):
+                if not item["sk"]["S"].startswith("EVT#"):
+                    continue
+                out.append(
+                    Event(
+                        seq=int(item["sk"]["S"][4:]),
+                        type=item["type"]["S"],
+                        data=json.loads(item["data"]["S"]),
+                        at=float(item["at"]["N"]),
+                    )
+                )
+            last = response.get("LastEvaluatedKey")
+            if not last or (limit is not None and len(out) >= limit):
+                return out
+            query["ExclusiveStartKey"] = last
+
+    def last_seq(self, run: Run) -> int:
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :evt)",
+            ExpressionAttributeValues={
+                ":p": {"S": _pk(run.tenant_id, run.id)},
+                ":evt": {"S": "EVT#"},
+            },
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        items = response.get("Items", [])
+        return int(items[0]["sk"]["S"][4:]) if items else 0
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _owned_update(
+        self,
+        run: Run,
+        owner: str,
+        expression: str,
+        values: dict[str, Any],
+        names: dict[str, str] | None = None,
+    ) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(run),
+                UpdateExpression=expression,
+                ConditionExpression="#own = :me AND #st = :running",
+                ExpressionAttributeNames={**(names or {}), "#own": "owner", "#st": "status"},
+                ExpressionAttributeValues={
+                    **values,
+                    ":me": {"S": owner},
+                    ":running": {"S": "running"},
+                },
+            )
+            return True
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                return False
+            raise
+
+    def _key(self, run: Run) -> dict[str, Any]:
+        return {"pk": {"S": _pk(run.tenant_id, run.id)}, "sk": {"S": "META"}}
+
+    def _idempotency_key(self, tenant_id: str, key: str) -> dict[str, Any]:
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return {"pk": {"S": f"TENANT#{tenant_id}#IDEMPOTENCY#{digest}"}, "sk": {"S": "IDEMPOTENCY"}}
+
+    def _item(self, run: Run) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            **self._key(run),
+            "gsi1pk": {"S": f"TENANT#{run.tenant_id}#RUNS"},
+            "gsi1sk": {"S": f"{int(run.created_at * 1000):013d}#{run.id}"},
+            "id": {"S": run.id},
+            "tenant_id": {"S": run.tenant_id},
+            "key_id": {"S": run.key_id},
+            "kind": {"S": run.kind},
+            "status": {"S": run.status},
+            "created_at": {"N": repr(run.created_at)},
+            "updated_at": {"N": repr(run.updated_at)},
+            "owner": {"S": run.owner or ""},
+            "owner_url": {"S": run.owner_url or ""},
+            "lease_until": {"N": repr(run.lease_until)},
+            "attempts": {"N": str(run.attempts)},
+            "cancel_on_disconnect": {"BOOL": run.cancel_on_disconnect},
+            "expires_at": {"N": str(run.expires_at)},
+        }
+        for name in _JSON_FIELDS:
+            item[name] = {"S": json.dumps(getattr(run, name))}
+        if run.idempotency_key:
+            item["idempotency_key"] = {"S": run.idempotency_key}
+        return item
+
+    @staticmethod
+    def _run(item: dict[str, Any]) -> Run:
+        return Run(
+            id=item["id"]["S"],
+            tenant_id=item["tenant_id"]["S"],
+            key_id=item["key_id"]["S"],
+            kind=item["kind"]["S"],
+            status=item["status"]["S"],
+            input=json.loads(item["input"]["S"]),
+            created_at=float(item["created_at"]["N"]),
+            updated_at=float(item["updated_at"]["N"]),
+            owner=item["owner"]["S"] or None,
+            owner_url=item.get("owner_url", {}).get("S") or None,
+            lease_until=float(item["lease_until"]["N"]),
+            attempts=int(item["attempts"]["N"]),
+            checkpoint=json.loads(item["checkpoint"]["S"]) or {},
+            progress=json.loads(item["progress"]["S"]) or {},
+            result=json.loads(item["result"]["S"]),
+            error=json.loads(item["error"]["S"]),
+            idempotency_key=item.get("idempotency_key", {}).get("S"),
+            cancel_on_disconnect=item["cancel_on_disconnect"]["BOOL"],
+            expires_at=int(item["expires_at"]["N"]),
+        )
+
+
+def _valid_id(run_id: str) -> bool:
+    return run_id.startswith("run_") and len(run_id) == 28 and run_id[4:].isalnum()
+
+
+def _encode_cursor(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, gsi1pk: str) -> dict[str, Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        key = json.loads(base64.urlsafe_b64decode(padded))
+        if key["gsi1pk"]["S"] != gsi1pk:
+            raise ValueError("cursor of another listing")
+        return dict(key)
+    except (ValueError, KeyError, TypeError):
+        raise InvalidRequest(
+            "The cursor is not valid for this listing.", param="after", code="invalid_cursor"
+        ) from None
