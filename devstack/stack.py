@@ -9,6 +9,7 @@ environment variables the CDK stacks set. `make dev` and the integration tests b
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import secrets
 import signal
@@ -38,8 +39,17 @@ class StackConfig:
     host: str = "127.0.0.1"
     api_port: int = 0  # 0: any free port
     stream_port: int = 0
-    worker_port: int = 0
+    worker_port: int = 0  # the load balancer in front of the workers
     moto_port: int = 0
+    workers: int = 1
+    # How long the gateway waits before answering 202 with a run (None: as deployed, a
+    # few seconds below the integration timeout).
+    sync_deadline_seconds: float | None = None
+    run_lease_seconds: float = 30.0
+    run_heartbeat_seconds: float = 10.0
+    run_watchdog_seconds: float = 60.0
+    run_max_attempts: int = 3
+    run_poll_seconds: float = 0.5
     integration_timeout_seconds: float = 29.0
     forward_timeout_seconds: float = 28.0
     first_token_ms: float = 0.0
@@ -85,6 +95,9 @@ class LocalStack:
             "worker": c.worker_port or free_port(c.host),
             "moto": c.moto_port or free_port(c.host),
         }
+        self.worker_ports = [free_port(c.host) for _ in range(c.workers)]
+        self.queue_url = ""
+        self.dlq_url = ""
         self.internal_token = secrets.token_urlsafe(32)
         self.api_key = ""
         self._children: list[_Child] = []
@@ -100,7 +113,23 @@ class LocalStack:
 
     @property
     def worker_url(self) -> str:
+        """The load balancer in front of the workers."""
         return f"http://{self.config.host}:{self.ports['worker']}"
+
+    @property
+    def worker_urls(self) -> list[str]:
+        """Each worker process, by its index."""
+        return [f"http://{self.config.host}:{port}" for port in self.worker_ports]
+
+    def worker_process(self, index: int) -> subprocess.Popen[bytes]:
+        return next(c.process for c in self._children if c.name == f"worker-{index}")
+
+    @property
+    def sync_deadline_seconds(self) -> float:
+        if self.config.sync_deadline_seconds is not None:
+            return self.config.sync_deadline_seconds
+        timeout = self.config.integration_timeout_seconds
+        return min(25.0, max(timeout - 4.0, timeout * 0.75))
 
     @property
     def aws_endpoint(self) -> str:
@@ -128,13 +157,29 @@ class LocalStack:
                 DEV_TENANT, "development", secret=self.config.dev_api_key
             )
             self.api_key = minted.secret
+            self._create_queues()
             env = self._env()
-            self._spawn("worker", self._uvicorn("containers.worker.app", "worker"), env)
-            self._spawn("stream", self._uvicorn("lambdas.stream.app", "stream"), env)
-            self._spawn("apigw", self._uvicorn("devstack.apigw", "api"), env)
+            for index, port in enumerate(self.worker_ports):
+                worker_env = {
+                    **env,
+                    "SWITCHBOARD_WORKER_ID": f"worker-{index}",
+                    "SWITCHBOARD_ADVERTISE_URL": self.worker_urls[index],
+                }
+                args = self._uvicorn("containers.worker.app", port, worker=True)
+                self._spawn(f"worker-{index}", args, worker_env)
+            backends = [f"{self.config.host}:{port}" for port in self.worker_ports]
+            self._spawn(
+                "balancer",
+                ["-m", "devstack.balancer", "--host", self.config.host,
+                 "--port", str(self.ports["worker"]), *backends],
+                env,
+            )  # fmt: skip
+            self._spawn("stream", self._uvicorn("lambdas.stream.app", self.ports["stream"]), env)
+            self._spawn("apigw", self._uvicorn("devstack.apigw", self.ports["api"]), env)
             self._wait_ready(
                 {
-                    "worker": f"{self.worker_url}/health",
+                    **{f"worker-{i}": f"{url}/health" for i, url in enumerate(self.worker_urls)},
+                    "balancer": f"{self.worker_url}/health",
                     "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
                     # API Gateway has no health route: an unauthenticated call answering
                     # 401 shows that the emulator and the gateway handler are both up.
@@ -199,19 +244,44 @@ class LocalStack:
             "SWITCHBOARD_LOCAL_FIRST_TOKEN_MS": str(c.first_token_ms),
             "SWITCHBOARD_LOCAL_CHUNK_MS": str(c.chunk_ms),
             "SWITCHBOARD_LOCAL_WORDS_PER_CHUNK": str(c.words_per_chunk),
+            "SWITCHBOARD_RUN_QUEUE_URL": self.queue_url,
+            "SWITCHBOARD_RUN_DLQ_URL": self.dlq_url,
+            "SWITCHBOARD_RUN_LEASE_SECONDS": str(c.run_lease_seconds),
+            "SWITCHBOARD_RUN_HEARTBEAT_SECONDS": str(c.run_heartbeat_seconds),
+            "SWITCHBOARD_RUN_WATCHDOG_SECONDS": str(c.run_watchdog_seconds),
+            "SWITCHBOARD_RUN_MAX_ATTEMPTS": str(c.run_max_attempts),
+            "SWITCHBOARD_RUN_POLL_SECONDS": str(c.run_poll_seconds),
+            "SWITCHBOARD_SYNC_DEADLINE_SECONDS": str(self.sync_deadline_seconds),
         }
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
             env.pop(name, None)
         env.update(c.extra_env)
         return env
 
-    def _uvicorn(self, module: str, port_name: str) -> list[str]:
+    def _create_queues(self) -> None:
+        """The run queue and its dead-letter queue, as the CDK app creates them."""
+        sqs = self.client("sqs")
+        self.dlq_url = sqs.create_queue(QueueName="switchboard-runs-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=self.dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.queue_url = sqs.create_queue(
+            QueueName="switchboard-runs",
+            Attributes={
+                "VisibilityTimeout": "30",
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 1000}
+                ),
+            },
+        )["QueueUrl"]
+
+    def _uvicorn(self, module: str, port: int, *, worker: bool = False) -> list[str]:
         args = [
             "-m", "uvicorn", f"{module}:create_app", "--factory",
-            "--host", self.config.host, "--port", str(self.ports[port_name]),
+            "--host", self.config.host, "--port", str(port),
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-        if port_name == "worker":
+        if worker:
             args += ["--loop", "uvloop", "--http", "httptools"]
         return args
 

@@ -19,6 +19,7 @@ class FrontDoorSettings:
     internal_token: str | None
     internal_token_secret_arn: str | None
     forward_timeout_seconds: float = 28.0
+    sync_deadline_seconds: float = 25.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     key_cache_seconds: float = 10.0
 
@@ -31,6 +32,9 @@ class FrontDoorSettings:
             internal_token_secret_arn=env_optional(env, "SWITCHBOARD_INTERNAL_TOKEN_SECRET_ARN"),
             forward_timeout_seconds=env_float(
                 env, "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS", 28.0, minimum=0.1
+            ),
+            sync_deadline_seconds=env_float(
+                env, "SWITCHBOARD_SYNC_DEADLINE_SECONDS", 25.0, minimum=0.05
             ),
             max_request_bytes=env_int(
                 env, "SWITCHBOARD_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024

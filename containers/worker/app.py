@@ -7,10 +7,13 @@ is open so the load balancer can probe it and says nothing about the deployment.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import boto3
 from starlette.applications import Starlette
@@ -18,6 +21,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from containers.worker import ecs
+from containers.worker.runs_api import accepted, deadline, idempotency_key, run_routes
 from containers.worker.settings import WorkerSettings
 from services.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
 from services.auth import Authenticator
@@ -28,10 +33,13 @@ from services.conversation_chat import (
     conversation_id_of,
 )
 from services.conversations import ConversationSettings
+from services.errors import InvalidRequest
 from services.keys import KeyStore
 from services.openai_chat import ChatCompletionRequest, parse_chat_request
 from services.providers import build_providers
 from services.providers.base import Provider
+from services.runs.service import RunService, RunSettings
+from services.runs.store import RunStore
 from services.sse import HEADERS as SSE_HEADERS
 
 
@@ -40,6 +48,7 @@ def create_app(
     *,
     providers: dict[str, Provider] | None = None,
     authenticator: Authenticator | None = None,
+    runs: RunService | None = None,
 ) -> Starlette:
     settings = settings or WorkerSettings.from_env()
     if providers is None:
@@ -58,6 +67,9 @@ def create_app(
         """Built on the first conversation turn, so a worker without one needs no AWS."""
         store = conversation_settings.store(settings.table)
         return ConversationChat(chat, store, max_turn_chars=conversation_settings.max_turn_chars)
+
+    if runs is None and settings.run_queue_url:
+        runs = _run_service(settings, catalogue)
 
     async def health(request: Request) -> Response:
         return JSONBytesResponse({"status": "ok"})
@@ -80,14 +92,51 @@ def create_app(
             return await _conversation_turn(
                 conversations(), principal.tenant_id, parsed, conversation_id
             )
+        key = idempotency_key(request)
         if parsed.stream:
+            if key is not None:
+                raise InvalidRequest(
+                    "Idempotency-Key applies to non-streamed chat completions; for a streamed "
+                    "completion that survives a retry, create a run and follow its events.",
+                    param="Idempotency-Key",
+                    code="unsupported_parameter",
+                )
             frames = await chat.stream(parsed)
             return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
-        return JSONBytesResponse(await chat.complete(parsed))
+        wait = deadline(request, 0.0) if "x-switchboard-deadline-ms" in request.headers else None
+        if runs is None or (key is None and wait is None):
+            return JSONBytesResponse(await chat.complete(parsed))
+        principal = await authenticator.authenticate_async(request.headers)
+        if key is not None:
+            # A retried request with the same key gets the same run, and so the same answer.
+            run, _ = await runs.create(
+                principal, "chat.completion", body, background=False, idempotency_key=key
+            )
+            run = await runs.wait(
+                principal, run, wait if wait is not None else settings.run_wait_seconds
+            )
+            if run.status == "succeeded":
+                return JSONBytesResponse(run.result)
+            if run.terminal:
+                return JSONBytesResponse({"error": run.error}, status_code=_status_of(run.error))
+            return accepted(run)
+        # Past the front door's deadline, the answer would be lost to API Gateway's wall:
+        # hand the work to a run and answer 202 with where its result will be.
+        work = asyncio.create_task(chat.complete(parsed))
+        done, _ = await asyncio.wait({work}, timeout=wait)
+        if done:
+            return JSONBytesResponse(work.result())
+        return accepted(await runs.promote(principal, body, work))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        consumer = asyncio.create_task(runs.consume()) if runs is not None else None
         yield
+        if runs is not None and consumer is not None:
+            await runs.stop()
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
         if conversations.cache_info().currsize:
             await conversations().aclose()  # let abandoned streams finish storing
         for provider in providers.values():
@@ -98,11 +147,46 @@ def create_app(
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            *run_routes(runs, authenticator, settings.max_request_bytes, settings.run_wait_seconds),
         ],
         lifespan=lifespan,
     )
     install_error_handlers(app)
     return app
+
+
+def _run_service(settings: WorkerSettings, catalogue: Catalogue) -> RunService:
+    assert settings.run_queue_url is not None and settings.run_dlq_url is not None
+    store = RunStore(
+        boto3.client("dynamodb"), settings.table, retention_days=settings.run_retention_days
+    )
+    return RunService(
+        store,
+        boto3.client("sqs"),
+        catalogue,
+        RunSettings(
+            queue_url=settings.run_queue_url,
+            dlq_url=settings.run_dlq_url,
+            worker_id=settings.worker_id,
+            advertise_url=settings.advertise_url or ecs.advertise_url(os.environ),
+            lease_seconds=settings.run_lease_seconds,
+            heartbeat_seconds=settings.run_heartbeat_seconds,
+            watchdog_seconds=settings.run_watchdog_seconds,
+            max_attempts=settings.run_max_attempts,
+            poll_seconds=settings.run_poll_seconds,
+        ),
+        internal_token=settings.internal_token,
+    )
+
+
+def _status_of(error: dict[str, Any] | None) -> int:
+    """The HTTP status a retried request gets for its run's failure."""
+    error = error or {}
+    if error.get("code") == "run_cancelled":
+        return 409
+    return {"upstream_error": 502, "timeout": 504, "invalid_request_error": 400}.get(
+        str(error.get("type")), 500
+    )
 
 
 async def _conversation_turn(

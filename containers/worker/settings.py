@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.config import env_float, env_int, env_optional, env_str
+from services.config import ConfigError, env_float, env_int, env_optional, env_str
 
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
@@ -17,15 +18,54 @@ class WorkerSettings:
     internal_token: str | None
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     key_cache_seconds: float = 10.0
+    # Durable runs: without a queue, the runs API answers 503.
+    run_queue_url: str | None = None
+    run_dlq_url: str | None = None
+    worker_id: str = "worker"
+    advertise_url: str | None = None
+    run_lease_seconds: float = 30.0
+    run_heartbeat_seconds: float = 10.0
+    run_watchdog_seconds: float = 60.0
+    run_max_attempts: int = 3
+    run_wait_seconds: float = 25.0
+    run_poll_seconds: float = 0.5
+    run_retention_days: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
         env = os.environ if env is None else env
-        return cls(
+        settings = cls(
             table=env_str(env, "SWITCHBOARD_TABLE"),
             internal_token=env_optional(env, "SWITCHBOARD_INTERNAL_TOKEN"),
             max_request_bytes=env_int(
                 env, "SWITCHBOARD_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024
             ),
             key_cache_seconds=env_float(env, "SWITCHBOARD_KEY_CACHE_SECONDS", 10.0),
+            run_queue_url=env_optional(env, "SWITCHBOARD_RUN_QUEUE_URL"),
+            run_dlq_url=env_optional(env, "SWITCHBOARD_RUN_DLQ_URL"),
+            worker_id=env_str(
+                env, "SWITCHBOARD_WORKER_ID", f"{socket.gethostname()}-{os.getpid()}"
+            ),
+            advertise_url=env_optional(env, "SWITCHBOARD_ADVERTISE_URL"),
+            run_lease_seconds=env_float(env, "SWITCHBOARD_RUN_LEASE_SECONDS", 30.0, minimum=1.0),
+            run_heartbeat_seconds=env_float(
+                env, "SWITCHBOARD_RUN_HEARTBEAT_SECONDS", 10.0, minimum=0.1
+            ),
+            run_watchdog_seconds=env_float(
+                env, "SWITCHBOARD_RUN_WATCHDOG_SECONDS", 60.0, minimum=1.0
+            ),
+            run_max_attempts=env_int(env, "SWITCHBOARD_RUN_MAX_ATTEMPTS", 3, minimum=1),
+            run_wait_seconds=env_float(env, "SWITCHBOARD_RUN_WAIT_SECONDS", 25.0, minimum=0.1),
+            run_poll_seconds=env_float(env, "SWITCHBOARD_RUN_POLL_SECONDS", 0.5, minimum=0.05),
+            run_retention_days=env_int(env, "SWITCHBOARD_RUN_RETENTION_DAYS", 30, minimum=1),
         )
+        if settings.run_heartbeat_seconds * 2 > settings.run_lease_seconds:
+            raise ConfigError(
+                "SWITCHBOARD_RUN_HEARTBEAT_SECONDS must be at most half of "
+                "SWITCHBOARD_RUN_LEASE_SECONDS, or a live owner's lease could lapse"
+            )
+        if bool(settings.run_queue_url) != bool(settings.run_dlq_url):
+            raise ConfigError(
+                "set both SWITCHBOARD_RUN_QUEUE_URL and SWITCHBOARD_RUN_DLQ_URL, or neither"
+            )
+        return settings

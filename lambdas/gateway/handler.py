@@ -21,9 +21,12 @@ from services.conversations_api import ConversationsAPI
 from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from services.frontdoor import FrontDoorSettings
 from services.keys import KeyStore
+from services.runs.sse import parse_after, sse_frame
+from services.runs.store import RunStore
 from services.worker_client import WorkerClient
 
-_RELAYED_HEADERS = (CONVERSATION_HEADER, TRIMMED_HEADER)
+DEADLINE_HEADER = "x-switchboard-deadline-ms"
+_RELAYED_HEADERS = ("location", "retry-after", CONVERSATION_HEADER, TRIMMED_HEADER)
 # Leave the handler this much of the Lambda's remaining time to answer after a worker timeout.
 _DEADLINE_MARGIN_SECONDS = 0.5
 
@@ -36,6 +39,7 @@ class Runtime:
     settings: FrontDoorSettings
     authenticator: Authenticator
     worker: WorkerClient
+    runs: RunStore
     internal_token: str
 
 
@@ -49,11 +53,13 @@ def runtime() -> Runtime:
         import boto3
 
         settings = FrontDoorSettings.from_env(os.environ)
-        keys = KeyStore(boto3.client("dynamodb"), settings.table)
+        dynamodb = boto3.client("dynamodb")
+        keys = KeyStore(dynamodb, settings.table)
         _runtime = Runtime(
             settings=settings,
             authenticator=Authenticator(keys, cache_seconds=settings.key_cache_seconds),
             worker=WorkerClient(settings.worker_url),
+            runs=RunStore(dynamodb, settings.table),
             internal_token=settings.resolve_internal_token(lambda: boto3.client("secretsmanager")),
         )
     return _runtime
@@ -93,23 +99,37 @@ def _json_object(data: bytes) -> dict[str, Any]:
     return body
 
 
-def _deadline(rt: Runtime) -> float:
+def _timeout(rt: Runtime) -> float:
     remaining = app.lambda_context.get_remaining_time_in_millis() / 1000 - _DEADLINE_MARGIN_SECONDS
     return max(0.1, min(rt.settings.forward_timeout_seconds, remaining))
 
 
 def _forward(
-    rt: Runtime, principal: Principal, method: str, path: str, body: bytes | None
+    rt: Runtime,
+    principal: Principal,
+    method: str,
+    path: str,
+    body: bytes | None,
+    *,
+    sync: bool = False,
 ) -> Response[Any]:
+    """Call the worker. A `sync` call carries a deadline, past which the worker answers
+    202 with a run instead of letting API Gateway's integration timeout answer 504."""
     headers = internal_headers(principal, rt.internal_token)
     if body is not None:
         headers["content-type"] = "application/json"
-    result = rt.worker.request(method, path, headers=headers, body=body, timeout=_deadline(rt))
-    content_type = result.headers.get("content-type", "application/json")
+    key = _headers().get("idempotency-key")
+    if key is not None:
+        headers["idempotency-key"] = key
+    timeout = _timeout(rt)
+    if sync:
+        deadline = min(rt.settings.sync_deadline_seconds, timeout - _DEADLINE_MARGIN_SECONDS)
+        headers[DEADLINE_HEADER] = str(max(50, int(deadline * 1000)))
+    result = rt.worker.request(method, path, headers=headers, body=body, timeout=timeout)
     relayed = {k: v for k, v in result.headers.items() if k in _RELAYED_HEADERS}
     return Response(
         status_code=result.status,
-        content_type=content_type,
+        content_type=result.headers.get("content-type", "application/json"),
         body=result.body.decode(),
         headers=relayed or None,
     )
@@ -120,10 +140,12 @@ def chat_completions() -> Response[Any]:
     rt = runtime()
     principal = _authenticate(rt)
     data = _body(rt)
-    _json_object(data)
     # A streamed answer comes back whole: a buffered Lambda cannot stream through API
     # Gateway. Clients that want tokens as they are made use the stream front door.
-    return _forward(rt, principal, "POST", "/v1/chat/completions", data)
+    body = _json_object(data)
+    return _forward(
+        rt, principal, "POST", "/v1/chat/completions", data, sync=not body.get("stream")
+    )
 
 
 @app.get("/v1/models")
@@ -132,9 +154,79 @@ def list_models() -> Response[Any]:
     return _forward(rt, _authenticate(rt), "GET", "/v1/models", None)
 
 
+@app.post("/v1/runs")
+def create_run() -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    data = _body(rt)
+    body = _json_object(data)
+    return _forward(rt, principal, "POST", "/v1/runs", data, sync=not body.get("background"))
+
+
+@app.get("/v1/runs")
+def list_runs() -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    query = app.current_event.query_string_parameters or {}
+    limit = query.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= 100:
+        raise InvalidRequest(
+            "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value"
+        )
+    page, cursor = rt.runs.page(principal.tenant_id, limit=int(limit), cursor=query.get("after"))
+    return _json(
+        {
+            "object": "list",
+            "data": [r.public() for r in page],
+            "has_more": cursor is not None,
+            "next_cursor": cursor,
+        }
+    )
+
+
+@app.get("/v1/runs/<run_id>")
+def get_run(run_id: str) -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    return _json(rt.runs.require(principal.tenant_id, run_id).public())
+
+
+@app.post("/v1/runs/<run_id>/cancel")
+def cancel_run(run_id: str) -> Response[Any]:
+    rt = runtime()
+    # The worker cancels it, and tells the worker that owns it to stop at once.
+    return _forward(rt, _authenticate(rt), "POST", f"/v1/runs/{run_id}/cancel", None)
+
+
+@app.get("/v1/runs/<run_id>/events")
+def run_events(run_id: str) -> Response[Any]:
+    """The events persisted so far, as SSE, in one response: API Gateway cannot hold a
+    stream open. Follow a live run through the stream front door, or poll with
+    Last-Event-ID."""
+    rt = runtime()
+    principal = _authenticate(rt)
+    event = app.current_event
+    after = parse_after(
+        _headers().get("last-event-id"), (event.query_string_parameters or {}).get("after")
+    )
+    run = rt.runs.require(principal.tenant_id, run_id)
+    frames = b"".join(sse_frame(e) for e in rt.runs.events(run, after))
+    return Response(
+        status_code=200,
+        content_type="text/event-stream",
+        body=frames.decode(),
+        headers={"cache-control": "no-cache"},
+    )
+
+
+def _json(body: Any) -> Response[Any]:
+    return Response(status_code=200, content_type="application/json", body=json.dumps(body))
+
+
 _ROUTES = {
     "/v1/chat/completions": "POST",
     "/v1/models": "GET",
+    "/v1/runs": "GET or POST",
     "/v1/conversations": "GET or POST",
 }
 

@@ -34,9 +34,11 @@ _RELAYED_HEADERS = (
     "content-type",
     "retry-after",
     "x-request-id",
+    "location",
     CONVERSATION_HEADER,
     TRIMMED_HEADER,
 )
+_FORWARDED_HEADERS = ("idempotency-key", "last-event-id")
 
 
 def create_app(
@@ -72,8 +74,11 @@ def create_app(
         headers = internal_headers(principal, token)
         if body is not None:
             headers["content-type"] = "application/json"
+        for name in _FORWARDED_HEADERS:
+            if name in request.headers:
+                headers[name] = request.headers[name]
         upstream_request = client.build_request(
-            method, request.url.path, headers=headers, content=body
+            method, request.url.path, params=request.query_params, headers=headers, content=body
         )
         try:
             upstream = await client.send(upstream_request, stream=True)
@@ -106,6 +111,16 @@ def create_app(
         return await relay(request, principal, "POST", body)
 
     async def list_models(request: Request) -> Response:
+        return await relay(request, await authenticate(request), "GET", None)
+
+    async def post_json(request: Request) -> Response:
+        principal = await authenticate(request)
+        body = await read_body(request, settings.max_request_bytes)
+        if body and not isinstance(decode_json(body), dict):
+            raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+        return await relay(request, principal, "POST", body or None)
+
+    async def get(request: Request) -> Response:
         return await relay(request, await authenticate(request), "GET", None)
 
     conversation_settings = ConversationSettings.from_env(os.environ)
@@ -160,6 +175,11 @@ def create_app(
                 conversation,
                 methods=["GET", "PATCH", "DELETE"],
             ),
+            Route("/v1/runs", post_json, methods=["POST"]),
+            Route("/v1/runs", get, methods=["GET"]),
+            Route("/v1/runs/{run_id}", get, methods=["GET"]),
+            Route("/v1/runs/{run_id}/cancel", post_json, methods=["POST"]),
+            Route("/v1/runs/{run_id}/events", get, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
