@@ -39,6 +39,8 @@ def build(app: App, config: StageConfig, *, repo_root: Path = REPO_ROOT) -> dict
         repo_root=repo_root,
         table=stateful.table,
         bucket=stateful.bucket,
+        run_queue=stateful.run_queue,
+        run_dead_letters=stateful.run_dead_letters,
         internal_token=stateful.internal_token,
     )
     frontdoor = FrontDoorStack(

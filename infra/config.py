@@ -67,7 +67,8 @@ class StageConfig:
     nat_gateways: int = 1
 
     api_integration_timeout_seconds: int = 29
-    gateway_forward_timeout_seconds: float = 25.0
+    # Past this, a synchronous call is answered 202 with a run instead of waiting on.
+    sync_deadline_seconds: float = 25.0
     gateway_memory_mib: int = 512
     stream_memory_mib: int = 512
     lwa_layer_version: int = 25
@@ -95,6 +96,11 @@ class StageConfig:
     def lambda_timeout_seconds(self) -> int:
         """The gateway Lambda outlives the API Gateway integration by one second, no more."""
         return self.api_integration_timeout_seconds + 1
+
+    @property
+    def gateway_forward_timeout_seconds(self) -> int:
+        """The gateway never waits on the worker longer than API Gateway waits on it."""
+        return self.api_integration_timeout_seconds - 1
 
     @property
     def worker_scheme(self) -> str:
@@ -174,10 +180,10 @@ class StageConfig:
                 f"api_integration_timeout_seconds {self.api_integration_timeout_seconds} "
                 f"must be 1-{LAMBDA_MAX_TIMEOUT_SECONDS - 1} (above 29 needs a quota increase)"
             )
-        if not 0 < self.gateway_forward_timeout_seconds < self.api_integration_timeout_seconds:
+        if not 0 < self.sync_deadline_seconds <= self.api_integration_timeout_seconds - 2:
             yield (
-                f"gateway_forward_timeout_seconds {self.gateway_forward_timeout_seconds} must "
-                f"be > 0 and below api_integration_timeout_seconds "
+                f"sync_deadline_seconds {self.sync_deadline_seconds} must be > 0 and at least "
+                f"2 s below api_integration_timeout_seconds "
                 f"{self.api_integration_timeout_seconds}, or the gateway cannot answer a 202 "
                 "before API Gateway answers a 504"
             )

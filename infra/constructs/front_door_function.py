@@ -73,6 +73,7 @@ class FrontDoorFunction(Construct):
                 "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": _seconds(
                     config.gateway_forward_timeout_seconds
                 ),
+                "SWITCHBOARD_SYNC_DEADLINE_SECONDS": _seconds(config.sync_deadline_seconds),
                 "SWITCHBOARD_MAX_REQUEST_BYTES": str(config.max_request_bytes),
                 "SWITCHBOARD_KEY_CACHE_SECONDS": str(config.key_cache_seconds),
                 **(environment or {}),

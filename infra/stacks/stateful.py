@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnResource, RemovalPolicy, Stack
+from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
@@ -17,6 +18,12 @@ from infra.config import StageConfig
 TABLE_LOGICAL_ID = "SwitchboardTable"
 INTERNAL_TOKEN_LOGICAL_ID = "SwitchboardInternalToken"
 BUCKET_LOGICAL_ID = "SwitchboardBucket"
+RUN_QUEUE_LOGICAL_ID = "SwitchboardRunQueue"
+RUN_DLQ_LOGICAL_ID = "SwitchboardRunDeadLetterQueue"
+# A backstop only: workers count a run's attempts themselves and move its message to the
+# dead-letter queue when they give up. Until then a message is received again every
+# watchdog interval while its run is alive, which this must not cut short.
+RUN_QUEUE_MAX_RECEIVES = 1000
 TTL_ATTRIBUTE = "expires_at"
 # Lists a tenant's conversations, most recently updated first (services/conversations.py).
 GSI1 = "gsi1"
@@ -85,6 +92,30 @@ class StatefulStack(Stack):
             removal_policy=removal,
         )
         _pin(self.internal_token, INTERNAL_TOKEN_LOGICAL_ID)
+
+        # Runs in progress are only messages here: the queues are state, not plumbing.
+        self.run_dead_letters = sqs.Queue(
+            self,
+            "RunDeadLetterQueue",
+            retention_period=Duration.days(14),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            removal_policy=removal,
+        )
+        _pin(self.run_dead_letters, RUN_DLQ_LOGICAL_ID)
+        self.run_queue = sqs.Queue(
+            self,
+            "RunQueue",
+            visibility_timeout=Duration.seconds(60),
+            retention_period=Duration.days(4),
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.run_dead_letters, max_receive_count=RUN_QUEUE_MAX_RECEIVES
+            ),
+            removal_policy=removal,
+        )
+        _pin(self.run_queue, RUN_QUEUE_LOGICAL_ID)
 
 
 def _pin(construct: Construct, logical_id: str) -> None:

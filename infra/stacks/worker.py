@@ -13,6 +13,7 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
@@ -48,6 +49,8 @@ class WorkerStack(Stack):
         repo_root: Path,
         table: dynamodb.ITable,
         bucket: s3.IBucket,
+        run_queue: sqs.IQueue,
+        run_dead_letters: sqs.IQueue,
         internal_token: secretsmanager.ISecret,
         **kwargs: Any,
     ) -> None:
@@ -107,6 +110,8 @@ class WorkerStack(Stack):
                 "SWITCHBOARD_CONVERSATION_RETENTION_DAYS": str(config.conversation_retention_days),
                 "SWITCHBOARD_MAX_REQUEST_BYTES": str(config.max_request_bytes),
                 "SWITCHBOARD_KEY_CACHE_SECONDS": str(config.key_cache_seconds),
+                "SWITCHBOARD_RUN_QUEUE_URL": run_queue.queue_url,
+                "SWITCHBOARD_RUN_DLQ_URL": run_dead_letters.queue_url,
             },
             secrets={
                 "SWITCHBOARD_INTERNAL_TOKEN": ecs.Secret.from_secrets_manager(internal_token),
@@ -115,6 +120,9 @@ class WorkerStack(Stack):
         )
         table.grant_read_write_data(task.task_role)
         bucket.grant_read_write(task.task_role)
+        run_queue.grant_consume_messages(task.task_role)
+        run_queue.grant_send_messages(task.task_role)
+        run_dead_letters.grant_send_messages(task.task_role)
 
         self.service = ecs.FargateService(
             self,
@@ -133,6 +141,11 @@ class WorkerStack(Stack):
             ),
             # Without NAT gateways the tasks need a public address to reach the providers.
             assign_public_ip=not private,
+        )
+        # A worker follows and cancels the runs another worker owns at that worker's own
+        # address (services/runs/service.py), so workers must reach each other.
+        self.service.connections.allow_internally(
+            ec2.Port.tcp(WORKER_PORT), "workers reach the owner of a run"
         )
         scaling = self.service.auto_scale_task_count(
             min_capacity=config.worker_min_count, max_capacity=config.worker_max_count

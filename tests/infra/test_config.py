@@ -43,7 +43,7 @@ def test_config_is_frozen() -> None:
          "worker_max_count 1"),
         ({"nat_gateways": 3}, "nat_gateways 3"),
         ({"api_integration_timeout_seconds": 0}, "api_integration_timeout_seconds 0"),
-        ({"gateway_forward_timeout_seconds": 29}, "gateway_forward_timeout_seconds 29"),
+        ({"sync_deadline_seconds": 28}, "sync_deadline_seconds 28"),
         ({"gateway_memory_mib": 64}, "gateway_memory_mib 64"),
         ({"lwa_layer_version": 0}, "lwa_layer_version 0"),
         ({"log_retention_days": 31}, "log_retention_days 31"),
@@ -78,7 +78,7 @@ def test_from_context_coerces_cli_strings() -> None:
         "prod",
         {
             "nat_gateways": "2",
-            "gateway_forward_timeout_seconds": "20.5",
+            "sync_deadline_seconds": "20.5",
             "termination_protection": "false",
             "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
             "worker_domain_name": "worker.example.com",
@@ -87,7 +87,8 @@ def test_from_context_coerces_cli_strings() -> None:
     )
     assert config.name == "prod"
     assert config.nat_gateways == 2
-    assert config.gateway_forward_timeout_seconds == 20.5
+    assert config.sync_deadline_seconds == 20.5
+    assert config.gateway_forward_timeout_seconds == 28
     assert config.termination_protection is False
     assert config.alb_idle_timeout_seconds == 600
     assert config.worker_scheme == "https"

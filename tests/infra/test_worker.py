@@ -169,3 +169,49 @@ def test_docker_asset_stages_only_services_and_containers(synth: Synth) -> None:
     everything = {part for p in staged.rglob("*") for part in p.relative_to(staged).parts}
     for unwanted in (".venv", "tests", "cdk.out", "node_modules", "__pycache__", ".git"):
         assert unwanted not in everything
+
+
+def test_run_queues_reach_the_worker(synth: Synth) -> None:
+    stateful = synth.raw("stateful")["Resources"]
+    queue = stateful["SwitchboardRunQueue"]
+    dlq = stateful["SwitchboardRunDeadLetterQueue"]
+    assert queue["Type"] == dlq["Type"] == "AWS::SQS::Queue"
+    assert queue["DeletionPolicy"] == dlq["DeletionPolicy"] == "Retain"
+    redrive = queue["Properties"]["RedrivePolicy"]
+    assert redrive["maxReceiveCount"] == 1000
+    assert redrive["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["SwitchboardRunDeadLetterQueue", "Arn"]
+    }
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+
+    template = synth.raw("worker")
+    [task] = [r for r in template["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    env = {
+        e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]
+    }
+    assert "SWITCHBOARD_RUN_QUEUE_URL" in env and "SWITCHBOARD_RUN_DLQ_URL" in env
+    policies = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"]
+    actions = {
+        a
+        for p in policies
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+        for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    }
+    assert {
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:SendMessage",
+    } <= actions
+    # Workers reach each other on the worker port (to follow and cancel runs they do not own).
+    ingress = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+    ]
+    assert any(
+        i.get("FromPort") == 8000
+        and i.get("SourceSecurityGroupId")
+        and i["SourceSecurityGroupId"] == i["GroupId"]
+        for i in ingress
+    ), ingress
