@@ -30,6 +30,10 @@ def parse_args(argv: list[str]) -> StackConfig:
         "--chunk-ms", type=float, default=40.0, help="simulator latency between chunks (default 40)"
     )
     p.add_argument("--api-key", default=None, help="use this development API key (sb-...)")
+    p.add_argument(
+        "--workers", type=int, default=2,
+        help="worker processes behind the local load balancer (default 2)",
+    )  # fmt: skip
     a = p.parse_args(argv)
     return StackConfig(
         api_port=a.api_port,
@@ -41,6 +45,7 @@ def parse_args(argv: list[str]) -> StackConfig:
         first_token_ms=a.first_token_ms,
         chunk_ms=a.chunk_ms,
         dev_api_key=a.api_key,
+        workers=a.workers,
     )
 
 
@@ -51,7 +56,7 @@ Switchboard is running on 127.0.0.1 (the model is the local simulator, not a rea
 
   API (API Gateway emulator)   {stack.api_url}
   Streaming (Function URL)     {stack.stream_url}
-  Worker (internal)            {stack.worker_url}
+  Workers (load balancer)      {stack.worker_url}  ({len(stack.worker_urls)} processes)
   DynamoDB/SQS/S3 (moto)       {stack.aws_endpoint}
 
   Development API key          {key}
