@@ -1,6 +1,7 @@
 """The provider registry.
 
-Every module in this package except `base` is a provider adapter and defines
+Every module in this package except the shared ones (`base`, the port and canonical
+types; `errors`; `timeouts`) is a provider adapter and defines
 `create(env: Mapping[str, str]) -> Provider | None`, returning None when the environment
 holds no credentials for it (a provider without credentials is not offered). Adding a
 provider is adding one file here.
@@ -15,7 +16,7 @@ from typing import cast
 
 from services.providers.base import Provider
 
-_NOT_ADAPTERS = {"base"}
+_NOT_ADAPTERS = {"base", "errors", "timeouts"}
 
 Factory = Callable[[Mapping[str, str]], Provider | None]
 
