@@ -1,34 +1,117 @@
-"""The model catalogue: which public model names a caller may use, and who serves them.
+"""The model catalogue: which model names a caller may use, and who serves them.
 
-Public names are `<provider>/<model>` (for example `local/simulator`). Only providers
-that are configured appear, so a provider without credentials is never offered.
+Names are provider models (`<provider>/<model>`, for example `local/simulator`), aliases
+of one model, and routes (an ordered list of models, with fallback along it), all read
+from `services/models.toml`. Only what a configured provider serves appears: a provider
+without credentials is never offered, and a route keeps only its available models.
+
+Every name resolves to a `Route` whose `provider` is a `Router`, so retries, fallback,
+circuit breakers and timeouts apply to every call, whatever the name.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from services.config import ConfigError
 from services.errors import NotFound
 from services.providers.base import Provider
+from services.providers.timeouts import Timeouts
+from services.routing import Breakers, Router, RoutingSettings, Target
+
+DEFAULT_CONFIG = Path(__file__).with_name("models.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueConfig:
+    context_windows: dict[str, int] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
+    routes: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_CONFIG) -> CatalogueConfig:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read the model catalogue {path}: {exc}") from None
+        config = cls(
+            context_windows={
+                name: int(entry.get("context_window", 0))
+                for name, entry in raw.get("models", {}).items()
+                if entry.get("context_window")
+            },
+            aliases=dict(raw.get("aliases", {})),
+            routes={name: list(models) for name, models in raw.get("routes", {}).items()},
+        )
+        config.check(path)
+        return config
+
+    def check(self, source: Path | str = "catalogue") -> None:
+        for name, target in self.aliases.items():
+            if "/" in name or "/" not in target:
+                raise ConfigError(
+                    f"{source}: alias '{name}' must be a bare name for a provider model"
+                )
+        for name, models in self.routes.items():
+            if "/" in name or name in self.aliases:
+                raise ConfigError(f"{source}: route '{name}' must be a bare name, unique")
+            if not models or any("/" not in m for m in models):
+                raise ConfigError(f"{source}: route '{name}' must list provider models")
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
     public_name: str
-    provider: Provider
-    model: str
-    context_window: int
+    provider: Provider  # a Router over the targets
+    model: str  # the first target's model id
+    context_window: int  # the smallest of the targets': a request must fit every one
+    owned_by: str = "switchboard"
 
 
 class Catalogue:
-    def __init__(self, providers: dict[str, Provider]) -> None:
-        self._routes: dict[str, Route] = {}
+    def __init__(
+        self,
+        providers: dict[str, Provider],
+        config: CatalogueConfig | None = None,
+        *,
+        routing: RoutingSettings | None = None,
+        timeouts: Mapping[str, Timeouts] | None = None,
+    ) -> None:
+        config = config or CatalogueConfig()
+        routing = routing or RoutingSettings()
+        breakers = Breakers(routing)
+        timeouts = timeouts or {}
+        targets: dict[str, tuple[Target, int]] = {}
         for provider_name, provider in providers.items():
             for model in provider.models():
-                public = f"{provider_name}/{model}"
-                self._routes[public] = Route(
-                    public, provider, model, provider.context_window(model)
-                )
+                name = f"{provider_name}/{model}"
+                window = config.context_windows.get(name) or provider.context_window(model)
+                target = Target(name, provider, model, timeouts.get(provider_name, Timeouts()))
+                targets[name] = (target, window)
+
+        def route(name: str, members: list[str], owned_by: str) -> Route | None:
+            available = [targets[m] for m in members if m in targets]
+            if not available:
+                return None
+            router = Router(name, [t for t, _ in available], routing, breakers)
+            window = min(w for _, w in available)
+            return Route(name, router, available[0][0].model, window, owned_by)
+
+        self._routes: dict[str, Route] = {}
+        for name, (target, _) in targets.items():
+            self._add(route(name, [name], target.provider.name))
+        for alias, name in config.aliases.items():
+            if name in targets:
+                self._add(route(alias, [name], targets[name][0].provider.name))
+        for name, members in config.routes.items():
+            self._add(route(name, members, "switchboard"))
+
+    def _add(self, route: Route | None) -> None:
+        if route is not None:
+            self._routes[route.public_name] = route
 
     def resolve(self, model: str) -> Route:
         route = self._routes.get(model)
@@ -45,4 +128,4 @@ class Catalogue:
         return sorted(self._routes)
 
     def owner(self, name: str) -> str:
-        return self._routes[name].provider.name
+        return self._routes[name].owned_by

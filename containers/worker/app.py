@@ -26,7 +26,7 @@ from containers.worker.runs_api import accepted, deadline, idempotency_key, run_
 from containers.worker.settings import WorkerSettings
 from services.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
 from services.auth import Authenticator
-from services.catalogue import Catalogue
+from services.catalogue import Catalogue, CatalogueConfig
 from services.chat import ChatService
 from services.conversation_chat import (
     ConversationChat,
@@ -38,6 +38,8 @@ from services.keys import KeyStore
 from services.openai_chat import ChatCompletionRequest, parse_chat_request
 from services.providers import build_providers
 from services.providers.base import Provider
+from services.providers.timeouts import Timeouts
+from services.routing import RoutingSettings
 from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
 from services.sse import HEADERS as SSE_HEADERS
@@ -58,7 +60,12 @@ def create_app(
         authenticator = Authenticator(
             keys, internal_token=settings.internal_token, cache_seconds=settings.key_cache_seconds
         )
-    catalogue = Catalogue(providers)
+    catalogue = Catalogue(
+        providers,
+        CatalogueConfig.load(),
+        routing=RoutingSettings.from_env(os.environ),
+        timeouts={name: Timeouts.from_env(os.environ, name) for name in providers},
+    )
     chat = ChatService(catalogue)
     conversation_settings = ConversationSettings.from_env(os.environ)
 

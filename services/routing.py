@@ -1,0 +1,278 @@
+"""Calling a route's providers: retries, fallback, circuit breakers and timeouts.
+
+A route is an ordered list of targets (provider models). The `Router` presents a route as
+one `Provider`, so everything that calls a model gets the same failure handling:
+
+- Each target is tried up to `max_attempts` times on a retryable failure (429, 5xx, a
+  reset, a timeout), with exponential backoff and full jitter, waiting at least what the
+  upstream's `Retry-After` asks. A Retry-After beyond the route's remaining retry budget
+  is not waited for: the next target is tried instead.
+- A non-retryable failure (the upstream refused the request itself: 400, 401, 404) is
+  raised at once, with the provider's message.
+- Fallback to the next target happens only before the first byte: once a stream has
+  yielded its first event, a failure ends it with that error (the caller keeps what was
+  sent and reports the error); it is never silently restarted elsewhere.
+- A stream that does not produce its first event within `first_byte` seconds, or falls
+  silent for `idle` seconds, or runs past `total`, fails with a timeout; it never hangs.
+- A circuit breaker per target opens after `breaker_failures` consecutive retryable
+  failures; while open the target is skipped; after `breaker_cooldown` one probe request
+  is let through, and its outcome closes or reopens the breaker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
+
+from services.config import env_float, env_int
+from services.errors import APIError, ServiceUnavailable
+from services.providers.base import Completion, CompletionRequest, Provider, StreamEvent
+from services.providers.errors import ProviderError, timed_out
+from services.providers.timeouts import Timeouts
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    max_attempts: int = 3
+    backoff_base: float = 0.25
+    backoff_max: float = 8.0
+    retry_budget: float = 30.0  # seconds of waiting between attempts, per request
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RoutingSettings:
+        d = cls()
+        return cls(
+            max_attempts=env_int(env, "SWITCHBOARD_RETRY_MAX_ATTEMPTS", d.max_attempts, minimum=1),
+            backoff_base=env_float(env, "SWITCHBOARD_RETRY_BACKOFF_SECONDS", d.backoff_base),
+            backoff_max=env_float(env, "SWITCHBOARD_RETRY_BACKOFF_MAX_SECONDS", d.backoff_max),
+            retry_budget=env_float(env, "SWITCHBOARD_RETRY_BUDGET_SECONDS", d.retry_budget),
+            breaker_failures=env_int(
+                env, "SWITCHBOARD_BREAKER_FAILURES", d.breaker_failures, minimum=1
+            ),
+            breaker_cooldown=env_float(
+                env, "SWITCHBOARD_BREAKER_COOLDOWN_SECONDS", d.breaker_cooldown
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One provider model on a route."""
+
+    name: str  # public name, `<provider>/<model>`
+    provider: Provider
+    model: str
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+class Breaker:
+    """Closed, open (skip until the cooldown ends), or half-open (one probe at a time)."""
+
+    def __init__(self, failures: int, cooldown: float, clock: Callable[[], float]) -> None:
+        self._threshold = failures
+        self._cooldown = cooldown
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        if self._clock() - self._opened_at < self._cooldown:
+            return "open"
+        return "half_open"
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half_open" and not self._probing:
+            self._probing = True
+            return True
+        return False
+
+    def success(self) -> None:
+        self._failures, self._opened_at, self._probing = 0, None, False
+
+    def failure(self) -> None:
+        self._failures += 1
+        if self._probing or self._failures >= self._threshold:
+            self._opened_at = self._clock()
+        self._probing = False
+
+    def release(self) -> None:
+        """A probe that ended without a verdict (a client error) lets the next one through."""
+        self._probing = False
+
+
+class Breakers:
+    """One breaker per target, shared by every route through it, per worker process."""
+
+    def __init__(
+        self, settings: RoutingSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._breakers: dict[str, Breaker] = {}
+
+    def get(self, name: str) -> Breaker:
+        breaker = self._breakers.get(name)
+        if breaker is None:
+            breaker = Breaker(
+                self._settings.breaker_failures, self._settings.breaker_cooldown, self._clock
+            )
+            self._breakers[name] = breaker
+        return breaker
+
+
+class Router(Provider):
+    """A route's targets behind the provider port."""
+
+    name = "router"
+
+    def __init__(
+        self,
+        route: str,
+        targets: list[Target],
+        settings: RoutingSettings,
+        breakers: Breakers,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if not targets:
+            raise ValueError(f"route {route} has no targets")
+        self.route = route
+        self.targets = targets
+        self._settings = settings
+        self._breakers = breakers
+        self._sleep = sleep
+        self._jitter = jitter
+
+    def models(self) -> list[str]:
+        return [self.route]
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        async def call(target: Target) -> Completion:
+            try:
+                return await asyncio.wait_for(
+                    target.provider.complete(replace(request, model=target.model)),
+                    target.timeouts.total,
+                )
+            except TimeoutError:
+                raise timed_out(
+                    target.provider.name, "whole answer", target.timeouts.total
+                ) from None
+
+        return await self._route(call)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        opened: list[tuple[Target, AsyncIterator[StreamEvent], StreamEvent | None]] = []
+
+        async def open_stream(target: Target) -> None:
+            events = target.provider.stream(replace(request, model=target.model)).__aiter__()
+            try:
+                first: StreamEvent | None = await asyncio.wait_for(
+                    events.__anext__(), target.timeouts.first_byte
+                )
+            except StopAsyncIteration:
+                first = None
+            except TimeoutError:
+                await _close(events)
+                raise timed_out(
+                    target.provider.name, "first byte", target.timeouts.first_byte
+                ) from None
+            except BaseException:
+                await _close(events)
+                raise
+            opened.append((target, events, first))
+
+        await self._route(open_stream)
+        target, events, first = opened[0]
+        try:
+            if first is None:
+                return
+            yield first
+            deadline = time.monotonic() + target.timeouts.total
+            while True:
+                wait = min(target.timeouts.idle, deadline - time.monotonic())
+                try:
+                    event = await asyncio.wait_for(events.__anext__(), max(wait, 0.0))
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    phase = "next chunk" if wait == target.timeouts.idle else "whole answer"
+                    seconds = (
+                        target.timeouts.idle if phase == "next chunk" else target.timeouts.total
+                    )
+                    raise timed_out(target.provider.name, phase, seconds) from None
+                yield event
+        finally:
+            await _close(events)
+
+    async def _route(self, call: Callable[[Target], Awaitable[T]]) -> T:
+        """`call` on the first target that answers, with retries and fallback."""
+        budget = self._settings.retry_budget
+        last: APIError | None = None
+        skipped: list[str] = []
+        for target in self.targets:
+            breaker = self._breakers.get(target.name)
+            for attempt in range(self._settings.max_attempts):
+                if not breaker.allow():
+                    skipped.append(target.name)
+                    break
+                try:
+                    result = await call(target)
+                except ProviderError as exc:
+                    last = exc
+                    if not exc.retryable:
+                        breaker.release()
+                        raise
+                    breaker.failure()
+                    if attempt + 1 == self._settings.max_attempts:
+                        break
+                    delay = self._backoff(attempt, exc.retry_after)
+                    if delay > budget:
+                        break  # not worth waiting for here: try the next target
+                    budget -= delay
+                    await self._sleep(delay)
+                    continue
+                except APIError:
+                    breaker.release()
+                    raise
+                breaker.success()
+                return result
+        if last is not None:
+            raise last
+        raise ServiceUnavailable(
+            f"Every provider for '{self.route}' is unavailable right now "
+            f"(circuit open: {', '.join(skipped)}); try again shortly.",
+            code="providers_unavailable",
+            headers={"retry-after": str(int(self._settings.breaker_cooldown))},
+        )
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        ceiling = min(self._settings.backoff_max, self._settings.backoff_base * 2.0**attempt)
+        delay = ceiling * self._jitter()
+        return max(delay, retry_after) if retry_after is not None else delay
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def _close(events: AsyncIterator[StreamEvent]) -> None:
+    close = getattr(events, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()
