@@ -76,6 +76,7 @@ class FakeHTTPServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
         self.port = 0
 
     @property
@@ -92,6 +93,10 @@ class FakeHTTPServer:
         async def close() -> None:
             if self._server is not None:
                 self._server.close()
+            # Keep-alive connections a pooled client left open end here, on a live loop.
+            for task in self._connections:
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -102,6 +107,9 @@ class FakeHTTPServer:
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
         try:
             while True:
                 request = await _read_request(reader)
@@ -114,6 +122,7 @@ class FakeHTTPServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._connections.discard(task)
             if not writer.transport.is_closing():
                 writer.close()
 
