@@ -1,0 +1,462 @@
+"""`openai`: OpenAI's Chat Completions API through the official `openai` SDK.
+
+Translation, canonical to Chat Completions and back:
+- Roles keep their names (`system`, `developer`, `user`, `assistant`, `tool`); text-only
+  content goes as a string, several parts as a list; images as `image_url` parts (a base64
+  image is already a `data:` URL). Images are accepted only in user messages, the only
+  place Chat Completions takes them; elsewhere the request is refused with a 400 naming
+  the message.
+- `tool_choice` is the OpenAI form already and passes through as given.
+- `max_tokens` is sent as `max_completion_tokens` (the only form reasoning models accept).
+- Usage: OpenAI's `prompt_tokens` includes the cached prompt tokens. Canonically
+  `input_tokens` is every prompt token, cached included, and `cached_input_tokens` is the
+  cached part (`prompt_tokens_details.cached_tokens`).
+- Finish reasons: `stop`, `length`, `tool_calls` (and the legacy `function_call`) and
+  `content_filter` map to themselves. An unknown or missing reason is `stop`, the normal
+  end of a turn. A turn that produced tool calls ends with `tool_calls` even when the
+  upstream said `stop` (some OpenAI-compatible servers do), so clients run the tools.
+
+Failures become `ProviderError`s: an HTTP status through `from_status` (with Retry-After),
+an unreachable upstream as `connection_failed`, a read or connect timeout as `timed_out`,
+an unreadable chunk as `malformed`. The SDK never retries (`max_retries=0`): the router
+does. Its read timeout is finite (the longer of first byte and idle gap), so a stalled
+stream ends in an error even without the router's own idle timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+from openai.types import CompletionUsage
+from openai.types.chat import ChatCompletionChunk
+
+from services.config import ConfigError
+from services.providers.base import (
+    Completion,
+    CompletionRequest,
+    Finish,
+    ImagePart,
+    Message,
+    Provider,
+    StopReason,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    UsageReport,
+)
+from services.providers.errors import (
+    ProviderError,
+    connection_failed,
+    from_status,
+    malformed,
+    timed_out,
+    untranslatable,
+)
+from services.providers.timeouts import Timeouts
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-4.1-mini")
+
+# Prompt and reply together, by model-id prefix (longest prefix wins). The catalogue's
+# `context_window` overrides these.
+_CONTEXT_WINDOWS = {
+    "gpt-4o": 128_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-5": 400_000,
+    "o1": 200_000,
+    "o3": 200_000,
+    "o4": 200_000,
+}
+
+_FINISH_REASONS: dict[str, StopReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAISettings:
+    """Where the upstream is and how to call it. `api_key` None sends no Authorization."""
+
+    models: list[str]
+    api_key: str | None = None
+    base_url: str = DEFAULT_BASE_URL
+    organization: str | None = None
+    project: str | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    context_tokens: int | None = None  # one window for every model; None: by model id
+
+
+class OpenAIProvider(Provider):
+    """Chat Completions through `openai.AsyncOpenAI`, one pooled client per event loop.
+
+    A client is bound to the event loop it first ran on (its pooled connections belong to
+    that loop); the worker has one loop, so it builds one client. Pass `client` to use
+    your own.
+    """
+
+    name = "openai"
+    # How the request names the reply's token limit, and whether `developer` messages go
+    # as such: subclasses for servers that only speak the older dialect change these.
+    max_tokens_field = "max_completion_tokens"
+    developer_role = True
+
+    def __init__(self, settings: OpenAISettings, client: openai.AsyncOpenAI | None = None) -> None:
+        self.settings = settings
+        self._injected = client
+        self._client: openai.AsyncOpenAI | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Headers the SDK would otherwise add from its own reading of os.environ, or
+        # require (Authorization) although this upstream takes no key.
+        omitted: dict[str, Any] = {}
+        if settings.api_key is None:
+            omitted["Authorization"] = openai.Omit()
+        if settings.organization is None:
+            omitted["OpenAI-Organization"] = openai.Omit()
+        if settings.project is None:
+            omitted["OpenAI-Project"] = openai.Omit()
+        self._extra_headers = omitted
+
+    def models(self) -> list[str]:
+        return list(self.settings.models)
+
+    def context_window(self, model: str) -> int:
+        if self.settings.context_tokens is not None:
+            return self.settings.context_tokens
+        matches = [prefix for prefix in _CONTEXT_WINDOWS if model.startswith(prefix)]
+        if matches:
+            return _CONTEXT_WINDOWS[max(matches, key=len)]
+        return super().context_window(model)
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        params = self.chat_params(request)
+        try:
+            answer = await self._sdk().chat.completions.create(
+                **params, extra_headers=self._extra_headers
+            )
+        except (openai.OpenAIError, ValueError) as exc:
+            raise self._error(exc, started=False) from exc
+        if not answer.choices:
+            raise malformed(self.name, "the answer has no choices")
+        choice = answer.choices[0]
+        message = choice.message
+        tool_calls = [
+            ToolCall(call.id, call.function.name, call.function.arguments)
+            for call in message.tool_calls or []
+            if call.type == "function"  # custom tools are never sent, so never called
+        ]
+        return Completion(
+            text=message.content or message.refusal or "",
+            stop_reason=stop_reason(choice.finish_reason, bool(tool_calls)),
+            usage=usage(answer.usage),
+            tool_calls=tool_calls,
+        )
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        params = self.chat_params(request)
+        try:
+            upstream = await self._sdk().chat.completions.create(
+                **params,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers=self._extra_headers,
+            )
+        except (openai.OpenAIError, ValueError) as exc:
+            raise self._error(exc, started=False) from exc
+        finished = False
+        seen_calls: set[int] = set()
+        async with upstream:
+            async for chunk in self._chunks(upstream):
+                for choice in chunk.choices:
+                    if choice.index != 0:
+                        continue
+                    delta = choice.delta
+                    if delta.content:
+                        yield TextDelta(delta.content)
+                    elif delta.refusal:
+                        yield TextDelta(delta.refusal)
+                    for call in delta.tool_calls or []:
+                        first = call.index not in seen_calls
+                        seen_calls.add(call.index)
+                        function = call.function
+                        arguments = (function.arguments if function else None) or ""
+                        if not first and not arguments:
+                            continue
+                        yield ToolCallDelta(
+                            index=call.index,
+                            id=call.id if first else None,
+                            name=function.name if first and function else None,
+                            arguments=arguments,
+                        )
+                    if choice.finish_reason is not None and not finished:
+                        finished = True
+                        yield Finish(stop_reason(choice.finish_reason, bool(seen_calls)))
+                if chunk.usage is not None:
+                    yield UsageReport(usage(chunk.usage))
+        if not finished:
+            raise malformed(self.name, "the stream ended without a finish reason")
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client, self._loop = self._client, None, None
+            await client.close()
+
+    def chat_params(self, request: CompletionRequest) -> dict[str, Any]:
+        """The Chat Completions request body for `request` (without `stream`)."""
+        params: dict[str, Any] = {
+            "model": request.model,
+            "messages": [
+                chat_message(message, index, developer_role=self.developer_role)
+                for index, message in enumerate(request.messages)
+            ],
+        }
+        if request.tools:
+            params["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": tool.name,
+                        "parameters": tool.parameters,
+                        **({"description": tool.description} if tool.description else {}),
+                    },
+                }
+                for tool in request.tools
+            ]
+        if request.tool_choice is not None:
+            params["tool_choice"] = request.tool_choice
+        if request.max_tokens is not None:
+            params[self.max_tokens_field] = request.max_tokens
+        if request.stop:
+            params["stop"] = list(request.stop)
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        if request.top_p is not None:
+            params["top_p"] = request.top_p
+        if request.user is not None:
+            params["user"] = request.user
+        return params
+
+    def _sdk(self) -> openai.AsyncOpenAI:
+        if self._injected is not None:
+            return self._injected
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            # A client from a loop that has ended holds dead connections: start afresh.
+            self._client, self._loop = self._build_client(), loop
+        return self._client
+
+    def _build_client(self) -> openai.AsyncOpenAI:
+        t = self.settings.timeouts
+        return openai.AsyncOpenAI(
+            # A placeholder keeps the SDK from reading OPENAI_API_KEY from os.environ;
+            # the Authorization header is then omitted on every request.
+            api_key=self.settings.api_key or "no-key",
+            organization=self.settings.organization,
+            project=self.settings.project,
+            base_url=self.settings.base_url,
+            max_retries=0,
+            timeout=openai.Timeout(
+                connect=t.connect,
+                read=max(t.first_byte, t.idle),
+                write=t.idle,
+                pool=t.connect,
+            ),
+        )
+
+    async def _chunks(
+        self, upstream: openai.AsyncStream[ChatCompletionChunk]
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """The stream's chunks, with failures mid-stream as `ProviderError`s."""
+        chunks = upstream.__aiter__()
+        while True:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except (openai.OpenAIError, ValueError) as exc:
+                raise self._error(exc, started=True) from exc
+            yield chunk
+
+    def _error(self, exc: Exception, *, started: bool) -> ProviderError:
+        """`started`: whether the upstream had begun answering (a stream was open)."""
+        if isinstance(exc, openai.APIStatusError):
+            return from_status(
+                self.name,
+                exc.status_code,
+                _upstream_message(exc.body, exc.message),
+                retry_after=retry_after(exc.response.headers),
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            t = self.settings.timeouts
+            if type(exc.__cause__).__name__ == "ConnectTimeout":
+                return timed_out(self.name, "connect", t.connect)
+            phase = "idle gap between chunks" if started else "first byte"
+            return timed_out(self.name, phase, max(t.first_byte, t.idle))
+        if isinstance(exc, openai.APIConnectionError):
+            detail = str(exc.__cause__) if exc.__cause__ is not None else exc.message
+            return connection_failed(self.name, detail or type(exc.__cause__).__name__)
+        if isinstance(exc, openai.APIError):
+            # An error event inside a stream, after a 200: the upstream failed mid-answer.
+            return ProviderError(
+                f"{self.name}: {_upstream_message(exc.body, exc.message)}",
+                provider=self.name,
+                retryable=True,
+                status=502,
+                code="upstream_error",
+            )
+        return malformed(self.name, str(exc) or type(exc).__name__)
+
+
+def chat_message(message: Message, index: int, *, developer_role: bool = True) -> dict[str, Any]:
+    """One canonical message as a Chat Completions message."""
+    role = message.role
+    if role == "developer" and not developer_role:
+        role = "system"
+    if role != "user" and any(isinstance(part, ImagePart) for part in message.content):
+        raise untranslatable(
+            f"messages[{index}].content",
+            f"Images are accepted only in user messages by this provider, not in a "
+            f"{message.role} message (messages[{index}]).",
+        )
+    out: dict[str, Any] = {"role": role}
+    if role == "tool":
+        if message.tool_call_id is None:
+            raise untranslatable(
+                f"messages[{index}].tool_call_id",
+                f"A tool message needs the id of the tool call it answers (messages[{index}]).",
+            )
+        out["tool_call_id"] = message.tool_call_id
+        out["content"] = _content(message.content)
+        return out  # Chat Completions has no name on tool messages: the id identifies it
+    if role == "assistant":
+        out["content"] = _content(message.content) if message.content else None
+        if message.tool_calls:
+            out["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in message.tool_calls
+            ]
+    else:
+        out["content"] = _content(message.content)
+    if message.name is not None:
+        out["name"] = message.name
+    return out
+
+
+def _content(parts: list[TextPart | ImagePart]) -> str | list[dict[str, Any]]:
+    if not parts:
+        return ""
+    if len(parts) == 1 and isinstance(parts[0], TextPart):
+        return parts[0].text
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if isinstance(part, TextPart):
+            out.append({"type": "text", "text": part.text})
+        else:
+            image: dict[str, Any] = {"url": part.url}
+            if part.detail is not None:
+                image["detail"] = part.detail
+            out.append({"type": "image_url", "image_url": image})
+    return out
+
+
+def stop_reason(native: str | None, called_tools: bool = False) -> StopReason:
+    """The canonical stop reason for a Chat Completions `finish_reason`."""
+    mapped = _FINISH_REASONS.get(native or "", "stop")
+    if called_tools and mapped == "stop":
+        return "tool_calls"
+    return mapped
+
+
+def usage(native: CompletionUsage | None) -> Usage:
+    """Canonical usage: `input_tokens` counts every prompt token, the cached ones too."""
+    if native is None:
+        return Usage()
+    details = native.prompt_tokens_details
+    cached = (details.cached_tokens or 0) if details is not None else 0
+    return Usage(
+        input_tokens=native.prompt_tokens,
+        output_tokens=native.completion_tokens,
+        cached_input_tokens=cached,
+    )
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from `retry-after-ms` (OpenAI's) or `retry-after` (seconds or a date)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _upstream_message(body: object, fallback: str) -> str:
+    """The upstream's own message from an OpenAI error body (`{"error": {"message"}}`)."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    if isinstance(body, str) and body:
+        return body
+    return fallback
+
+
+def model_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ()) -> list[str]:
+    """A comma-separated list of model ids; `default` when unset, an error when empty."""
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        if not default:
+            raise ConfigError(f"{name} is required: the comma-separated model ids to offer")
+        return list(default)
+    models = [model.strip() for model in raw.split(",") if model.strip()]
+    if not models:
+        raise ConfigError(f"{name} lists no model ids: {raw!r}")
+    return models
+
+
+def create(env: Mapping[str, str]) -> OpenAIProvider | None:
+    """Offered when `OPENAI_API_KEY` is set. `SWITCHBOARD_OPENAI_BASE_URL` points it at
+    another endpoint (a proxy, a fake); `SWITCHBOARD_OPENAI_MODELS` lists what it offers."""
+    api_key = env.get("OPENAI_API_KEY") or None
+    if api_key is None:
+        return None
+    return OpenAIProvider(
+        OpenAISettings(
+            models=model_list(env, "SWITCHBOARD_OPENAI_MODELS", DEFAULT_MODELS),
+            api_key=api_key,
+            base_url=env.get("SWITCHBOARD_OPENAI_BASE_URL") or DEFAULT_BASE_URL,
+            organization=env.get("OPENAI_ORG_ID") or None,
+            project=env.get("OPENAI_PROJECT_ID") or None,
+            timeouts=Timeouts.from_env(env, "openai"),
+        )
+    )
