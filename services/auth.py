@@ -1,9 +1,10 @@
 """Who is calling: an API key (from a client) or the internal credential (from a front door).
 
-Clients send `Authorization: Bearer <api key>`. The front doors authenticate the key
-themselves and call the worker with the internal credential instead, naming the tenant
-and key in headers that the worker trusts only when the credential matches. Nothing is
-served to a caller that presents neither.
+Clients send `Authorization: Bearer <api key>` (or `x-api-key: <api key>`, as Anthropic's
+clients may). The front doors authenticate the key themselves and call the worker with
+the internal credential instead, naming the tenant and key in headers that the worker
+trusts only when the credential matches. Nothing is served to a caller that presents
+neither.
 
 Key lookups are cached per process for `cache_seconds` (positive and negative), so a
 revoked key stops working on every front door and worker within that bound.
@@ -35,11 +36,16 @@ class Principal:
 
 
 def bearer_token(headers: Mapping[str, str]) -> str:
-    """The API key from `Authorization: Bearer ...` (headers with lower-case names)."""
+    """The API key from `Authorization: Bearer ...`, or from `x-api-key` as Anthropic's
+    clients send it (headers with lower-case names). Authorization wins when both come."""
     value = headers.get("authorization")
     if not value:
+        key = headers.get("x-api-key", "").strip()
+        if key:
+            return key
         raise AuthenticationFailed(
-            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'.",
+            "You didn't provide an API key. Send it as 'Authorization: Bearer <key>' "
+            "or 'x-api-key: <key>'.",
             code="missing_api_key",
         )
     scheme, _, token = value.partition(" ")

@@ -24,6 +24,7 @@ from starlette.routing import Route
 from containers.worker import ecs
 from containers.worker.runs_api import accepted, deadline, idempotency_key, run_routes
 from containers.worker.settings import WorkerSettings
+from services.anthropic_messages import MessagesService, parse_messages_request
 from services.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
 from services.auth import Authenticator
 from services.catalogue import Catalogue, CatalogueConfig
@@ -67,6 +68,7 @@ def create_app(
         timeouts={name: Timeouts.from_env(os.environ, name) for name in providers},
     )
     chat = ChatService(catalogue)
+    messages = MessagesService(catalogue)
     conversation_settings = ConversationSettings.from_env(os.environ)
 
     @functools.cache
@@ -135,6 +137,16 @@ def create_app(
             return JSONBytesResponse(work.result())
         return accepted(await runs.promote(principal, body, work))
 
+    async def anthropic_messages(request: Request) -> Response:
+        """Anthropic's Messages API, for the `anthropic` SDK, on every provider."""
+        await authenticator.authenticate_async(request.headers)
+        body = decode_json(await read_body(request, settings.max_request_bytes))
+        parsed = parse_messages_request(body)
+        if parsed.stream:
+            frames = await messages.stream(parsed)
+            return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+        return JSONBytesResponse(await messages.complete(parsed))
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         consumer = asyncio.create_task(runs.consume()) if runs is not None else None
@@ -154,6 +166,7 @@ def create_app(
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", anthropic_messages, methods=["POST"]),
             *run_routes(runs, authenticator, settings.max_request_bytes, settings.run_wait_seconds),
         ],
         lifespan=lifespan,

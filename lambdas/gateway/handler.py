@@ -148,6 +148,17 @@ def chat_completions() -> Response[Any]:
     )
 
 
+@app.post("/v1/messages")
+def anthropic_messages() -> Response[Any]:
+    """Anthropic's Messages API, relayed to the worker (which validates the body); a
+    streamed answer comes back whole, as for chat completions."""
+    rt = runtime()
+    principal = _authenticate(rt)
+    data = _body(rt)
+    _json_object(data)
+    return _forward(rt, principal, "POST", "/v1/messages", data)
+
+
 @app.get("/v1/models")
 def list_models() -> Response[Any]:
     rt = runtime()
@@ -225,6 +236,7 @@ def _json(body: Any) -> Response[Any]:
 
 _ROUTES = {
     "/v1/chat/completions": "POST",
+    "/v1/messages": "POST",
     "/v1/models": "GET",
     "/v1/runs": "GET or POST",
     "/v1/conversations": "GET or POST",

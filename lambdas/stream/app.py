@@ -169,6 +169,8 @@ def create_app(
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            # Anthropic's Messages API: relayed the same way; the worker reads the body.
+            Route("/v1/messages", chat_completions, methods=["POST"]),
             Route("/v1/conversations", conversations_root, methods=["GET", "POST"]),
             Route(
                 "/v1/conversations/{conversation_id}",
