@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletionChunk
 
 from services.config import ConfigError
@@ -148,21 +147,7 @@ class OpenAIProvider(Provider):
             )
         except (openai.OpenAIError, ValueError) as exc:
             raise self._error(exc, started=False) from exc
-        if not answer.choices:
-            raise malformed(self.name, "the answer has no choices")
-        choice = answer.choices[0]
-        message = choice.message
-        tool_calls = [
-            ToolCall(call.id, call.function.name, call.function.arguments)
-            for call in message.tool_calls or []
-            if call.type == "function"  # custom tools are never sent, so never called
-        ]
-        return Completion(
-            text=message.content or message.refusal or "",
-            stop_reason=stop_reason(choice.finish_reason, bool(tool_calls)),
-            usage=usage(answer.usage),
-            tool_calls=tool_calls,
-        )
+        return completion_from_json(self.name, answer.model_dump())
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         params = self.chat_params(request)
@@ -175,38 +160,12 @@ class OpenAIProvider(Provider):
             )
         except (openai.OpenAIError, ValueError) as exc:
             raise self._error(exc, started=False) from exc
-        finished = False
-        seen_calls: set[int] = set()
+        reader = ChunkReader(self.name)
         async with upstream:
             async for chunk in self._chunks(upstream):
-                for choice in chunk.choices:
-                    if choice.index != 0:
-                        continue
-                    delta = choice.delta
-                    if delta.content:
-                        yield TextDelta(delta.content)
-                    elif delta.refusal:
-                        yield TextDelta(delta.refusal)
-                    for call in delta.tool_calls or []:
-                        first = call.index not in seen_calls
-                        seen_calls.add(call.index)
-                        function = call.function
-                        arguments = (function.arguments if function else None) or ""
-                        if not first and not arguments:
-                            continue
-                        yield ToolCallDelta(
-                            index=call.index,
-                            id=call.id if first else None,
-                            name=function.name if first and function else None,
-                            arguments=arguments,
-                        )
-                    if choice.finish_reason is not None and not finished:
-                        finished = True
-                        yield Finish(stop_reason(choice.finish_reason, bool(seen_calls)))
-                if chunk.usage is not None:
-                    yield UsageReport(usage(chunk.usage))
-        if not finished:
-            raise malformed(self.name, "the stream ended without a finish reason")
+                for event in reader.feed(chunk.model_dump()):
+                    yield event
+        reader.end()
 
     async def aclose(self) -> None:
         if self._client is not None:
@@ -375,6 +334,78 @@ def _content(parts: list[TextPart | ImagePart]) -> str | list[dict[str, Any]]:
     return out
 
 
+def completion_from_json(provider: str, answer: dict[str, Any]) -> Completion:
+    """The canonical completion from a Chat Completions answer (a decoded JSON object)."""
+    choices = answer.get("choices") or []
+    if not choices:
+        raise malformed(provider, "the answer has no choices")
+    choice = choices[0]
+    message = choice.get("message") or {}
+    tool_calls = [
+        ToolCall(call["id"], call["function"]["name"], call["function"].get("arguments") or "")
+        for call in message.get("tool_calls") or []
+        if call.get("type", "function") == "function"  # custom tools are never sent
+    ]
+    return Completion(
+        text=message.get("content") or message.get("refusal") or "",
+        stop_reason=stop_reason(choice.get("finish_reason"), bool(tool_calls)),
+        usage=usage_from_json(answer.get("usage")),
+        tool_calls=tool_calls,
+    )
+
+
+class ChunkReader:
+    """Canonical events from the chunks of a Chat Completions stream (decoded JSON objects).
+
+    A tool call's id and name go with its first fragment only, even if the server repeats
+    them; `Finish` comes once, with the first finish reason; usage arrives in its own
+    chunk (`choices: []`). `end()` raises if the stream ended without a finish reason.
+    """
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.finished = False
+        self._seen_calls: set[int] = set()
+
+    def feed(self, chunk: dict[str, Any]) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                events.append(TextDelta(delta["content"]))
+            elif delta.get("refusal"):
+                events.append(TextDelta(delta["refusal"]))
+            for call in delta.get("tool_calls") or ():
+                index = call["index"]
+                first = index not in self._seen_calls
+                self._seen_calls.add(index)
+                function = call.get("function") or {}
+                arguments = function.get("arguments") or ""
+                if not first and not arguments:
+                    continue
+                events.append(
+                    ToolCallDelta(
+                        index=index,
+                        id=call.get("id") if first else None,
+                        name=function.get("name") if first else None,
+                        arguments=arguments,
+                    )
+                )
+            reason = choice.get("finish_reason")
+            if reason is not None and not self.finished:
+                self.finished = True
+                events.append(Finish(stop_reason(reason, bool(self._seen_calls))))
+        if chunk.get("usage") is not None:
+            events.append(UsageReport(usage_from_json(chunk["usage"])))
+        return events
+
+    def end(self) -> None:
+        if not self.finished:
+            raise malformed(self.provider, "the stream ended without a finish reason")
+
+
 def stop_reason(native: str | None, called_tools: bool = False) -> StopReason:
     """The canonical stop reason for a Chat Completions `finish_reason`."""
     mapped = _FINISH_REASONS.get(native or "", "stop")
@@ -383,16 +414,15 @@ def stop_reason(native: str | None, called_tools: bool = False) -> StopReason:
     return mapped
 
 
-def usage(native: CompletionUsage | None) -> Usage:
+def usage_from_json(native: dict[str, Any] | None) -> Usage:
     """Canonical usage: `input_tokens` counts every prompt token, the cached ones too."""
-    if native is None:
+    if not native:
         return Usage()
-    details = native.prompt_tokens_details
-    cached = (details.cached_tokens or 0) if details is not None else 0
+    details = native.get("prompt_tokens_details") or {}
     return Usage(
-        input_tokens=native.prompt_tokens,
-        output_tokens=native.completion_tokens,
-        cached_input_tokens=cached,
+        input_tokens=native.get("prompt_tokens") or 0,
+        output_tokens=native.get("completion_tokens") or 0,
+        cached_input_tokens=details.get("cached_tokens") or 0,
     )
 
 

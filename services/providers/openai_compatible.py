@@ -2,7 +2,10 @@
 LM Studio, llama.cpp's server), at a configured base URL, with its own key or none.
 
 The translation is the `openai` adapter's, in the older dialect these servers all read:
-the reply limit goes as `max_tokens` and `developer` messages go as `system`.
+the reply limit goes as `max_tokens` and `developer` messages go as `system`. The wire is
+not the SDK's: requests go over the lean pooled HTTP/1.1 client (`services/http1.py`) and
+orjson, because this is the path that self-hosted models take at volume, where the SDK's
+own cost per call (milliseconds of CPU) would exceed everything else Switchboard does.
 
 Environment:
 - `SWITCHBOARD_OPENAI_COMPATIBLE_BASE_URL` (required; without it the provider is not
@@ -15,11 +18,35 @@ Environment:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
+import orjson
+
+from services import http1
 from services.config import env_int
-from services.providers.base import DEFAULT_CONTEXT_WINDOW
-from services.providers.openai import OpenAIProvider, OpenAISettings, model_list
+from services.providers.base import (
+    DEFAULT_CONTEXT_WINDOW,
+    Completion,
+    CompletionRequest,
+    StreamEvent,
+)
+from services.providers.errors import (
+    ProviderError,
+    connection_failed,
+    from_status,
+    malformed,
+)
+from services.providers.openai import (
+    ChunkReader,
+    OpenAIProvider,
+    OpenAISettings,
+    _upstream_message,
+    completion_from_json,
+    model_list,
+    retry_after,
+)
 from services.providers.timeouts import Timeouts
 
 
@@ -29,6 +56,123 @@ class OpenAICompatibleProvider(OpenAIProvider):
     name = "openai_compatible"
     max_tokens_field = "max_tokens"
     developer_role = False
+
+    def __init__(self, settings: OpenAISettings) -> None:
+        super().__init__(settings)
+        self._pool: http1.ConnectionPool | None = None
+        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._headers = {"content-type": "application/json", "accept": "application/json"}
+        if settings.api_key is not None:
+            self._headers["authorization"] = f"Bearer {settings.api_key}"
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        response = await self._post(self.chat_params(request))
+        try:
+            body = await response.read()
+        except http1.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise malformed(self.name, "the answer is not JSON") from None
+        return completion_from_json(self.name, answer)
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        params = {
+            **self.chat_params(request),
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        response = await self._post(params)
+        reader = ChunkReader(self.name)
+        buffer = b""
+        try:
+            async for data in response.chunks():
+                buffer += data.replace(b"\r\n", b"\n")
+                while b"\n\n" in buffer:
+                    frame, buffer = buffer.split(b"\n\n", 1)
+                    payload = _sse_data(frame)
+                    if payload is None:
+                        continue
+                    if payload == b"[DONE]":
+                        reader.end()
+                        return
+                    for event in reader.feed(self._chunk(payload)):
+                        yield event
+        except http1.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        finally:
+            await response.aclose()
+        reader.end()
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            pool, self._pool, self._pool_loop = self._pool, None, None
+            await pool.aclose()
+
+    async def _post(self, params: dict[str, Any]) -> http1.Response:
+        """Send the request; a non-200 answer is raised as the upstream's error."""
+        try:
+            response = await self._http().request(
+                "POST", "/chat/completions", self._headers, orjson.dumps(params)
+            )
+        except http1.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        if response.status != 200:
+            try:
+                body = await response.read()
+            except http1.HTTPError:
+                body = b""
+            try:
+                detail: Any = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                detail = body.decode(errors="replace")
+            raise from_status(
+                self.name,
+                response.status,
+                _upstream_message(detail, f"HTTP {response.status}"),
+                retry_after=retry_after(response.headers),
+            )
+        return response
+
+    def _chunk(self, payload: bytes) -> dict[str, Any]:
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise malformed(self.name, f"a stream chunk is not JSON: {payload[:80]!r}") from None
+        if not isinstance(chunk, dict):
+            raise malformed(self.name, "a stream chunk is not a JSON object")
+        if "error" in chunk:
+            # An error event inside a stream, after a 200: the upstream failed mid-answer.
+            raise ProviderError(
+                f"{self.name}: {_upstream_message(chunk, 'error event in the stream')}",
+                provider=self.name,
+                retryable=True,
+                status=502,
+                code="upstream_error",
+            )
+        return chunk
+
+    def _transport_error(self, exc: http1.HTTPError) -> ProviderError:
+        if isinstance(exc, http1.ProtocolError):
+            return malformed(self.name, str(exc))
+        return connection_failed(self.name, str(exc))
+
+    def _http(self) -> http1.ConnectionPool:
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._pool_loop is not loop:
+            # Pooled connections belong to the loop that opened them.
+            self._pool = http1.ConnectionPool(
+                self.settings.base_url, connect_timeout=self.settings.timeouts.connect
+            )
+            self._pool_loop = loop
+        return self._pool
+
+
+def _sse_data(frame: bytes) -> bytes | None:
+    """The `data:` payload of one SSE event (lines joined), or None for a comment."""
+    lines = [line[5:].lstrip() for line in frame.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(lines) if lines else None
 
 
 def create(env: Mapping[str, str]) -> OpenAICompatibleProvider | None:
