@@ -282,7 +282,7 @@ class LocalStack:
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
         if worker:
-            args += ["--loop", "uvloop", "--http", "httptools"]
+            args += ["--loop", "uvloop", "--http", "httptools", "--backlog", "16384"]
         return args
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:

@@ -200,24 +200,34 @@ class Router(Provider):
 
         await self._route(open_stream)
         target, events, first = opened[0]
+        timeouts = target.timeouts
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeouts.total
         try:
             if first is None:
                 return
             yield first
-            deadline = time.monotonic() + target.timeouts.total
-            while True:
-                wait = min(target.timeouts.idle, deadline - time.monotonic())
-                try:
-                    event = await asyncio.wait_for(events.__anext__(), max(wait, 0.0))
-                except StopAsyncIteration:
-                    return
-                except TimeoutError:
-                    phase = "next chunk" if wait == target.timeouts.idle else "whole answer"
-                    seconds = (
-                        target.timeouts.idle if phase == "next chunk" else target.timeouts.total
-                    )
-                    raise timed_out(target.provider.name, phase, seconds) from None
-                yield event
+            # One timer for the whole stream, moved on after each event: cheaper than a
+            # wait_for (a task) per event on the hot path. A timer cancels the task that
+            # entered it, so an event awaited from another task gets a wait_for instead.
+            owner = asyncio.current_task()
+            async with asyncio.timeout(None) as timer:
+                while True:
+                    limit = min(loop.time() + timeouts.idle, deadline)
+                    try:
+                        if asyncio.current_task() is owner:
+                            timer.reschedule(limit)
+                            event = await events.__anext__()
+                            timer.reschedule(None)
+                        else:
+                            event = await asyncio.wait_for(events.__anext__(), limit - loop.time())
+                    except StopAsyncIteration:
+                        return
+                    yield event
+        except TimeoutError:
+            if loop.time() >= deadline:
+                raise timed_out(target.provider.name, "whole answer", timeouts.total) from None
+            raise timed_out(target.provider.name, "next chunk", timeouts.idle) from None
         finally:
             await _close(events)
 

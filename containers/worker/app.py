@@ -63,7 +63,7 @@ def create_app(
         )
     catalogue = Catalogue(
         providers,
-        CatalogueConfig.load(),
+        CatalogueConfig.load(settings.catalogue_path),
         routing=RoutingSettings.from_env(os.environ),
         timeouts={name: Timeouts.from_env(os.environ, name) for name in providers},
     )

@@ -6,7 +6,9 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
+from services.catalogue import DEFAULT_CONFIG
 from services.config import ConfigError, env_float, env_int, env_optional, env_str
 
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -18,6 +20,7 @@ class WorkerSettings:
     internal_token: str | None
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
     key_cache_seconds: float = 10.0
+    catalogue_path: Path = DEFAULT_CONFIG
     # Durable runs: without a queue, the runs API answers 503.
     run_queue_url: str | None = None
     run_dlq_url: str | None = None
@@ -41,6 +44,7 @@ class WorkerSettings:
                 env, "SWITCHBOARD_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024
             ),
             key_cache_seconds=env_float(env, "SWITCHBOARD_KEY_CACHE_SECONDS", 10.0),
+            catalogue_path=Path(env_str(env, "SWITCHBOARD_CATALOGUE", str(DEFAULT_CONFIG))),
             run_queue_url=env_optional(env, "SWITCHBOARD_RUN_QUEUE_URL"),
             run_dlq_url=env_optional(env, "SWITCHBOARD_RUN_DLQ_URL"),
             worker_id=env_str(

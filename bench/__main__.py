@@ -1,0 +1,304 @@
+"""`make bench`: the worker's hot path, measured against a fast upstream on loopback.
+
+One run measures, each as a figure beside its target:
+- added latency (p50, p99 of raw samples, one connection): the worker in front of the
+  upstream versus the upstream called directly, non-streaming and a 20-chunk stream,
+  interleaved in blocks so that machine noise hits both alike;
+- throughput and the worker's CPU time per request at 32 connections, upstream 20 ms;
+- concurrent streams one worker process holds while the upstream waits 10 s, and its
+  peak memory.
+The upstream is Node's http module (bench/upstream.js): a Python upstream would be the
+bottleneck. The worker runs as in `make dev` (uvicorn, uvloop, httptools), with the
+`openai_compatible` provider pointed at the upstream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from devstack.stack import LocalStack, StackConfig, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "openai_compatible/bench-0ms"
+
+
+@dataclass
+class Endpoint:
+    host: str
+    port: int
+    path: str
+    headers: dict[str, str]
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection with as little client overhead as possible."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.sock = socket.create_connection((endpoint.host, endpoint.port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def request(self, body: bytes) -> bytes:
+        head = [f"POST {self.endpoint.path} HTTP/1.1", f"host: {self.endpoint.host}"]
+        head += [f"{k}: {v}" for k, v in self.endpoint.headers.items()]
+        head += ["content-type: application/json", f"content-length: {len(body)}", "", ""]
+        self.sock.sendall("\r\n".join(head).encode() + body)
+        status_and_headers = self._until(b"\r\n\r\n")
+        if not status_and_headers.startswith(b"HTTP/1.1 200"):
+            raise RuntimeError(status_and_headers[:200].decode(errors="replace"))
+        lower = status_and_headers.lower()
+        if b"transfer-encoding: chunked" in lower:
+            out = b""
+            while True:
+                size = int(self._until(b"\r\n"), 16)
+                chunk = self._exactly(size + 2)
+                if size == 0:
+                    return out
+                out += chunk[:-2]
+        length = int(lower.split(b"content-length:")[1].split(b"\r\n")[0])
+        return self._exactly(length)
+
+    def _until(self, marker: bytes) -> bytes:
+        while marker not in self.buffer:
+            self._fill()
+        head, _, self.buffer = self.buffer.partition(marker)
+        return head
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self.buffer) < n:
+            self._fill()
+        out, self.buffer = self.buffer[:n], self.buffer[n:]
+        return out
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed")
+        self.buffer += data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def percentile(samples: list[float], p: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+def interleaved(
+    direct: RawClient,
+    worker: RawClient,
+    direct_body: bytes,
+    worker_body: bytes,
+    n: int,
+    block: int = 50,
+) -> tuple[list[float], list[float]]:
+    a: list[float] = []
+    b: list[float] = []
+    for _ in range(20):  # warm both paths
+        direct.request(direct_body)
+        worker.request(worker_body)
+    while len(a) < n:
+        for client, body, out in ((direct, direct_body, a), (worker, worker_body, b)):
+            for _ in range(block):
+                started = time.perf_counter_ns()
+                client.request(body)
+                out.append((time.perf_counter_ns() - started) / 1e6)
+    return a, b
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int, key: str = "VmRSS") -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def node(*args: str) -> dict[str, Any]:
+    out = subprocess.run(["node", *args], capture_output=True, text=True, check=True, cwd=ROOT)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def row(name: str, value: float, unit: str, target: str, ok: bool | None) -> str:
+    verdict = "" if ok is None else ("  met" if ok else "  MISSED")
+    return f"  {name:<52} {value:>10.3f} {unit:<6} target {target}{verdict}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--samples", type=int, default=2000, help="requests per path for latency")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="duration of the 32-connection run"
+    )
+    parser.add_argument("--streams", type=int, default=10_000, help="concurrent waiting streams")
+    args = parser.parse_args()
+    if shutil.which("node") is None:
+        print("bench needs node (for the upstream and the load generator)", file=sys.stderr)
+        return 2
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(soft, min(hard, 4 * args.streams + 1024))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+    upstream_port = free_port()
+    upstream = subprocess.Popen(
+        ["node", "bench/upstream.js", str(upstream_port)], cwd=ROOT, stdout=subprocess.PIPE
+    )
+    assert upstream.stdout is not None and upstream.stdout.readline().strip() == b"ready"
+    env = {
+        "SWITCHBOARD_OPENAI_COMPATIBLE_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
+        "SWITCHBOARD_OPENAI_COMPATIBLE_MODELS": "bench-0ms,bench-20ms,bench-10000ms",
+        "SWITCHBOARD_OPENAI_COMPATIBLE_TIMEOUT_FIRST_BYTE_SECONDS": "60",
+    }
+    results: list[str] = []
+    try:
+        with LocalStack(
+            StackConfig(extra_env=env, log_dir=ROOT / ".build" / "bench-logs")
+        ) as stack:
+            worker_pid = stack.worker_process(0).pid
+            worker_port = stack.worker_ports[0]
+            auth = {"authorization": f"Bearer {stack.api_key}"}
+            messages = [{"role": "user", "content": "Say hello."}]
+
+            def body(model: str, stream: bool = False) -> bytes:
+                return json.dumps({"model": model, "messages": messages, "stream": stream}).encode()
+
+            direct = RawClient(Endpoint("127.0.0.1", upstream_port, "/v1/chat/completions", {}))
+            worker = RawClient(Endpoint("127.0.0.1", worker_port, "/v1/chat/completions", auth))
+            print(f"latency: {args.samples} requests per path, one connection each", flush=True)
+            d, w = interleaved(direct, worker, body("bench-0ms"), body(MODEL), args.samples)
+            ds, ws = interleaved(
+                direct, worker, body("bench-0ms", True), body(MODEL, True), args.samples
+            )
+            direct.close()
+            worker.close()
+            added = {
+                "non-streaming p50": percentile(w, 0.5) - percentile(d, 0.5),
+                "non-streaming p99": percentile(w, 0.99) - percentile(d, 0.99),
+                "20-chunk stream p50": percentile(ws, 0.5) - percentile(ds, 0.5),
+                "20-chunk stream p99": percentile(ws, 0.99) - percentile(ds, 0.99),
+            }
+            targets = {
+                "non-streaming p50": 0.5,
+                "non-streaming p99": 1.5,
+                "20-chunk stream p50": 1.0,
+                "20-chunk stream p99": 3.0,
+            }
+            results.append("Added latency of the worker (worker minus direct, same run):")
+            for name, value in added.items():
+                results.append(
+                    row(name, value, "ms", f"<= {targets[name]} ms", value <= targets[name])
+                )
+            p50 = {
+                name: percentile(xs, 0.5)
+                for name, xs in (("d", d), ("w", w), ("ds", ds), ("ws", ws))
+            }
+            results.append(
+                f"    (p50 direct {p50['d']:.3f} ms, via worker {p50['w']:.3f} ms; "
+                f"stream direct {p50['ds']:.3f} ms, via worker {p50['ws']:.3f} ms)"
+            )
+
+            print(f"throughput: 32 connections for {args.seconds:g} s, upstream 20 ms", flush=True)
+            load_body = json.dumps({"model": "openai_compatible/bench-20ms", "messages": messages})
+            before = cpu_seconds(worker_pid)
+            load = node(
+                "bench/load.js",
+                f"http://127.0.0.1:{worker_port}/v1/chat/completions",
+                "32",
+                str(args.seconds),
+                load_body,
+                json.dumps(auth),
+            )
+            cpu = cpu_seconds(worker_pid) - before
+            per_request = cpu / max(load["requests"], 1) * 1000
+            results.append("32 connections, upstream latency 20 ms:")
+            results.append(
+                row(
+                    "requests per second",
+                    load["requests"] / load["seconds"],
+                    "req/s",
+                    "(no target; ideal 1,600)",
+                    None,
+                )
+            )
+            results.append(
+                row(
+                    "worker CPU time per request",
+                    per_request,
+                    "ms",
+                    "<= 0.5 ms",
+                    per_request <= 0.5,
+                )
+            )
+            results.append(
+                f"    ({load['requests']} requests, {load['errors']} errors, "
+                f"p50 {load['p50_ms']:.2f} ms, p99 {load['p99_ms']:.2f} ms)"
+            )
+
+            print(f"holding {args.streams} streams while the upstream waits 10 s", flush=True)
+            peak = [rss_mib(worker_pid)]
+            baseline = peak[0]
+            done = threading.Event()
+
+            def sample() -> None:
+                while not done.wait(0.1):
+                    peak.append(rss_mib(worker_pid))
+
+            sampler = threading.Thread(target=sample, daemon=True)
+            sampler.start()
+            hold_body = json.dumps(
+                {"model": "openai_compatible/bench-10000ms", "messages": messages, "stream": True}
+            )
+            held = node(
+                "bench/hold.js",
+                f"http://127.0.0.1:{worker_port}/v1/chat/completions",
+                str(args.streams),
+                hold_body,
+                json.dumps(auth),
+            )
+            done.set()
+            sampler.join()
+            results.append(
+                f"{args.streams} concurrent streams, upstream waits 10 s before its first chunk:"
+            )
+            results.append(
+                row(
+                    "streams completed",
+                    held["ok"],
+                    "",
+                    f"= {args.streams}",
+                    held["ok"] == args.streams,
+                )
+            )
+            results.append(row("worker peak RSS", max(peak), "MiB", "< 1024 MiB", max(peak) < 1024))
+            results.append(
+                f"    (RSS before {baseline:.0f} MiB; {held['failed']} failed; "
+                f"took {held['seconds']:.1f} s; first error: {held['first_error']})"
+            )
+    finally:
+        upstream.terminate()
+    print()
+    print("\n".join(results))
+    print(f"\n(CPU: {os.cpu_count()} cores; one run; figures vary with the machine's load)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
