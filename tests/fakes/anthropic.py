@@ -137,7 +137,9 @@ class FakeAnthropic(FakeUpstream):
 
     async def _refuse(self, writer: Writer) -> None:
         await writer.respond(
-            401, self.error_body(401, "invalid x-api-key or bearer token"), {"content-type": "application/json"}
+            401,
+            self.error_body(401, "invalid x-api-key or bearer token"),
+            {"content-type": "application/json"},
         )
 
     def error_body(self, status: int, message: str) -> bytes:

@@ -98,11 +98,17 @@ def test_unknown_model_is_not_found(stack: LocalStack) -> None:
 def test_x_api_key_header_is_accepted(stack: LocalStack, door: str) -> None:
     """Anthropic's clients may send the key as `x-api-key` instead of a bearer token."""
     base = {"api": stack.api_url, "stream": stack.stream_url, "worker": f"{stack.worker_url}/v1"}
-    body = {"model": "local/simulator", "max_tokens": 50, "messages": [{"role": "user", "content": QUESTION}]}
+    body = {
+        "model": "local/simulator",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": QUESTION}],
+    }
     response = httpx.post(
         f"{base[door]}/messages", json=body, headers={"x-api-key": stack.api_key}, timeout=30
     )
     assert response.status_code == 200, response.text
     assert response.json()["content"][0]["text"].startswith("[local simulator")
-    refused = httpx.post(f"{base[door]}/messages", json=body, headers={"x-api-key": "sk-wrong"}, timeout=30)
+    refused = httpx.post(
+        f"{base[door]}/messages", json=body, headers={"x-api-key": "sk-wrong"}, timeout=30
+    )
     assert refused.status_code == 401
