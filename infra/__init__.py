@@ -41,6 +41,7 @@ def build(app: App, config: StageConfig, *, repo_root: Path = REPO_ROOT) -> dict
         bucket=stateful.bucket,
         run_queue=stateful.run_queue,
         run_dead_letters=stateful.run_dead_letters,
+        provider_keys=stateful.provider_keys,
         internal_token=stateful.internal_token,
     )
     frontdoor = FrontDoorStack(

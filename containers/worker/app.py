@@ -37,6 +37,7 @@ from services.conversations import ConversationSettings
 from services.errors import InvalidRequest
 from services.keys import KeyStore
 from services.openai_chat import ChatCompletionRequest, parse_chat_request
+from services.provider_keys import provider_env
 from services.providers import build_providers
 from services.providers.base import Provider
 from services.providers.timeouts import Timeouts
@@ -55,7 +56,9 @@ def create_app(
 ) -> Starlette:
     settings = settings or WorkerSettings.from_env()
     if providers is None:
-        providers = build_providers(os.environ)
+        providers = build_providers(
+            provider_env(os.environ, lambda: boto3.client("secretsmanager"))
+        )
     if authenticator is None:
         keys = KeyStore(boto3.client("dynamodb"), settings.table)
         authenticator = Authenticator(

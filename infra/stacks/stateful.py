@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnResource, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnResource, Duration, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -18,6 +18,7 @@ from infra.config import StageConfig
 TABLE_LOGICAL_ID = "SwitchboardTable"
 INTERNAL_TOKEN_LOGICAL_ID = "SwitchboardInternalToken"
 BUCKET_LOGICAL_ID = "SwitchboardBucket"
+PROVIDER_KEYS_LOGICAL_ID = "SwitchboardProviderKeys"
 RUN_QUEUE_LOGICAL_ID = "SwitchboardRunQueue"
 RUN_DLQ_LOGICAL_ID = "SwitchboardRunDeadLetterQueue"
 # A backstop only: workers count a run's attempts themselves and move its message to the
@@ -92,6 +93,18 @@ class StatefulStack(Stack):
             removal_policy=removal,
         )
         _pin(self.internal_token, INTERNAL_TOKEN_LOGICAL_ID)
+
+        # Model provider keys, as a JSON object of environment names to values, e.g.
+        # {"OPENAI_API_KEY": "...", "ANTHROPIC_API_KEY": "..."}. Deployed empty (no secret
+        # in the template); set it with `aws secretsmanager put-secret-value`.
+        self.provider_keys = secretsmanager.Secret(
+            self,
+            "ProviderKeys",
+            description=f"Switchboard {config.name}: model provider API keys (JSON object)",
+            secret_string_value=SecretValue.unsafe_plain_text("{}"),
+            removal_policy=removal,
+        )
+        _pin(self.provider_keys, PROVIDER_KEYS_LOGICAL_ID)
 
         # Runs in progress are only messages here: the queues are state, not plumbing.
         self.run_dead_letters = sqs.Queue(

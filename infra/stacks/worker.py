@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Annotations, Duration, IgnoreMode, Stack
+from aws_cdk import Annotations, Aws, Duration, IgnoreMode, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr_assets as ecr_assets
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sqs as sqs
@@ -51,6 +52,7 @@ class WorkerStack(Stack):
         bucket: s3.IBucket,
         run_queue: sqs.IQueue,
         run_dead_letters: sqs.IQueue,
+        provider_keys: secretsmanager.ISecret,
         internal_token: secretsmanager.ISecret,
         **kwargs: Any,
     ) -> None:
@@ -112,6 +114,7 @@ class WorkerStack(Stack):
                 "SWITCHBOARD_KEY_CACHE_SECONDS": str(config.key_cache_seconds),
                 "SWITCHBOARD_RUN_QUEUE_URL": run_queue.queue_url,
                 "SWITCHBOARD_RUN_DLQ_URL": run_dead_letters.queue_url,
+                "SWITCHBOARD_PROVIDER_KEYS_SECRET_ARN": provider_keys.secret_arn,
             },
             secrets={
                 "SWITCHBOARD_INTERNAL_TOKEN": ecs.Secret.from_secrets_manager(internal_token),
@@ -123,6 +126,18 @@ class WorkerStack(Stack):
         run_queue.grant_consume_messages(task.task_role)
         run_queue.grant_send_messages(task.task_role)
         run_dead_letters.grant_send_messages(task.task_role)
+        provider_keys.grant_read(task.task_role)
+        # Bedrock models are called with the task role (Converse, ConverseStream), in any
+        # region a cross-region inference profile routes to.
+        task.task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/*",
+                    f"arn:{Aws.PARTITION}:bedrock:*:{Aws.ACCOUNT_ID}:inference-profile/*",
+                ],
+            )
+        )
 
         self.service = ecs.FargateService(
             self,

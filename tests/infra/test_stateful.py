@@ -66,7 +66,7 @@ def test_table_shape(synth: Synth) -> None:
 
 def test_internal_token_secret(synth: Synth) -> None:
     template = synth.template("stateful")
-    template.resource_count_is("AWS::SecretsManager::Secret", 1)
+    template.resource_count_is("AWS::SecretsManager::Secret", 2)  # and the provider keys
     template.has_resource(
         "AWS::SecretsManager::Secret",
         {

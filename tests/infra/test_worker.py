@@ -215,3 +215,31 @@ def test_run_queues_reach_the_worker(synth: Synth) -> None:
         and i["SourceSecurityGroupId"] == i["GroupId"]
         for i in ingress
     ), ingress
+
+
+def test_provider_keys_and_bedrock_reach_the_worker(synth: Synth) -> None:
+    stateful = synth.raw("stateful")["Resources"]
+    keys = stateful["SwitchboardProviderKeys"]
+    assert keys["Type"] == "AWS::SecretsManager::Secret"
+    assert keys["Properties"]["SecretString"] == "{}"  # no key is ever in the template
+    template = synth.raw("worker")
+    [task] = [r for r in template["Resources"].values() if r["Type"] == "AWS::ECS::TaskDefinition"]
+    env = {e["Name"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]}
+    assert "SWITCHBOARD_PROVIDER_KEYS_SECRET_ARN" in env
+    statements = [
+        st
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
+        for st in r["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    bedrock = [
+        st
+        for st in statements
+        if st["Action"] == ["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"]
+    ]
+    assert len(bedrock) == 1
+    assert "secretsmanager:GetSecretValue" in {
+        a
+        for st in statements
+        for a in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    }
