@@ -181,3 +181,57 @@ def test_catalogue_file_is_read_from_the_setting(tmp_path: Path) -> None:
     path = tmp_path / "m.toml"
     path.write_text(CATALOGUE)
     assert CatalogueConfig.load(path).routes == {"primary": [PRIMARY, SECONDARY]}
+
+
+def test_openai_sdk_streams_a_tool_call_served_by_the_anthropic_upstream(
+    client: openai.OpenAI, fakes: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    """OpenAI wire format in, Anthropic Messages out and back: the tool call's id, name and
+    argument fragments arrive as OpenAI tool-call deltas."""
+    from tests.fakes.script import ToolCallScript
+
+    _, anthropic_upstream = fakes
+    call = ToolCallScript("toolu_01", "get_weather", ['{"city":', ' "Par', 'is"}'])
+    anthropic_upstream.enqueue(
+        Script(text=["Let me check. "], tool_calls=[call], stop="tool_calls")
+    )
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Current weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    stream = client.chat.completions.create(
+        model=SECONDARY,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Weather in Paris?"},
+        ],
+        tools=tools,  # type: ignore[arg-type]
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, calls, finish, usage = "", {}, None, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            for delta in choice.delta.tool_calls or []:
+                entry = calls.setdefault(delta.index, {"id": None, "name": None, "arguments": ""})
+                entry["id"] = entry["id"] or delta.id
+                if delta.function is not None:
+                    entry["name"] = entry["name"] or delta.function.name
+                    entry["arguments"] += delta.function.arguments or ""
+            finish = choice.finish_reason or finish
+    assert text == "Let me check. "
+    assert calls == {0: {"id": "toolu_01", "name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    assert finish == "tool_calls"
+    assert usage is not None and usage.total_tokens > 0
+    seen = anthropic_upstream.canonical_request(anthropic_upstream.requests[-1])
+    assert [t.name for t in seen["tools"]] == ["get_weather"]
+    assert seen["messages"][0].role == "system" and seen["messages"][0].text == "Be brief."
