@@ -45,6 +45,7 @@ from services.routing import RoutingSettings
 from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
 from services.sse import HEADERS as SSE_HEADERS
+from services.sse import coalesce
 
 
 def create_app(
@@ -114,7 +115,9 @@ def create_app(
                     code="unsupported_parameter",
                 )
             frames = await chat.stream(parsed)
-            return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+            return StreamingResponse(
+                coalesce(frames), media_type="text/event-stream", headers=SSE_HEADERS
+            )
         wait = deadline(request, 0.0) if "x-switchboard-deadline-ms" in request.headers else None
         if runs is None or (key is None and wait is None):
             return JSONBytesResponse(await chat.complete(parsed))
