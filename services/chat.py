@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 from services.catalogue import Catalogue
 from services.errors import APIError
@@ -26,6 +28,8 @@ from services.providers.base import (
 )
 from services.sse import DONE, event
 
+T = TypeVar("T")
+
 
 class ChatService:
     def __init__(self, catalogue: Catalogue) -> None:
@@ -39,63 +43,70 @@ class ChatService:
     async def stream(self, chat: ChatCompletionRequest) -> AsyncIterator[bytes]:
         """SSE bytes for a streamed completion.
 
-        The provider's first event is awaited before this returns, so a failure before
+        The provider's first events are awaited before this returns, so a failure before
         the first byte is raised here (and answered with an HTTP error status), while a
         failure after it ends the stream with an error event.
         """
         route = self.catalogue.resolve(chat.model)
-        events = route.provider.stream(to_canonical(chat, route.model)).__aiter__()
+        batches = route.provider.stream_batches(to_canonical(chat, route.model)).__aiter__()
         try:
-            first: StreamEvent | None = await events.__anext__()
+            first = await batches.__anext__()
         except StopAsyncIteration:
-            first = None
-        return self._frames(chat, route.public_name, first, events)
+            first = []
+        return self._frames(chat, route.public_name, _chain([first], batches))
 
     def frames(
         self, chat: ChatCompletionRequest, model: str, events: AsyncIterator[StreamEvent]
     ) -> AsyncIterator[bytes]:
         """SSE bytes for canonical `events`; an `APIError` they raise ends the stream with
         an error event."""
-        return self._frames(chat, model, None, events)
+        return self._frames(chat, model, _singles(events))
 
     async def _frames(
         self,
         chat: ChatCompletionRequest,
         model: str,
-        first: StreamEvent | None,
-        events: AsyncIterator[StreamEvent],
+        batches: AsyncIterator[list[StreamEvent]],
     ) -> AsyncIterator[bytes]:
+        """One write per group of events: the chunks of events that arrived together."""
         id, created = new_completion_id(), int(time.time())
         usage = Usage()
+        # Every chunk is this JSON around its delta and finish reason (the same bytes
+        # chunk_json would give), so each event serializes only what differs.
+        head, _, tail = event(
+            chunk_json(id=id, model=model, created=created, delta={"~": 0}, finish_reason=None)
+        ).partition(b'{"~":0}')
+        tail_null, _, tail_end = tail.partition(b"null")
 
         def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            return event(
-                chunk_json(
-                    id=id, model=model, created=created, delta=delta, finish_reason=finish_reason
-                )
-            )
+            if finish_reason is None:
+                return head + orjson.dumps(delta) + tail
+            return head + orjson.dumps(delta) + tail_null + orjson.dumps(finish_reason) + tail_end
 
         yield chunk({"role": "assistant", "content": ""})
         try:
-            pending = [first] if first is not None else []
-            async for item in _chain(pending, events):
-                if isinstance(item, TextDelta):
-                    yield chunk({"content": item.text})
-                elif isinstance(item, ToolCallDelta):
-                    call: dict[str, Any] = {
-                        "index": item.index,
-                        "function": {"arguments": item.arguments},
-                    }
-                    if item.id is not None:
-                        call["id"] = item.id
-                        call["type"] = "function"
-                    if item.name is not None:
-                        call["function"]["name"] = item.name
-                    yield chunk({"tool_calls": [call]})
-                elif isinstance(item, Finish):
-                    yield chunk({}, item.stop_reason)
-                elif isinstance(item, UsageReport):
-                    usage = usage + item.usage
+            async for batch in batches:
+                out: list[bytes] = []
+                for item in batch:
+                    if isinstance(item, TextDelta):
+                        out.append(chunk({"content": item.text}))
+                    elif isinstance(item, ToolCallDelta):
+                        call: dict[str, Any] = {
+                            "index": item.index,
+                            "function": {"arguments": item.arguments},
+                        }
+                        if item.id is not None:
+                            call["id"] = item.id
+                            call["type"] = "function"
+                        if item.name is not None:
+                            call["function"]["name"] = item.name
+                        out.append(chunk({"tool_calls": [call]}))
+                    elif isinstance(item, Finish):
+                        out.append(chunk({}, item.stop_reason))
+                    elif isinstance(item, UsageReport):
+                        usage = usage + item.usage
+                if out:
+                    yield b"".join(out)
         except APIError as exc:
             yield event(exc.body())
             return
@@ -104,10 +115,13 @@ class ChatService:
         yield DONE
 
 
-async def _chain(
-    first: list[StreamEvent], rest: AsyncIterator[StreamEvent]
-) -> AsyncIterator[StreamEvent]:
+async def _chain(first: list[T], rest: AsyncIterator[T]) -> AsyncIterator[T]:
     for item in first:
         yield item
     async for item in rest:
         yield item
+
+
+async def _singles(events: AsyncIterator[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:
+    async for item in events:
+        yield [item]

@@ -27,7 +27,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from services.config import env_float, env_int
 from services.errors import APIError, ServiceUnavailable
@@ -178,28 +178,34 @@ class Router(Provider):
         return await self._route(call)
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
-        opened: list[tuple[Target, AsyncIterator[StreamEvent], StreamEvent | None]] = []
+        async for batch in self.stream_batches(request):
+            for event in batch:
+                yield event
+
+    async def stream_batches(self, request: CompletionRequest) -> AsyncIterator[list[StreamEvent]]:
+        opened: list[tuple[Target, AsyncIterator[list[StreamEvent]], list[StreamEvent] | None]] = []
 
         async def open_stream(target: Target) -> None:
-            events = target.provider.stream(replace(request, model=target.model)).__aiter__()
+            batches = target.provider.stream_batches(replace(request, model=target.model))
+            batches = batches.__aiter__()
             try:
-                first: StreamEvent | None = await asyncio.wait_for(
-                    events.__anext__(), target.timeouts.first_byte
+                first: list[StreamEvent] | None = await asyncio.wait_for(
+                    batches.__anext__(), target.timeouts.first_byte
                 )
             except StopAsyncIteration:
                 first = None
             except TimeoutError:
-                await _close(events)
+                await _close(batches)
                 raise timed_out(
                     target.provider.name, "first byte", target.timeouts.first_byte
                 ) from None
             except BaseException:
-                await _close(events)
+                await _close(batches)
                 raise
-            opened.append((target, events, first))
+            opened.append((target, batches, first))
 
         await self._route(open_stream)
-        target, events, first = opened[0]
+        target, batches, first = opened[0]
         timeouts = target.timeouts
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
@@ -207,9 +213,9 @@ class Router(Provider):
             if first is None:
                 return
             yield first
-            # One timer for the whole stream, moved on after each event: cheaper than a
-            # wait_for (a task) per event on the hot path. A timer cancels the task that
-            # entered it, so an event awaited from another task gets a wait_for instead.
+            # One timer for the whole stream, moved on after each read: cheaper than a
+            # wait_for (a task) per read on the hot path. A timer cancels the task that
+            # entered it, so a read awaited from another task gets a wait_for instead.
             owner = asyncio.current_task()
             async with asyncio.timeout(None) as timer:
                 while True:
@@ -217,19 +223,19 @@ class Router(Provider):
                     try:
                         if asyncio.current_task() is owner:
                             timer.reschedule(limit)
-                            event = await events.__anext__()
+                            batch = await batches.__anext__()
                             timer.reschedule(None)
                         else:
-                            event = await asyncio.wait_for(events.__anext__(), limit - loop.time())
+                            batch = await asyncio.wait_for(batches.__anext__(), limit - loop.time())
                     except StopAsyncIteration:
                         return
-                    yield event
+                    yield batch
         except TimeoutError:
             if loop.time() >= deadline:
                 raise timed_out(target.provider.name, "whole answer", timeouts.total) from None
             raise timed_out(target.provider.name, "next chunk", timeouts.idle) from None
         finally:
-            await _close(events)
+            await _close(batches)
 
     async def _route(self, call: Callable[[Target], Awaitable[T]]) -> T:
         """`call` on the first target that answers, with retries and fallback."""
@@ -281,7 +287,7 @@ class Router(Provider):
         return None
 
 
-async def _close(events: AsyncIterator[StreamEvent]) -> None:
+async def _close(events: AsyncIterator[Any]) -> None:
     close = getattr(events, "aclose", None)
     if close is not None:
         with contextlib.suppress(Exception):

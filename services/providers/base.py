@@ -154,6 +154,13 @@ class Provider(ABC):
     @abstractmethod
     def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]: ...
 
+    async def stream_batches(self, request: CompletionRequest) -> AsyncIterator[list[StreamEvent]]:
+        """The `stream` events in the groups they became available in (an adapter that
+        reads many events from one network read yields them together), so a consumer
+        can handle a group in one pass. By default, each event is its own group."""
+        async for event in self.stream(request):
+            yield [event]
+
     @abstractmethod
     def models(self) -> list[str]:
         """The provider's model ids that this deployment may offer."""

@@ -187,3 +187,32 @@ def test_unexpected_errors_do_not_leak_details() -> None:
     assert response.status_code == 500
     assert "secret" not in response.text
     assert response.json()["error"]["type"] == "server_error"
+
+
+def test_streamed_chunks_are_exactly_the_chunk_json_serialization() -> None:
+    """The stream writes chunk JSON from a prebuilt template; it must equal chunk_json's."""
+    from services.openai_chat import chunk_json
+
+    events: list[StreamEvent] = [
+        TextDelta('quote " and \\ and ünïcode'),
+        ToolCallDelta(0, id="c1", name="f", arguments='{"a":'),
+        Finish("tool_calls"),
+    ]
+    with client(Scripted(events)) as c:
+        response = c.post("/v1/chat/completions", json=body(stream=True), headers=HEADERS)
+    frames = [
+        line[len("data: ") :] for line in response.text.splitlines() if line.startswith("data: ")
+    ]
+    chunks = [orjson.loads(f) for f in frames[:-1]]
+    first = chunks[0]
+    for chunk in chunks:
+        expected = chunk_json(
+            id=first["id"],
+            model=first["model"],
+            created=first["created"],
+            delta=chunk["choices"][0]["delta"],
+            finish_reason=chunk["choices"][0]["finish_reason"],
+        )
+        assert chunk == expected
+    assert chunks[1]["choices"][0]["delta"] == {"content": 'quote " and \\ and ünïcode'}
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
