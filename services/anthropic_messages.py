@@ -29,7 +29,7 @@ from services.anthropic_wire import (
 )
 from services.catalogue import Catalogue
 from services.errors import APIError, InvalidRequest, UpstreamError
-from services.openai_chat import _invalid
+from services.openai_chat import invalid_request
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -154,7 +154,7 @@ def parse_messages_request(body: Any) -> MessagesRequest:
     try:
         request = MessagesRequest.model_validate(body)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     choice = request.tool_choice
     if request.top_k is not None:
         raise _unsupported("top_k", "Switchboard cannot pass 'top_k' to every provider")

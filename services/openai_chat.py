@@ -152,7 +152,7 @@ def parse_chat_request(body: Any) -> ChatCompletionRequest:
     try:
         request = ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_request(exc) from None
     for name, default in _UNSUPPORTED_UNLESS_DEFAULT.items():
         value = getattr(request, name)
         if value is not None and value != default:
@@ -211,7 +211,8 @@ def _message(m: _MessageIn) -> Message:
     )
 
 
-def _invalid(exc: ValidationError) -> InvalidRequest:
+def invalid_request(exc: ValidationError) -> InvalidRequest:
+    """The 400 for a pydantic validation error, naming the first bad field as `param`."""
     errors = exc.errors(include_url=False)
     # A union reports one error per branch; the deepest location is the most specific.
     first = max(errors, key=lambda e: len(e["loc"]))
