@@ -25,6 +25,7 @@ from anthropic.types import Usage as NativeUsage
 
 from services.anthropic_wire import DEFAULT_MAX_TOKENS, request_body, stop_reason, usage
 from services.config import env_int
+from services.providers._per_loop import PerLoop
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -87,8 +88,7 @@ class AnthropicProvider(Provider):
     ) -> None:
         self.settings = settings
         self._injected = client
-        self._client: anthropic.AsyncAnthropic | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients = PerLoop(self._build_client)
 
     def models(self) -> list[str]:
         return list(self.settings.models)
@@ -153,18 +153,14 @@ class AnthropicProvider(Provider):
             raise malformed(NAME, "the stream ended before message_stop")
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client, self._loop = self._client, None, None
+        client = self._clients.take()
+        if client is not None:
             await client.close()
 
     def _sdk(self) -> anthropic.AsyncAnthropic:
         if self._injected is not None:
             return self._injected
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            # A client from a loop that has ended holds dead connections: start afresh.
-            self._client, self._loop = self._build_client(), loop
-        return self._client
+        return self._clients.get()
 
     def _build_client(self) -> anthropic.AsyncAnthropic:
         t = self.settings.timeouts

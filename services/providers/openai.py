@@ -25,7 +25,6 @@ stream ends in an error even without the router's own idle timeout.
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -36,6 +35,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 
 from services.config import ConfigError
+from services.providers._per_loop import PerLoop
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -115,8 +115,7 @@ class OpenAIProvider(Provider):
     def __init__(self, settings: OpenAISettings, client: openai.AsyncOpenAI | None = None) -> None:
         self.settings = settings
         self._injected = client
-        self._client: openai.AsyncOpenAI | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients = PerLoop(self._build_client)
         # Headers the SDK would otherwise add from its own reading of os.environ, or
         # require (Authorization) although this upstream takes no key.
         omitted: dict[str, Any] = {}
@@ -168,8 +167,8 @@ class OpenAIProvider(Provider):
         reader.end()
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            client, self._client, self._loop = self._client, None, None
+        client = self._clients.take()
+        if client is not None:
             await client.close()
 
     def chat_params(self, request: CompletionRequest) -> dict[str, Any]:
@@ -210,11 +209,7 @@ class OpenAIProvider(Provider):
     def _sdk(self) -> openai.AsyncOpenAI:
         if self._injected is not None:
             return self._injected
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            # A client from a loop that has ended holds dead connections: start afresh.
-            self._client, self._loop = self._build_client(), loop
-        return self._client
+        return self._clients.get()
 
     def _build_client(self) -> openai.AsyncOpenAI:
         t = self.settings.timeouts

@@ -18,7 +18,6 @@ Environment:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -26,6 +25,7 @@ import orjson
 
 from services import http1
 from services.config import env_int
+from services.providers._per_loop import PerLoop
 from services.providers.base import (
     DEFAULT_CONTEXT_WINDOW,
     Completion,
@@ -59,8 +59,11 @@ class OpenAICompatibleProvider(OpenAIProvider):
 
     def __init__(self, settings: OpenAISettings) -> None:
         super().__init__(settings)
-        self._pool: http1.ConnectionPool | None = None
-        self._pool_loop: asyncio.AbstractEventLoop | None = None
+        self._pools = PerLoop(
+            lambda: http1.ConnectionPool(
+                settings.base_url, connect_timeout=settings.timeouts.connect
+            )
+        )
         self._headers = {"content-type": "application/json", "accept": "application/json"}
         if settings.api_key is not None:
             self._headers["authorization"] = f"Bearer {settings.api_key}"
@@ -119,14 +122,14 @@ class OpenAICompatibleProvider(OpenAIProvider):
         reader.end()
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            pool, self._pool, self._pool_loop = self._pool, None, None
+        pool = self._pools.take()
+        if pool is not None:
             await pool.aclose()
 
     async def _post(self, params: dict[str, Any]) -> http1.Response:
         """Send the request; a non-200 answer is raised as the upstream's error."""
         try:
-            response = await self._http().request(
+            response = await self._pools.get().request(
                 "POST", "/chat/completions", self._headers, orjson.dumps(params)
             )
         except http1.HTTPError as exc:
@@ -170,16 +173,6 @@ class OpenAICompatibleProvider(OpenAIProvider):
         if isinstance(exc, http1.ProtocolError):
             return malformed(self.name, str(exc))
         return connection_failed(self.name, str(exc))
-
-    def _http(self) -> http1.ConnectionPool:
-        loop = asyncio.get_running_loop()
-        if self._pool is None or self._pool_loop is not loop:
-            # Pooled connections belong to the loop that opened them.
-            self._pool = http1.ConnectionPool(
-                self.settings.base_url, connect_timeout=self.settings.timeouts.connect
-            )
-            self._pool_loop = loop
-        return self._pool
 
 
 def _sse_data(frame: bytes) -> bytes | None:

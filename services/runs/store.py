@@ -267,24 +267,7 @@ class RunStore:
     def fail_unowned(self, run: Run, error: dict[str, Any]) -> bool:
         """Fail a run that nobody can finish (out of attempts), unless it already ended."""
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(run),
-                UpdateExpression=(
-                    "SET #s = :failed, #e = :error, lease_until = :zero, updated_at = :now"
-                ),
-                ConditionExpression="#s IN (:queued, :running, :awaiting)",
-                ExpressionAttributeNames={"#s": "status", "#e": "error"},
-                ExpressionAttributeValues={
-                    ":failed": {"S": "failed"},
-                    ":error": {"S": json.dumps(error)},
-                    ":zero": {"N": "0"},
-                    ":now": {"N": repr(self._clock())},
-                    ":queued": {"S": "queued"},
-                    ":running": {"S": "running"},
-                    ":awaiting": {"S": "awaiting_input"},
-                },
-            )
+            self._end_active(run, "failed", error)
             return True
         except ClientError as exc:
             if _conditional_failed(exc):
@@ -296,25 +279,7 @@ class RunStore:
         run = self.require(tenant_id, run_id)
         error = {"message": "The run was cancelled.", "type": "cancelled", "code": "run_cancelled"}
         try:
-            response = self._client.update_item(
-                TableName=self._table,
-                Key=self._key(run),
-                UpdateExpression=(
-                    "SET #s = :cancelled, #e = :error, lease_until = :zero, updated_at = :now"
-                ),
-                ConditionExpression="#s IN (:queued, :running, :awaiting)",
-                ExpressionAttributeNames={"#s": "status", "#e": "error"},
-                ExpressionAttributeValues={
-                    ":cancelled": {"S": "cancelled"},
-                    ":error": {"S": json.dumps(error)},
-                    ":zero": {"N": "0"},
-                    ":now": {"N": repr(self._clock())},
-                    ":queued": {"S": "queued"},
-                    ":running": {"S": "running"},
-                    ":awaiting": {"S": "awaiting_input"},
-                },
-                ReturnValues="ALL_NEW",
-            )
+            return self._end_active(run, "cancelled", error)
         except ClientError as exc:
             if _conditional_failed(exc):
                 current = self.require(tenant_id, run_id)
@@ -323,6 +288,26 @@ class RunStore:
                     "run can be cancelled."
                 ) from None
             raise
+
+    def _end_active(self, run: Run, status: str, error: dict[str, Any]) -> Run:
+        """End a run that is still queued, running or awaiting input, whoever owns it."""
+        response = self._client.update_item(
+            TableName=self._table,
+            Key=self._key(run),
+            UpdateExpression="SET #s = :end, #e = :error, lease_until = :zero, updated_at = :now",
+            ConditionExpression="#s IN (:queued, :running, :awaiting)",
+            ExpressionAttributeNames={"#s": "status", "#e": "error"},
+            ExpressionAttributeValues={
+                ":end": {"S": status},
+                ":error": {"S": json.dumps(error)},
+                ":zero": {"N": "0"},
+                ":now": {"N": repr(self._clock())},
+                ":queued": {"S": "queued"},
+                ":running": {"S": "running"},
+                ":awaiting": {"S": "awaiting_input"},
+            },
+            ReturnValues="ALL_NEW",
+        )
         return self._run(response["Attributes"])
 
     # -- events ------------------------------------------------------------------------
