@@ -104,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nstopping...", file=sys.stderr)
         return 0
     finally:
+        # A second Ctrl-C (or the terminal's SIGTERM) must not cut the shutdown short; it
+        # is bounded, and children die with this process in any case.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
 
 
