@@ -159,9 +159,8 @@ class WorkerStack(Stack):
         )
         # A worker follows and cancels the runs another worker owns at that worker's own
         # address (services/runs/service.py), so workers must reach each other.
-        self.service.connections.allow_internally(
-            ec2.Port.tcp(WORKER_PORT), "workers reach the owner of a run"
-        )
+        for group in self.service.connections.security_groups:
+            group.add_ingress_rule(group, ec2.Port.tcp(WORKER_PORT), "workers reach a run's owner")
         scaling = self.service.auto_scale_task_count(
             min_capacity=config.worker_min_count, max_capacity=config.worker_max_count
         )
