@@ -96,12 +96,11 @@ def create_app(
         return JSONBytesResponse({"object": "list", "data": data})
 
     async def chat_completions(request: Request) -> Response:
-        await authenticator.authenticate_async(request.headers)
+        principal = await authenticator.authenticate_async(request.headers)
         body = decode_json(await read_body(request, settings.max_request_bytes))
         parsed = parse_chat_request(body)
         conversation_id = conversation_id_of(parsed)
         if conversation_id is not None:
-            principal = await authenticator.authenticate_async(request.headers)
             return await _conversation_turn(
                 conversations(), principal.tenant_id, parsed, conversation_id
             )
@@ -118,10 +117,9 @@ def create_app(
             return StreamingResponse(
                 coalesce(frames), media_type="text/event-stream", headers=SSE_HEADERS
             )
-        wait = deadline(request, 0.0) if "x-switchboard-deadline-ms" in request.headers else None
+        wait = deadline(request)
         if runs is None or (key is None and wait is None):
             return JSONBytesResponse(await chat.complete(parsed))
-        principal = await authenticator.authenticate_async(request.headers)
         if key is not None:
             # A retried request with the same key gets the same run, and so the same answer.
             run, _ = await runs.create(

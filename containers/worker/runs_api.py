@@ -39,11 +39,11 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-def deadline(request: Request, default: float) -> float:
-    """Seconds a synchronous answer may take: the front door's deadline, or `default`."""
+def deadline(request: Request) -> float | None:
+    """Seconds a synchronous answer may take, when a front door set a deadline."""
     raw = request.headers.get(DEADLINE_HEADER)
     if raw is None or not raw.isdigit():
-        return default
+        return None
     return max(0.05, int(raw) / 1000)
 
 
@@ -120,7 +120,7 @@ def run_routes(
                 cancel_on_disconnect=run.cancel_on_disconnect,
                 request=request,
             )
-        finished = await svc.wait(principal, run, deadline(request, wait_seconds))
+        finished = await svc.wait(principal, run, deadline(request) or wait_seconds)
         return JSONBytesResponse(finished.public()) if finished.terminal else accepted(finished)
 
     async def list_runs(request: Request) -> Response:
