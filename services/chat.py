@@ -83,10 +83,11 @@ class ChatService:
                 return head + orjson.dumps(delta) + tail
             return head + orjson.dumps(delta) + tail_null + orjson.dumps(finish_reason) + tail_end
 
-        yield chunk({"role": "assistant", "content": ""})
+        # The opening chunk goes out with the first events (already there when the
+        # response starts), in one write.
+        out: list[bytes] = [chunk({"role": "assistant", "content": ""})]
         try:
             async for batch in batches:
-                out: list[bytes] = []
                 for item in batch:
                     if isinstance(item, TextDelta):
                         out.append(chunk({"content": item.text}))
@@ -107,12 +108,13 @@ class ChatService:
                         usage = usage + item.usage
                 if out:
                     yield b"".join(out)
+                    out = []
         except APIError as exc:
-            yield event(exc.body())
+            yield b"".join(out) + event(exc.body())
             return
         if chat.include_usage:
-            yield event(usage_chunk_json(id=id, model=model, created=created, usage=usage))
-        yield DONE
+            out.append(event(usage_chunk_json(id=id, model=model, created=created, usage=usage)))
+        yield b"".join(out) + DONE
 
 
 async def _chain(first: list[T], rest: AsyncIterator[T]) -> AsyncIterator[T]:
