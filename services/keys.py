@@ -136,3 +136,34 @@ class KeyStore:
             status=item["status"]["S"],
             created_at=int(item["created_at"]["N"]),
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m services.keys create --table T --tenant ID`: mint a key, print it once.
+
+    The minimal way to get a first key into a deployed table (the credentials and region
+    are boto3's usual ones); the admin CLI and endpoints are a later capability.
+    """
+    import argparse
+
+    import boto3
+
+    parser = argparse.ArgumentParser(prog="python -m services.keys")
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create", help="create an API key for a tenant")
+    create.add_argument("--table", required=True, help="the State stack's table name")
+    create.add_argument("--tenant", required=True, help="the tenant the key belongs to")
+    create.add_argument("--name", default="default", help="a label for the key")
+    create.add_argument("--region", default=None, help="the stack's region (default: boto3's)")
+    args = parser.parse_args(argv)
+    client = boto3.client("dynamodb", region_name=args.region)
+    minted = KeyStore(client, args.table).create(args.tenant, args.name)
+    print(f"key id:  {minted.record.key_id}")
+    print(f"tenant:  {minted.record.tenant_id}")
+    print(f"API key: {minted.secret}")
+    print("Store the key now: only its hash is kept, it cannot be shown again.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

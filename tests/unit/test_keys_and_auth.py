@@ -130,3 +130,15 @@ def test_no_internal_credential_configured_refuses_internal_calls(dynamodb: Any)
     auth = Authenticator(KeyStore(dynamodb, TABLE))
     with pytest.raises(AuthenticationFailed):
         auth.authenticate({INTERNAL_TOKEN_HEADER: "", TENANT_HEADER: "t", KEY_ID_HEADER: "k"})
+
+
+def test_the_key_command_mints_a_working_key(
+    dynamodb: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.keys import main
+
+    args = ["create", "--table", TABLE, "--tenant", "acme", "--name", "ci", "--region", "us-east-1"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    secret = next(line.split()[-1] for line in printed.splitlines() if line.startswith("API key:"))
+    assert Authenticator(KeyStore(dynamodb, TABLE)).authenticate(bearer(secret)).tenant_id == "acme"
