@@ -92,6 +92,17 @@ def malformed(provider: str, detail: str) -> ProviderError:
     )  # fmt: skip
 
 
+def failed_mid_stream(provider: str, message: str) -> ProviderError:
+    """An error event inside a stream, after a 200: the upstream failed mid-answer."""
+    return ProviderError(
+        f"{provider}: {message}",
+        provider=provider,
+        retryable=True,
+        status=502,
+        code="upstream_error",
+    )
+
+
 def untranslatable(param: str, message: str) -> APIError:
     """A request field the target provider cannot express: a 400 naming the field."""
     from services.errors import InvalidRequest

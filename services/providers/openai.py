@@ -55,6 +55,7 @@ from services.providers.base import (
 from services.providers.errors import (
     ProviderError,
     connection_failed,
+    failed_mid_stream,
     from_status,
     malformed,
     timed_out,
@@ -262,14 +263,7 @@ class OpenAIProvider(Provider):
             detail = str(exc.__cause__) if exc.__cause__ is not None else exc.message
             return connection_failed(self.name, detail or type(exc.__cause__).__name__)
         if isinstance(exc, openai.APIError):
-            # An error event inside a stream, after a 200: the upstream failed mid-answer.
-            return ProviderError(
-                f"{self.name}: {_upstream_message(exc.body, exc.message)}",
-                provider=self.name,
-                retryable=True,
-                status=502,
-                code="upstream_error",
-            )
+            return failed_mid_stream(self.name, _upstream_message(exc.body, exc.message))
         return malformed(self.name, str(exc) or type(exc).__name__)
 
 

@@ -35,6 +35,7 @@ from services.providers.base import (
 from services.providers.errors import (
     ProviderError,
     connection_failed,
+    failed_mid_stream,
     from_status,
     malformed,
 )
@@ -159,13 +160,8 @@ class OpenAICompatibleProvider(OpenAIProvider):
         if not isinstance(chunk, dict):
             raise malformed(self.name, "a stream chunk is not a JSON object")
         if "error" in chunk:
-            # An error event inside a stream, after a 200: the upstream failed mid-answer.
-            raise ProviderError(
-                f"{self.name}: {_upstream_message(chunk, 'error event in the stream')}",
-                provider=self.name,
-                retryable=True,
-                status=502,
-                code="upstream_error",
+            raise failed_mid_stream(
+                self.name, _upstream_message(chunk, "error event in the stream")
             )
         return chunk
 
