@@ -1,0 +1,1 @@
+"""Tools: single-purpose AI functions, one module each (see base.py)."""
