@@ -83,6 +83,14 @@ class UnsupportedMediaType(APIError):
     code = "unsupported_media_type"
 
 
+class RateLimited(APIError):
+    """429: a rate limit or the tenant's budget; `headers` carry Retry-After where known."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+
 class UpstreamError(APIError):
     status = 502
     type = "upstream_error"
@@ -117,6 +125,7 @@ def error_from_status(status: int, message: str) -> APIError:
         405: MethodNotAllowed,
         413: PayloadTooLarge,
         415: UnsupportedMediaType,
+        429: RateLimited,
         502: UpstreamError,
         503: ServiceUnavailable,
         504: GatewayTimeout,
