@@ -459,7 +459,8 @@ def break_even(
     Both totals are piecewise linear in the factor with steps (tasks, provisioned
     environments), so the difference is scanned at ``points`` log-spaced factors and each
     sign change is bisected; a crossing at a step is reported at the step. Crossings
-    closer together than the scan's spacing can be missed.
+    closer together than the scan's spacing can be missed. ``Workload.scaled`` scales the
+    requests and the peak concurrency, not the cold starts per month.
     """
 
     def diff(f: float) -> float:
