@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install dev test test-unit test-integration test-infra lint format bench synth deploy clean
+.PHONY: install dev test test-unit test-integration test-infra lint format bench cost synth deploy clean
 
 install: $(STAMP)
 
@@ -49,6 +49,10 @@ format: install
 
 bench: install
 	$(PY) -m bench
+
+## Monthly cost of the seed workload: Lambda-only vs Switchboard, and the break-even.
+cost: install
+	$(PY) -m services.costmodel examples/workload.toml
 
 ## Synthesize the CloudFormation templates into cdk.out (no AWS account, no Docker).
 synth: install node_modules/.installed-stamp
