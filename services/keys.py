@@ -7,21 +7,31 @@ Table layout (the single table shared by every component; `pk`/`sk` strings):
 | key by hash      | `APIKEY#<sha256 hex>` | `APIKEY`       | tenant_id, key_id + common fields |
 | key under tenant | `TENANT#<tenant id>`  | `KEY#<key id>` | key_hash + common fields          |
 
-Common fields: key_id, prefix, name, status (`active` or `revoked`), created_at.
+Common fields: key_id, prefix, name, status (`active` or `revoked`), created_at, and once
+revoked, revoked_at; a rotated key also names its successor (`replaced_by`) and the new key
+its predecessor (`replaces`).
 
 The by-hash item answers "whose key is this?" in one GetItem; the tenant item lets a
 tenant list its keys without a scan. Both are written in one transaction. Keys are 256
 bits of randomness, so a plain SHA-256 (no salt, no slow hash) is safe to store: it cannot
 be reversed or guessed, and it keeps the lookup a single read.
+
+Revoking sets both items' status in one transaction; rotating mints the successor and
+revokes the old key in one transaction, so there is no moment with neither key valid. A
+front door or worker that cached the old key's record keeps accepting it for at most its
+key cache bound (services/auth.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+
+from services.errors import APIError, NotFound
 
 KEY_PREFIX = "sb-"
 _RECOGNITION_CHARS = 10
@@ -37,10 +47,24 @@ class ApiKey:
     name: str
     status: str
     created_at: int
+    revoked_at: int | None = None
 
     @property
     def active(self) -> bool:
         return self.status == "active"
+
+    def public(self) -> dict[str, Any]:
+        """What an admin may see of a key: never its hash, and the secret is not stored."""
+        return {
+            "object": "api_key",
+            "id": self.key_id,
+            "tenant_id": self.tenant_id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "status": self.status,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +73,12 @@ class MintedKey:
 
     secret: str
     record: ApiKey
+
+
+class KeyRevoked(APIError):
+    status = 409
+    type = "invalid_request_error"
+    code = "key_revoked"
 
 
 def hash_key(secret: str) -> str:
@@ -69,10 +99,14 @@ class KeyStore:
     def create(
         self, tenant_id: str, name: str = "default", *, secret: str | None = None
     ) -> MintedKey:
+        minted = self._mint(tenant_id, name, secret)
+        self._client.transact_write_items(TransactItems=self._puts(minted))
+        return minted
+
+    def _mint(self, tenant_id: str, name: str, secret: str | None) -> MintedKey:
         secret = secret or generate_secret()
         if not secret.startswith(KEY_PREFIX) or len(secret) < 24:
             raise ValueError(f"an API key must start with {KEY_PREFIX!r} and be >= 24 characters")
-        digest = hash_key(secret)
         record = ApiKey(
             key_id="key_" + secrets.token_hex(8),
             tenant_id=tenant_id,
@@ -81,42 +115,45 @@ class KeyStore:
             status="active",
             created_at=int(time.time()),
         )
+        return MintedKey(secret=secret, record=record)
+
+    def _puts(self, minted: MintedKey, **extra: str) -> list[dict[str, Any]]:
+        """The two Puts that store a new key (by hash, and under its tenant)."""
+        record, digest = minted.record, hash_key(minted.secret)
         common = {
             "key_id": {"S": record.key_id},
             "prefix": {"S": record.prefix},
             "name": {"S": record.name},
             "status": {"S": record.status},
             "created_at": {"N": str(record.created_at)},
+            **{k: {"S": v} for k, v in extra.items()},
         }
-        self._client.transact_write_items(
-            TransactItems=[
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {
-                            "pk": {"S": f"APIKEY#{digest}"},
-                            "sk": {"S": "APIKEY"},
-                            "tenant_id": {"S": tenant_id},
-                            **common,
-                        },
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self._table,
-                        "Item": {
-                            "pk": {"S": f"TENANT#{tenant_id}"},
-                            "sk": {"S": f"KEY#{record.key_id}"},
-                            "key_hash": {"S": digest},
-                            **common,
-                        },
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                },
-            ]
-        )
-        return MintedKey(secret=secret, record=record)
+        return [
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        "pk": {"S": f"APIKEY#{digest}"},
+                        "sk": {"S": "APIKEY"},
+                        "tenant_id": {"S": record.tenant_id},
+                        **common,
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": {
+                        "pk": {"S": f"TENANT#{record.tenant_id}"},
+                        "sk": {"S": f"KEY#{record.key_id}"},
+                        "key_hash": {"S": digest},
+                        **common,
+                    },
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
 
     def lookup(self, secret: str) -> ApiKey | None:
         """The record for a presented secret, or None if no such key exists."""
@@ -126,43 +163,152 @@ class KeyStore:
             ConsistentRead=True,
         )
         item = response.get("Item")
+        return None if item is None else _record(item, item["tenant_id"]["S"])
+
+    def get(self, tenant_id: str, key_id: str) -> ApiKey | None:
+        """A key of the tenant by its id; None if the tenant has no such key."""
+        item = self._tenant_item(tenant_id, key_id)
+        return None if item is None else _record(item, tenant_id)
+
+    def require(self, tenant_id: str, key_id: str) -> ApiKey:
+        key = self.get(tenant_id, key_id)
+        if key is None:
+            raise _not_found(tenant_id, key_id)
+        return key
+
+    def for_tenant(self, tenant_id: str) -> list[ApiKey]:
+        """The tenant's keys, active and revoked, oldest first (never their hashes)."""
+        query: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :key)",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": f"TENANT#{tenant_id}"},
+                ":key": {"S": "KEY#"},
+            },
+            "ConsistentRead": True,
+        }
+        keys: list[ApiKey] = []
+        while True:
+            response = self._client.query(**query)
+            keys += [_record(i, tenant_id) for i in response.get("Items", [])]
+            if "LastEvaluatedKey" not in response:
+                break
+            query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return sorted(keys, key=lambda k: (k.created_at, k.key_id))
+
+    def revoke(self, tenant_id: str, key_id: str) -> ApiKey:
+        """Revoke a key (both items, in one transaction). Revoking a revoked key is a no-op;
+        `NotFound` if the tenant has no such key."""
+        item = self._tenant_item(tenant_id, key_id)
         if item is None:
-            return None
-        return ApiKey(
-            key_id=item["key_id"]["S"],
-            tenant_id=item["tenant_id"]["S"],
-            prefix=item["prefix"]["S"],
-            name=item["name"]["S"],
-            status=item["status"]["S"],
-            created_at=int(item["created_at"]["N"]),
+            raise _not_found(tenant_id, key_id)
+        if item["status"]["S"] != "active":
+            return _record(item, tenant_id)
+        now = int(time.time())
+        # Revoked meanwhile by another call: the outcome is the same.
+        with contextlib.suppress(self._client.exceptions.TransactionCanceledException):
+            self._client.transact_write_items(
+                TransactItems=self._revocations(tenant_id, key_id, item["key_hash"]["S"], now)
+            )
+        return self.require(tenant_id, key_id)
+
+    def rotate(self, tenant_id: str, key_id: str) -> MintedKey:
+        """Mint a successor with the same name and revoke the old key, in one transaction.
+
+        `NotFound` if the tenant has no such key, `KeyRevoked` (409) if it is revoked."""
+        item = self._tenant_item(tenant_id, key_id)
+        if item is None:
+            raise _not_found(tenant_id, key_id)
+        old = _record(item, tenant_id)
+        if not old.active:
+            raise KeyRevoked(f"The key '{key_id}' is revoked; create a new key instead.")
+        minted = self._mint(tenant_id, old.name, None)
+        new_id = minted.record.key_id
+        actions = self._puts(minted, replaces=key_id) + self._revocations(
+            tenant_id, key_id, item["key_hash"]["S"], minted.record.created_at, replaced_by=new_id
         )
+        try:
+            self._client.transact_write_items(TransactItems=actions)
+        except self._client.exceptions.TransactionCanceledException:
+            raise KeyRevoked(
+                f"The key '{key_id}' was revoked while rotating it; create a new key instead."
+            ) from None
+        return minted
+
+    def _tenant_item(self, tenant_id: str, key_id: str) -> dict[str, Any] | None:
+        if "#" in tenant_id or "#" in key_id:
+            return None
+        response = self._client.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": f"KEY#{key_id}"}},
+            ConsistentRead=True,
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def _revocations(
+        self, tenant_id: str, key_id: str, digest: str, now: int, **extra: str
+    ) -> list[dict[str, Any]]:
+        """Two Updates that revoke an active key, refused if it is no longer active."""
+        sets = ["#s = :revoked", "revoked_at = :now", *(f"{k} = :{k}" for k in extra)]
+        values = {
+            ":revoked": {"S": "revoked"},
+            ":active": {"S": "active"},
+            ":now": {"N": str(now)},
+            **{f":{k}": {"S": v} for k, v in extra.items()},
+        }
+        keys = [
+            {"pk": {"S": f"APIKEY#{digest}"}, "sk": {"S": "APIKEY"}},
+            {"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": f"KEY#{key_id}"}},
+        ]
+        return [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": key,
+                    "UpdateExpression": "SET " + ", ".join(sets),
+                    "ConditionExpression": "#s = :active",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": values,
+                }
+            }
+            for key in keys
+        ]
+
+
+def _record(item: dict[str, Any], tenant_id: str) -> ApiKey:
+    revoked_at = item.get("revoked_at")
+    return ApiKey(
+        key_id=item["key_id"]["S"],
+        tenant_id=tenant_id,
+        prefix=item["prefix"]["S"],
+        name=item["name"]["S"],
+        status=item["status"]["S"],
+        created_at=int(item["created_at"]["N"]),
+        revoked_at=None if revoked_at is None else int(revoked_at["N"]),
+    )
+
+
+def _not_found(tenant_id: str, key_id: str) -> NotFound:
+    return NotFound(
+        f"Tenant '{tenant_id}' has no API key with id '{key_id}'.", code="key_not_found"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m services.keys create --table T --tenant ID`: mint a key, print it once.
+    """`python -m services.keys create --table T --tenant ID [--name N] [--region R]`: kept
+    for the commands already written down; it is the admin CLI's `key create`, creating the
+    tenant first if it does not exist (see `python -m services.admin --help`)."""
+    import sys
 
-    The minimal way to get a first key into a deployed table (the credentials and region
-    are boto3's usual ones); the admin CLI and endpoints are a later capability.
-    """
-    import argparse
+    from services.admin import main as admin_main
 
-    import boto3
-
-    parser = argparse.ArgumentParser(prog="python -m services.keys")
-    commands = parser.add_subparsers(dest="command", required=True)
-    create = commands.add_parser("create", help="create an API key for a tenant")
-    create.add_argument("--table", required=True, help="the State stack's table name")
-    create.add_argument("--tenant", required=True, help="the tenant the key belongs to")
-    create.add_argument("--name", default="default", help="a label for the key")
-    create.add_argument("--region", default=None, help="the stack's region (default: boto3's)")
-    args = parser.parse_args(argv)
-    client = boto3.client("dynamodb", region_name=args.region)
-    minted = KeyStore(client, args.table).create(args.tenant, args.name)
-    print(f"key id:  {minted.record.key_id}")
-    print(f"tenant:  {minted.record.tenant_id}")
-    print(f"API key: {minted.secret}")
-    print("Store the key now: only its hash is kept, it cannot be shown again.")
-    return 0
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] != ["create"]:
+        print("usage: python -m services.keys create --table T --tenant ID", file=sys.stderr)
+        print("(the admin CLI does more: python -m services.admin --help)", file=sys.stderr)
+        return 2
+    return admin_main(["key", "create", "--create-tenant", *args[1:]])
 
 
 if __name__ == "__main__":
