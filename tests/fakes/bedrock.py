@@ -27,6 +27,7 @@ from services.providers.base import (
     Usage,
 )
 from tests.fakes.http import Request, Writer
+from tests.fakes.openai import fake_vector
 from tests.fakes.registry import FakeBinding
 from tests.fakes.script import Script
 from tests.fakes.upstream import FakeUpstream
@@ -107,7 +108,7 @@ class BedrockFake(FakeUpstream):
             request.method == "POST"
             and len(parts) == 4
             and parts[1] == "model"
-            and parts[3] in ("converse", "converse-stream")
+            and parts[3] in ("converse", "converse-stream", "invoke")
         )
 
     def is_stream(self, request: Request) -> bool:
@@ -133,6 +134,9 @@ class BedrockFake(FakeUpstream):
         await writer.respond(fault.status, self.error_body(fault.status, fault.message), headers)
 
     async def complete(self, request: Request, script: Script, writer: Writer) -> None:
+        if request.path.endswith("/invoke"):
+            await self.invoke(request, writer)
+            return
         content: list[dict[str, Any]] = []
         if script.full_text:
             content.append({"text": script.full_text})
@@ -157,6 +161,23 @@ class BedrockFake(FakeUpstream):
     async def stream(self, request: Request, script: Script, writer: Writer) -> None:
         await writer.start(200, {"content-type": "application/vnd.amazon.eventstream"})
         await self.chunks(writer, script, self.frames(script), malformed=self.malformed_frame())
+
+    async def invoke(self, request: Request, writer: Writer) -> None:
+        """InvokeModel on an embedding model: Titan (one `inputText`) or Cohere (`texts`)."""
+        model = unquote(request.path.split("/")[2])
+        body = request.json()
+        if model.startswith("cohere.embed"):
+            answer: dict[str, Any] = {
+                "embeddings": [fake_vector(text) for text in body["texts"]],
+                "texts": body["texts"],
+            }
+        else:
+            text = body["inputText"]
+            answer = {
+                "embedding": fake_vector(text, body.get("dimensions") or 4),
+                "inputTextTokenCount": len(text.split()),
+            }
+        await writer.respond(200, json.dumps(answer).encode(), {"content-type": "application/json"})
 
     def frames(self, script: Script) -> list[bytes]:
         frames = [event_message("messageStart", {"role": "assistant"})]

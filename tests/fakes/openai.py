@@ -44,13 +44,23 @@ class FakeOpenAI(FakeUpstream):
     max_tokens_field = "max_completion_tokens"
 
     def accepts(self, request: Request) -> bool:
-        return request.method == "POST" and request.path == "/v1/chat/completions"
+        return request.method == "POST" and request.path in (
+            "/v1/chat/completions",
+            "/v1/embeddings",
+        )
 
     def is_stream(self, request: Request) -> bool:
         return bool(request.json().get("stream"))
 
     async def complete(self, request: Request, script: Script, writer: Writer) -> None:
         body = request.json()
+        if request.path == "/v1/embeddings":
+            await writer.respond(
+                200,
+                json.dumps(embeddings_answer(body)).encode(),
+                {"content-type": "application/json"},
+            )
+            return
         message: dict[str, Any] = {
             "role": "assistant",
             "content": script.full_text if script.text else None,
@@ -149,6 +159,31 @@ class FakeOpenAI(FakeUpstream):
             "top_p": body.get("top_p"),
             "user": body.get("user"),
         }
+
+
+def fake_vector(text: str, dimensions: int = 4) -> list[float]:
+    """A vector the test can predict: the text's length, then its first characters."""
+    values = [float(len(text))] + [float(ord(c)) for c in text[: dimensions - 1]]
+    return (values + [0.0] * dimensions)[:dimensions]
+
+
+def embeddings_answer(body: dict[str, Any]) -> dict[str, Any]:
+    """An Embeddings answer (floats), its items deliberately listed last input first: a
+    client must place each by its `index`."""
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    assert body.get("encoding_format", "float") == "float", "the adapter asks for floats"
+    dimensions = body.get("dimensions") or 4
+    data = [
+        {"object": "embedding", "index": i, "embedding": fake_vector(text, dimensions)}
+        for i, text in enumerate(inputs)
+    ]
+    tokens = sum(len(text.split()) for text in inputs)
+    return {
+        "object": "list",
+        "data": data[::-1],
+        "model": body["model"],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 def native_finish(script: Script) -> str:

@@ -254,7 +254,7 @@ def test_another_tenants_document_is_not_found(store: DocumentStore) -> None:
     doc = run(store.put("acme", "a.txt", "text/plain", b"private"))
     for call in (store.get, store.text, store.content, store.delete):
         with pytest.raises(NotFound):
-            run(call("globex", doc.id))  # type: ignore[operator]
+            run(call("globex", doc.id))
     with pytest.raises(NotFound):
         run(store.move("globex", doc.id, "stolen"))
     assert run(store.list("globex")) == ([], None)
