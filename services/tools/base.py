@@ -11,6 +11,7 @@ tool is adding one file. The same declaration serves three callers:
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,13 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from services.errors import APIError, InvalidRequest
-from services.providers.base import ToolDefinition
+from services.providers.base import (
+    Completion,
+    CompletionRequest,
+    Message,
+    ToolDefinition,
+    Usage,
+)
 
 
 class ToolFailed(APIError):
@@ -29,6 +36,14 @@ class ToolFailed(APIError):
     status = 422
     type = "tool_error"
     code = "tool_failed"
+
+
+class ToolTimedOut(APIError):
+    """The tool did not finish within its `timeout_seconds`."""
+
+    status = 504
+    type = "timeout"
+    code = "tool_timeout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +72,7 @@ class ToolContext:
     - `documents`: the tenant's document store (`services.documents.DocumentStore`).
     - `embeddings`: the embeddings service (`services.embeddings`), for `suggest_related`.
     - `emit`: progress events (`tool.progress`), a no-op outside a run.
+    - `usage`/`model_calls`: what `complete` has spent so far in this context.
     """
 
     tenant_id: str
@@ -66,6 +82,27 @@ class ToolContext:
     documents: Any = None
     embeddings: Any = None
     emit: Callable[[str, dict[str, Any]], None] = field(default=lambda _type, _data: None)
+    usage: Usage = field(default_factory=Usage)
+    model_calls: int = 0
+
+    async def complete(
+        self, messages: list[Message], *, max_tokens: int, temperature: float | None = None
+    ) -> Completion:
+        """One model call on `route`, through the router (retries, fallback, timeouts);
+        its usage is added to `usage`. Provider failures are raised as they are."""
+        target = self.catalogue.resolve(self.route)
+        completion: Completion = await target.provider.complete(
+            CompletionRequest(
+                model=target.model,
+                messages=messages,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                user=self.tenant_id,
+            )
+        )
+        self.usage = self.usage + completion.usage
+        self.model_calls += 1
+        return completion
 
 
 class Tool(ABC):
@@ -76,6 +113,7 @@ class Tool(ABC):
     Input: ClassVar[type[BaseModel]]
     Output: ClassVar[type[BaseModel]]
     route: ClassVar[str] = "fast"  # the model route used unless the caller names another
+    uses_model: ClassVar[bool] = True  # False: `route` is unused and no override is taken
     limits: ClassVar[ToolLimits] = ToolLimits()
 
     @abstractmethod
@@ -88,23 +126,34 @@ class Tool(ABC):
             "object": "tool",
             "name": self.name,
             "description": self.description,
-            "route": self.route,
+            "route": self.route if self.uses_model else None,
             "limits": self.limits.public(),
             "input_schema": self.Input.model_json_schema(),
             "output_schema": self.Output.model_json_schema(),
         }
 
     def definition(self) -> ToolDefinition:
-        """The tool as a function a model may call."""
-        return ToolDefinition(self.name, self.description, self.Input.model_json_schema())
+        """The tool as a function a model may call: its input schema with every `$ref`
+        inlined (an object with `properties` and no `$defs`), which OpenAI, Anthropic and
+        Bedrock all accept."""
+        return ToolDefinition(
+            self.name, self.description, inline_refs(self.Input.model_json_schema())
+        )
 
     def parse_input(self, raw: Any) -> BaseModel:
-        """`raw` as `Input`, or a 400 naming the first bad field (`input.<path>`)."""
+        """`raw` as `Input`, or a 400 naming the first bad field (`input.<path>`).
+
+        A model-level check (one of two fields required) names its field by raising a
+        `PydanticCustomError` whose context has `field`."""
         try:
             return self.Input.model_validate(raw)
         except ValidationError as exc:
             error = exc.errors()[0]
-            path = ".".join(str(p) for p in error["loc"])
+            loc = list(error["loc"])
+            named = (error.get("ctx") or {}).get("field")
+            if isinstance(named, str):
+                loc.append(named)
+            path = ".".join(str(p) for p in loc)
             raise InvalidRequest(
                 f"Invalid input for tool '{self.name}': {path or 'input'}: {error['msg']}.",
                 param=f"input.{path}" if path else "input",
@@ -112,9 +161,17 @@ class Tool(ABC):
             ) from None
 
     async def invoke(self, ctx: ToolContext, raw: Any) -> dict[str, Any]:
-        """Validate `raw`, run, and validate what the tool produced."""
+        """Validate `raw`, run within `limits.timeout_seconds` (else `ToolTimedOut`), and
+        validate what the tool produced (else `ToolFailed`)."""
         parsed = self.parse_input(raw)
-        output = await self.run(ctx, parsed)
+        try:
+            async with asyncio.timeout(self.limits.timeout_seconds):
+                output = await self.run(ctx, parsed)
+        except TimeoutError:
+            raise ToolTimedOut(
+                f"Tool '{self.name}' did not finish within its limit of "
+                f"{self.limits.timeout_seconds:g} s."
+            ) from None
         try:
             checked = self.Output.model_validate(output.model_dump())
         except ValidationError as exc:
@@ -122,3 +179,26 @@ class Tool(ABC):
                 f"Tool '{self.name}' produced output that does not match its schema: {exc}"
             ) from None
         return checked.model_dump(mode="json")
+
+
+def inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with each local `$ref` (`#/$defs/Name`) replaced by its definition and
+    `$defs` removed. Tool inputs are not recursive; a recursive one is refused."""
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def resolve(node: Any, seen: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, seen) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in seen:
+                raise ValueError(f"recursive schema at {name!r} cannot be inlined")
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return {**resolve(defs[name], (*seen, name)), **resolve(rest, seen)}
+        return {k: resolve(v, seen) for k, v in node.items() if k != "$defs"}
+
+    resolved: dict[str, Any] = resolve(schema, ())
+    return resolved

@@ -1,0 +1,143 @@
+"""The tools API on the worker: list the tools and run one synchronously.
+
+- `GET /v1/tools`: every registered tool with its input and output JSON Schema, default
+  route and limits; `GET /v1/tools/{name}`: one of them.
+- `POST /v1/tools/{name}` with `{"input": {...}, "model": "<name>"?}`: runs the tool and
+  answers `{"object": "tool.result", "tool", "model", "output", "usage"}`. `model`
+  overrides the tool's default route with any name `GET /v1/models` lists (a tool that
+  calls no model refuses it). `usage` adds up the tool's model calls (null when it made
+  none).
+
+Errors: 400 naming the field for bad input (`input.<field>`), 404 for an unknown tool,
+model or document, 422 `tool_failed` when the tool could not do the work, provider errors
+as the router raised them, and 504 `tool_timeout` past the tool's own time limit or the
+front door's deadline (`x-switchboard-deadline-ms`, set by the gateway below API
+Gateway's integration timeout: a tool that needs longer goes through the stream front
+door, which sets none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from containers.worker.runs_api import deadline
+from services.asgi import JSONBytesResponse, decode_json, read_body
+from services.auth import Authenticator, Principal
+from services.catalogue import Catalogue
+from services.errors import GatewayTimeout, InvalidRequest
+from services.limits import Admission, guard
+from services.openai_chat import usage_json
+from services.tools import registry
+from services.tools.base import ToolContext
+from services.usage.context import bind
+
+_FIELDS = ("input", "model")
+
+
+def tool_routes(
+    authenticator: Authenticator,
+    catalogue: Catalogue,
+    max_request_bytes: int,
+    *,
+    documents: Callable[[], Any],
+    embeddings: Callable[[], Any],
+    admission: Admission | None = None,
+) -> list[Route]:
+    """The routes, over `documents()` and `embeddings()`: the worker's DocumentStore and
+    Embeddings, built by the app (on first use, so a worker that runs no tool needs none).
+    Running a tool is admitted like every AI route (budget and rate limits)."""
+
+    async def list_tools(request: Request) -> Response:
+        await authenticator.authenticate_async(request.headers)
+        data = [tool.public() for tool in registry.tools().values()]
+        return JSONBytesResponse({"object": "list", "data": data})
+
+    async def get_tool(request: Request) -> Response:
+        await authenticator.authenticate_async(request.headers)
+        return JSONBytesResponse(registry.get(request.path_params["name"]).public())
+
+    async def run_tool(request: Request, principal: Principal) -> Response:
+        tool = registry.get(request.path_params["name"])
+        bind(principal, f"/v1/tools/{tool.name}")
+        body = decode_json(await read_body(request, max_request_bytes))
+        raw, model = _parse_body(body, uses_model=tool.uses_model)
+        route = model or tool.route
+        if tool.uses_model:
+            catalogue.resolve(route)  # an unknown model is a 404 naming `model`, before any work
+        ctx = ToolContext(
+            tenant_id=principal.tenant_id,
+            key_id=principal.key_id,
+            catalogue=catalogue,
+            route=route,
+            documents=documents(),
+            embeddings=embeddings(),
+        )
+        wait = deadline(request)
+        try:
+            async with asyncio.timeout(wait):
+                output = await tool.invoke(ctx, raw)
+        except TimeoutError:
+            assert wait is not None
+            raise GatewayTimeout(
+                f"Tool '{tool.name}' did not finish within the front door's deadline of "
+                f"{wait:g} s (below API Gateway's integration timeout). Call it through the "
+                "stream URL, which has no such limit, or from an agent run.",
+                code="tool_timeout",
+            ) from None
+        return JSONBytesResponse(
+            {
+                "object": "tool.result",
+                "tool": tool.name,
+                "model": route if tool.uses_model else None,
+                "output": output,
+                "usage": usage_json(ctx.usage) if ctx.model_calls else None,
+            }
+        )
+
+    return [
+        Route("/v1/tools", list_tools, methods=["GET"]),
+        Route("/v1/tools/{name}", get_tool, methods=["GET"]),
+        Route("/v1/tools/{name}", guard(authenticator, admission, run_tool), methods=["POST"]),
+    ]
+
+
+def _parse_body(body: Any, *, uses_model: bool) -> tuple[dict[str, Any], str | None]:
+    if not isinstance(body, dict):
+        raise InvalidRequest(
+            'The request body must be a JSON object: {"input": {...}}.', code="invalid_body"
+        )
+    unknown = sorted(set(body) - set(_FIELDS))
+    if unknown:
+        raise InvalidRequest(
+            f"Unrecognized request argument supplied: {unknown[0]}. A tool call is "
+            '{"input": {...}, "model": "<optional model or route>"}.',
+            param=unknown[0],
+            code="unknown_parameter",
+        )
+    raw = body.get("input")
+    if not isinstance(raw, dict):
+        raise InvalidRequest(
+            "'input' is required: a JSON object of the tool's arguments (GET /v1/tools "
+            "shows each tool's input_schema).",
+            param="input",
+            code="missing_required_parameter" if raw is None else "invalid_type",
+        )
+    model = body.get("model")
+    if model is not None:
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest(
+                "'model' must be a model or route name.", param="model", code="invalid_type"
+            )
+        if not uses_model:
+            raise InvalidRequest(
+                "This tool calls no model; leave 'model' out.",
+                param="model",
+                code="unsupported_parameter",
+            )
+    return raw, model
