@@ -46,6 +46,7 @@ import math
 import re
 import secrets
 import struct
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -466,9 +467,11 @@ def _describe(exc: Exception) -> str:
 class DocumentStore:
     """A tenant's documents: records in the table, files and extracted text in S3.
 
-    Takes boto3 DynamoDB and S3 clients (injected: tests pass moto's). Every read and
-    write is scoped to the caller's tenant by the key itself: another tenant's document
-    id is simply not found (404). Without a bucket, every operation answers 503.
+    Takes boto3 DynamoDB and S3 clients (tests pass moto's); when one is None, boto3's
+    default client is built on first use, so a worker that stores no document needs no
+    AWS. Every read and write is scoped to the caller's tenant by the key itself: another
+    tenant's document id is simply not found (404). Without a bucket, every operation
+    answers 503.
     """
 
     def __init__(
@@ -480,11 +483,34 @@ class DocumentStore:
         *,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._ddb = dynamodb
-        self._s3 = s3
+        self._dynamodb_client = dynamodb
+        self._s3_client = s3
+        self._clients_lock = threading.Lock()  # boto3 builds clients unsafely across threads
         self._table = table
         self.settings = settings or DocumentSettings()
         self._clock = clock
+
+    @property
+    def _ddb(self) -> Any:
+        if self._dynamodb_client is None:
+            with self._clients_lock:
+                if self._dynamodb_client is None:
+                    import boto3
+
+                    self._dynamodb_client = boto3.client("dynamodb")
+        return self._dynamodb_client
+
+    @property
+    def _s3(self) -> Any:
+        if self._s3_client is None:
+            with self._clients_lock:
+                if self._s3_client is None:
+                    import boto3
+                    from botocore.config import Config
+
+                    # SigV4, as presigned URLs for buckets in every region require.
+                    self._s3_client = boto3.client("s3", config=Config(signature_version="s3v4"))
+        return self._s3_client
 
     # -- keys -------------------------------------------------------------------------------
 
@@ -1102,9 +1128,6 @@ def _conditional_failed(exc: Exception) -> bool:
 
 
 def build_store(table: str, settings: DocumentSettings) -> DocumentStore:
-    """The store on boto3's default clients (the worker's task role in AWS; moto locally)."""
-    import boto3
-    from botocore.config import Config
-
-    s3 = boto3.client("s3", config=Config(signature_version="s3v4"))
-    return DocumentStore(boto3.client("dynamodb"), s3, table, settings)
+    """The store on boto3's default clients, built on first use (the worker's task role
+    in AWS; moto in the local stack)."""
+    return DocumentStore(None, None, table, settings)
