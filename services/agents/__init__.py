@@ -1,0 +1,1 @@
+"""Agents: declarations (instructions, tools, route, step limit, approvals) run by one loop."""
