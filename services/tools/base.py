@@ -50,16 +50,20 @@ class ToolTimedOut(APIError):
 class ToolLimits:
     """Named limits a tool enforces; shown in `GET /v1/tools`."""
 
-    max_input_chars: int = 200_000
-    max_output_tokens: int = 1024
+    max_input_chars: int = 200_000  # of text read (inline or from documents)
+    max_output_tokens: int = 1024  # per model call
     timeout_seconds: float = 120.0
+    max_image_bytes: int | None = None  # tools that read an image
 
     def public(self) -> dict[str, Any]:
-        return {
+        limits: dict[str, Any] = {
             "max_input_chars": self.max_input_chars,
             "max_output_tokens": self.max_output_tokens,
             "timeout_seconds": self.timeout_seconds,
         }
+        if self.max_image_bytes is not None:
+            limits["max_image_bytes"] = self.max_image_bytes
+        return limits
 
 
 @dataclass(slots=True)

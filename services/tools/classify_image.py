@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 
-from services.tools._support import ImageInput, ask_json, image_part, load_image
+from services.tools._support import MAX_IMAGE_BYTES, ImageInput, ask_json, image_part, load_image
 from services.tools.base import Tool, ToolContext, ToolFailed, ToolLimits
 
 MAX_LABELS = 10
 MAX_LABEL_CHARS = 80
+CandidateLabel = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_CHARS)]
 
 
 class ClassifyImageInput(ImageInput):
-    labels: list[str] | None = Field(
+    labels: list[CandidateLabel] | None = Field(
         None,
         min_length=1,
         max_length=100,
@@ -50,7 +51,12 @@ class ClassifyImage(Tool):
     Input = ClassifyImageInput
     Output = ClassifyImageOutput
     route = "fast"
-    limits = ToolLimits(max_input_chars=0, max_output_tokens=400, timeout_seconds=60.0)
+    limits = ToolLimits(
+        max_image_bytes=MAX_IMAGE_BYTES,
+        max_input_chars=8_000,
+        max_output_tokens=400,
+        timeout_seconds=60.0,
+    )
 
     async def run(self, ctx: ToolContext, input: ClassifyImageInput) -> ClassifyImageOutput:
         url = await load_image(ctx, self.name, input.image_url, input.document_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from services.tools._support import ImageInput, ask_text, image_part, load_image
+from services.tools._support import MAX_IMAGE_BYTES, ImageInput, ask_text, image_part, load_image
 from services.tools.base import Tool, ToolContext, ToolLimits
 
 MAX_ALT_CHARS = 1000
@@ -38,7 +38,12 @@ class GenerateAltText(Tool):
     Input = GenerateAltTextInput
     Output = GenerateAltTextOutput
     route = "fast"
-    limits = ToolLimits(max_input_chars=0, max_output_tokens=300, timeout_seconds=60.0)
+    limits = ToolLimits(
+        max_image_bytes=MAX_IMAGE_BYTES,
+        max_input_chars=2_000,
+        max_output_tokens=300,
+        timeout_seconds=60.0,
+    )
 
     async def run(self, ctx: ToolContext, input: GenerateAltTextInput) -> GenerateAltTextOutput:
         url = await load_image(ctx, self.name, input.image_url, input.document_id)

@@ -530,3 +530,41 @@ def test_suggest_related_ranks_by_meaning_and_filters(
     with pytest.raises(APIError) as foreign:
         related(document_id=docs["other_tenant"])
     assert foreign.value.status == 404
+
+
+def _objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every object schema in `node`, nested ones included."""
+    if isinstance(node, dict):
+        if node.get("type") == "object":
+            yield node
+        for value in node.values():
+            yield from _objects(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _objects(item)
+
+
+def test_every_tool_definition_is_one_bedrock_and_the_others_take() -> None:
+    """All tools in one request, as an agent offers them: botocore's own validation of the
+    Converse request passes, and every object schema names only properties it declares."""
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    from services.providers.base import Message, TextPart
+    from services.providers.bedrock import converse_arguments
+
+    definitions = [tool.definition() for tool in registry.tools().values()]
+    request = CompletionRequest(
+        "anthropic.claude-3-5-haiku-20241022-v1:0",
+        [Message("user", [TextPart("Summarize doc_1")])],
+        tools=definitions,
+        tool_choice="auto",
+    )
+    arguments = converse_arguments(request)
+    model = botocore.session.get_session().get_service_model("bedrock-runtime")
+    report = ParamValidator().validate(arguments, model.operation_model("Converse").input_shape)
+    assert not report.has_errors(), report.generate_report()
+    for definition in definitions:
+        json.dumps(definition.parameters)  # plain JSON, as OpenAI and Anthropic send it
+        for schema in _objects(definition.parameters):
+            assert set(schema.get("required", [])) <= set(schema.get("properties", {}))
