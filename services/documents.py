@@ -610,6 +610,10 @@ class DocumentStore:
         """The file's bytes as stored."""
         return await asyncio.to_thread(self.content_sync, tenant_id, document_id)
 
+    async def download_url(self, tenant_id: str, document_id: str, seconds: int = 300) -> str:
+        """A presigned S3 GET URL for the file, valid for `seconds`."""
+        return await asyncio.to_thread(self.download_url_sync, tenant_id, document_id, seconds)
+
     async def move(self, tenant_id: str, document_id: str, folder: str) -> Document:
         """Put the file in `folder` ("" is the root): S3 copy, record update, delete."""
         return await asyncio.to_thread(self.move_sync, tenant_id, document_id, folder)
@@ -844,6 +848,21 @@ class DocumentStore:
         document = self._ready(tenant_id, document_id)
         body = self._s3.get_object(Bucket=self._bucket(), Key=document.s3_key)["Body"].read()
         return bytes(body)
+
+    def download_url_sync(self, tenant_id: str, document_id: str, seconds: int = 300) -> str:
+        document = self._ready(tenant_id, document_id)
+        ascii_name = document.filename.encode("ascii", "replace").decode().replace('"', "'")
+        url = self._s3.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self._bucket(),
+                "Key": document.s3_key,
+                "ResponseContentType": document.content_type,
+                "ResponseContentDisposition": f'attachment; filename="{ascii_name}"',
+            },
+            ExpiresIn=seconds,
+        )
+        return str(url)
 
     def move_sync(self, tenant_id: str, document_id: str, folder: str) -> Document:
         bucket = self._bucket()
