@@ -79,8 +79,9 @@ def test_the_simulator_is_free_and_an_unknown_model_has_no_price() -> None:
 
 
 def test_every_catalogue_model_has_a_price() -> None:
-    models = tomllib.loads(DEFAULT_CONFIG.read_text())["models"]
-    assert set(models) <= set(PRICES.prices)
+    catalogue = tomllib.loads(DEFAULT_CONFIG.read_text())
+    models = {*catalogue["models"], *catalogue.get("embeddings", {})}
+    assert models <= set(PRICES.prices)
     assert PRICES.version and PRICES.as_of <= datetime.date.today()
 
 
