@@ -377,7 +377,10 @@ def test_records_are_read_by_day_range_and_tenant(dynamodb: Any) -> None:
 
 def test_the_writer_writes_in_the_background_and_flushes_at_shutdown(dynamodb: Any) -> None:
     store = UsageStore(dynamodb, TABLE)
-    writer = UsageWriter(store, PRICES, UsageSettings(writers=3))
+    # One writer thread: in-process moto does not apply concurrent updates atomically
+    # (DynamoDB does; tests/integration/test_usage.py writes concurrently through the
+    # local stack, whose moto serves DynamoDB requests one at a time).
+    writer = UsageWriter(store, PRICES, UsageSettings(writers=1))
     usages = [Usage(100 * i, 10 * i, 7 * i) for i in range(1, 21)]
 
     async def main() -> None:
