@@ -12,11 +12,13 @@ token, cached ones included), cached_input_tokens, output_tokens, latency_ms,
 first_token_ms, outcome (`ok`, an error code, or `abandoned`), cost_usd_micros (absent:
 unknown), price_version, estimated, streamed, call_id, at, expires_at.
 
-`write` is one TransactWriteItems: Put the record (only if absent), ADD its cost and one
-call (and one unpriced call) to the spend counter, ADD its tokens to the key's rate
-window. A retried write of the same record fails its condition and changes nothing, so a
-call is never counted twice. The counter is only ever changed with ADD: concurrent
-writers cannot lose an update.
+`write_many` is one TransactWriteItems for a group of calls (group commit: under load a
+writer takes every call queued, so a busy worker makes one write per group, not per call):
+Put each record (only if absent), ADD the group's cost and calls (and unpriced calls) to
+each spend counter, ADD its tokens to each key's rate window. Each call's cost is added
+once, in the same transaction as its record, so the counter always equals the sum of the
+records; a retried write of the same group fails its conditions and changes nothing. The
+counter is only ever changed with ADD: concurrent writers cannot lose an update.
 """
 
 from __future__ import annotations
@@ -29,6 +31,26 @@ from typing import Any
 RECORD_PREFIX = "USAGE#"
 SPEND_PREFIX = "SPEND#"
 RATE_WINDOW_GRACE_SECONDS = 120
+MAX_ACTIONS = 100  # DynamoDB's limit for one TransactWriteItems
+
+
+def batches(records: list[UsageRecord]) -> Iterator[list[UsageRecord]]:
+    """`records` in order, split so that each part's transaction has at most
+    `MAX_ACTIONS` actions (a Put each, plus one ADD per tenant-month and key-minute)."""
+    part: list[UsageRecord] = []
+    counters: set[tuple[str, str]] = set()
+    for record in records:
+        mine = {
+            ("spend", f"{record.tenant_id}#{month_of(record.at)}"),
+            ("rate", f"{record.key_id}#{int(record.ended_at // 60)}"),
+        }
+        if len(part) + 1 + len(counters | mine) > MAX_ACTIONS:
+            yield part
+            part, counters = [], set()
+        part.append(record)
+        counters |= mine
+    if part:
+        yield part
 
 
 def iso(epoch: float) -> str:
@@ -142,61 +164,86 @@ class UsageStore:
         return self._client
 
     def write(self, record: UsageRecord) -> bool:
-        """Write one call; False if this record was already written (nothing changed)."""
-        tenant = f"TENANT#{record.tenant_id}"
-        expires = int(record.at) + self.retention_days * 86_400
-        spend_add = "ADD cost_usd_micros :c, calls :one"
-        values: dict[str, Any] = {
-            ":c": {"N": str(record.cost_usd_micros or 0)},
-            ":one": {"N": "1"},
-        }
-        if record.cost_usd_micros is None:
-            spend_add += ", unpriced_calls :one"
-        minute = int(record.ended_at // 60)
+        """Write one call; False if it was already written (nothing changed)."""
+        return self.write_many([record]) == 1
+
+    def write_many(self, records: list[UsageRecord]) -> int:
+        """Write calls in one transaction (group commit); how many were new.
+
+        Each record is a Put (only if absent); the spend counter of each tenant-month and
+        the rate window of each key-minute get one ADD of their records' sum, since one
+        transaction may not touch an item twice. At most `MAX_ACTIONS` actions: use
+        `batches` to split a longer list. A transaction applies whole or not at all, so a
+        retry of one that was applied fails every Put's condition and returns 0.
+        """
+        if not records:
+            return 0
+        spend: dict[tuple[str, str], list[int]] = {}
+        rate: dict[tuple[str, int], int] = {}
+        actions: list[dict[str, Any]] = []
+        for record in records:
+            expires = int(record.at) + self.retention_days * 86_400
+            actions.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": record.item(expires),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+            totals = spend.setdefault((record.tenant_id, month_of(record.at)), [0, 0, 0])
+            totals[0] += record.cost_usd_micros or 0
+            totals[1] += 1
+            totals[2] += record.cost_usd_micros is None
+            minute = (record.key_id, int(record.ended_at // 60))
+            rate[minute] = rate.get(minute, 0) + record.tokens
+        for (tenant, month), (cost, calls, unpriced) in spend.items():
+            add = "ADD cost_usd_micros :c, calls :n"
+            values: dict[str, Any] = {":c": {"N": str(cost)}, ":n": {"N": str(calls)}}
+            if unpriced:
+                add += ", unpriced_calls :u"
+                values[":u"] = {"N": str(unpriced)}
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {
+                            "pk": {"S": f"TENANT#{tenant}"},
+                            "sk": {"S": f"{SPEND_PREFIX}{month}"},
+                        },
+                        "UpdateExpression": add,
+                        "ExpressionAttributeValues": values,
+                    }
+                }
+            )
+        for (key_id, minute_no), tokens in rate.items():
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": {"pk": {"S": f"RATE#{key_id}"}, "sk": {"S": f"MIN#{minute_no}"}},
+                        "UpdateExpression": "ADD tokens :t SET expires_at = :e",
+                        "ExpressionAttributeValues": {
+                            ":t": {"N": str(tokens)},
+                            ":e": {"N": str((minute_no + 1) * 60 + RATE_WINDOW_GRACE_SECONDS)},
+                        },
+                    }
+                }
+            )
+        if len(actions) > MAX_ACTIONS:
+            raise ValueError(f"{len(actions)} actions: more than one transaction holds")
         try:
             self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": record.item(expires),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {
-                                "pk": {"S": tenant},
-                                "sk": {"S": f"{SPEND_PREFIX}{month_of(record.at)}"},
-                            },
-                            "UpdateExpression": spend_add,
-                            "ExpressionAttributeValues": values,
-                        }
-                    },
-                    {
-                        "Update": {
-                            "TableName": self.table,
-                            "Key": {
-                                "pk": {"S": f"RATE#{record.key_id}"},
-                                "sk": {"S": f"MIN#{minute}"},
-                            },
-                            "UpdateExpression": "ADD tokens :t SET expires_at = :e",
-                            "ExpressionAttributeValues": {
-                                ":t": {"N": str(record.tokens)},
-                                ":e": {"N": str((minute + 1) * 60 + RATE_WINDOW_GRACE_SECONDS)},
-                            },
-                        }
-                    },
-                ],
-                ClientRequestToken=record.call_id[:36],
+                TransactItems=actions, ClientRequestToken=records[0].call_id[:36]
             )
         except self.client.exceptions.TransactionCanceledException as exc:
             reasons = exc.response.get("CancellationReasons") or []
-            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
-                return False
+            puts = reasons[: len(records)]
+            if puts and all(r.get("Code") == "ConditionalCheckFailed" for r in puts):
+                return 0
             raise
-        return True
+        return len(records)
 
     def records(
         self, tenant: str, start: datetime.date, end: datetime.date

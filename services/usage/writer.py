@@ -1,11 +1,12 @@
 """The usage writer: takes the router's call reports and writes them, off the hot path.
 
 `record` (on the request's path) only puts the report on a queue. A few consumer tasks
-take reports from it and, each in a thread of the writer's own pool (boto3 blocks),
-price the call, estimate what the provider did not report, and write it
-(`UsageStore.write`), retrying transient failures; the write is idempotent, so a retry
-never counts a call twice. A failure never reaches the client: it is logged with the
-record. `aclose` (at worker shutdown) waits for the queue to drain.
+take every report queued (group commit) and, each in a thread of the writer's own pool
+(boto3 blocks), price the calls, estimate what the provider did not report, and write
+them (`UsageStore.write_many`, one transaction per group), retrying transient
+failures; the write is idempotent, so a retry never counts a call twice. A failure never
+reaches the client: it is logged with the records. `aclose` (at worker shutdown) waits
+for the queue to drain.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from services.config import env_int, env_str
 from services.providers.base import CompletionRequest, Usage
 from services.usage.calls import ABANDONED, OK, ProviderCall
 from services.usage.prices import DEFAULT_PRICES, PriceTable
-from services.usage.store import UsageRecord, UsageStore
+from services.usage.store import UsageRecord, UsageStore, batches
 
 log = logging.getLogger("switchboard.usage")
 
@@ -38,7 +39,8 @@ TOKENS_PER_MESSAGE = 3
 class UsageSettings:
     retention_days: int = 400
     prices_path: Path = DEFAULT_PRICES
-    writers: int = 4  # concurrent writes (threads)
+    writers: int = 2  # concurrent writes (threads)
+    batch: int = 200  # calls taken from the queue for one write (split per transaction)
     max_pending: int = 100_000  # reports queued before new ones are dropped (and logged)
     attempts: int = 5
 
@@ -51,6 +53,7 @@ class UsageSettings:
             ),
             prices_path=Path(env_str(env, "SWITCHBOARD_PRICES", str(d.prices_path))),
             writers=env_int(env, "SWITCHBOARD_USAGE_WRITERS", d.writers, minimum=1),
+            batch=env_int(env, "SWITCHBOARD_USAGE_BATCH", d.batch, minimum=1),
             max_pending=env_int(env, "SWITCHBOARD_USAGE_MAX_PENDING", d.max_pending, minimum=1),
         )
 
@@ -184,33 +187,50 @@ class UsageWriter:
     async def _consume(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            call = await self._queue.get()
+            # Group commit: everything queued while the last write was in flight goes in
+            # the next one, so a busy worker makes one write per group, not per call.
+            calls = [await self._queue.get()]
+            while len(calls) < self.settings.batch and not self._queue.empty():
+                calls.append(self._queue.get_nowait())
             try:
-                await loop.run_in_executor(self._pool, self.write, call)
+                await loop.run_in_executor(self._pool, self.write_all, calls)
             except Exception:
-                log.exception("could not account a call on %s", call.model)
+                log.exception("could not account %d calls", len(calls))
             finally:
-                self._queue.task_done()
+                for _ in calls:
+                    self._queue.task_done()
 
     def write(self, call: ProviderCall) -> None:
-        """Price and write one call, retrying transient failures (blocking)."""
-        record = to_record(call, self.prices, secrets.token_hex(16))
-        if record is None:
-            log.error(
-                "a provider call on %s (route %s) had no caller: not accounted",
-                call.model,
-                call.route,
-            )
-            return
+        """Price and write one call (blocking); see `write_all`."""
+        self.write_all([call])
+
+    def write_all(self, calls: list[ProviderCall]) -> None:
+        """Price and write calls, a transaction per group that fits one, retrying
+        transient failures (blocking)."""
+        records: list[UsageRecord] = []
+        for call in calls:
+            record = to_record(call, self.prices, secrets.token_hex(16))
+            if record is None:
+                log.error(
+                    "a provider call on %s (route %s) had no caller: not accounted",
+                    call.model,
+                    call.route,
+                )
+            else:
+                records.append(record)
+        for group in batches(records):
+            self._write_group(group)
+
+    def _write_group(self, group: list[UsageRecord]) -> None:
         delay = 0.1
         for attempt in range(1, self.settings.attempts + 1):
             try:
-                self.store.write(record)
-                self.written += 1
+                self.store.write_many(group)
+                self.written += len(group)
                 return
             except Exception:
                 if attempt == self.settings.attempts:
-                    log.exception("could not write usage record %s", record)
+                    log.exception("could not write usage records %s", group)
                     return
                 self._sleep(delay)
                 delay = min(delay * 2, 5.0)

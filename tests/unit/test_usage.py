@@ -39,7 +39,7 @@ from services.usage.calls import ProviderCall
 from services.usage.context import CALLER, Caller, bind
 from services.usage.prices import Price, PriceTable
 from services.usage.report import UsageReports, parse_query, report, summarize, to_csv
-from services.usage.store import UsageRecord, UsageStore
+from services.usage.store import UsageRecord, UsageStore, batches
 from services.usage.writer import UsageSettings, UsageWriter, prompt_tokens, to_record
 
 TABLE = "usage-test"
@@ -403,6 +403,73 @@ def test_the_writer_writes_in_the_background_and_flushes_at_shutdown(dynamodb: A
     }
 
 
+def test_a_group_is_one_transaction_per_hundred_actions_and_counts_each_call_once(
+    dynamodb: Any,
+) -> None:
+    """Group commit: 250 calls of 3 tenants and 5 keys are written in 3 transactions (each
+    at most 100 actions, each counter added to once per transaction), and every counter
+    equals the sum of its records."""
+    store = UsageStore(dynamodb, TABLE)
+    writer = UsageWriter(store, PRICES, sleep=lambda s: None)
+    transactions: list[int] = []
+    dynamodb.meta.events.register(
+        "provide-client-params.dynamodb.TransactWriteItems",
+        lambda params, **_: transactions.append(len(params["TransactItems"])),
+    )
+    calls = [
+        call(
+            caller=Caller(f"tenant{i % 3}", f"key{i % 5}", "/v1/chat/completions"),
+            usage=Usage(100 + i, 10 + i, i % 7),
+            model="openai/gpt-4o-mini" if i % 4 else "openai_compatible/llama3.2",
+        )
+        for i in range(250)
+    ]
+    writer.write_all(calls)
+    assert writer.written == 250
+    assert len(transactions) == 3 and max(transactions) <= 100
+    for t in range(3):
+        records = list(
+            store.records(f"tenant{t}", datetime.date(2026, 11, 1), datetime.date(2026, 11, 30))
+        )
+        assert store.spend(f"tenant{t}", "2026-11") == {
+            "cost_usd_micros": sum(r["cost_usd_micros"] or 0 for r in records),
+            "calls": len(records),
+            "unpriced_calls": sum(r["cost_usd_micros"] is None for r in records),
+        }
+    assert (
+        sum(
+            len(
+                list(
+                    store.records(
+                        f"tenant{t}", datetime.date(2026, 11, 1), datetime.date(2026, 11, 30)
+                    )
+                )
+            )
+            for t in range(3)
+        )
+        == 250
+    )
+
+
+def test_a_group_retried_after_it_was_applied_changes_nothing(dynamodb: Any) -> None:
+    store = UsageStore(dynamodb, TABLE)
+    records = [to_record(call(usage=Usage(10 * i, i)), PRICES, f"call-{i}") for i in range(1, 4)]
+    group = [r for r in records if r is not None]
+    assert store.write_many(group) == 3
+    assert store.write_many(group) == 0
+    assert store.spend("acme", "2026-11")["calls"] == 3
+
+
+def test_batches_keep_each_transaction_within_dynamodbs_limit() -> None:
+    records = [
+        to_record(call(caller=Caller(f"t{i}", f"k{i}", "/v1/messages")), PRICES, f"c{i}")
+        for i in range(120)
+    ]
+    parts = list(batches([r for r in records if r is not None]))
+    # Every record here has its own tenant and key: a Put and two counter updates each.
+    assert [len(p) for p in parts] == [33, 33, 33, 21]
+
+
 class Flaky(UsageStore):
     """Fails its first `failures` writes, as a throttled or unreachable table would."""
 
@@ -410,12 +477,12 @@ class Flaky(UsageStore):
         self.failures = failures
         self.written: list[UsageRecord] = []
 
-    def write(self, record: UsageRecord) -> bool:
+    def write_many(self, records: list[UsageRecord]) -> int:
         if self.failures:
             self.failures -= 1
             raise ConnectionError("throttled")
-        self.written.append(record)
-        return True
+        self.written.extend(records)
+        return len(records)
 
 
 def test_a_failed_write_is_retried_with_the_same_record() -> None:
@@ -428,7 +495,7 @@ def test_a_failed_write_is_retried_with_the_same_record() -> None:
 def test_a_write_that_keeps_failing_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     writer = UsageWriter(Flaky(failures=99), PRICES, sleep=lambda s: None)
     writer.write(call())
-    assert writer.written == 0 and "could not write usage record" in caplog.text
+    assert writer.written == 0 and "could not write usage records" in caplog.text
 
 
 # -- reading --------------------------------------------------------------------------------
