@@ -48,7 +48,6 @@ from services.conversations import message_from_json, message_to_json
 from services.errors import APIError, InvalidRequest, NotFound
 from services.providers.base import (
     CompletionRequest,
-    Finish,
     Message,
     TextDelta,
     TextPart,
@@ -440,8 +439,6 @@ class AgentLoop:
                 call["arguments"] += event.arguments
             elif isinstance(event, UsageReport):
                 usage = usage + event.usage
-            elif isinstance(event, Finish):
-                pass
         return "".join(text), [c for _, c in sorted(calls.items())], usage
 
     # -- bookkeeping -------------------------------------------------------------------
