@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -15,10 +16,13 @@ import pytest
 from moto import mock_aws
 
 from devstack.tables import create_table
+from services.agents.base import AgentEnv, Outcome
+from services.agents.builtin import docs_chat
 from services.agents.kind import AgentKind, parse_request
 from services.agents.registry import agents
 from services.auth import Principal
 from services.catalogue import Catalogue
+from services.conversations import ConversationStore
 from services.errors import APIError
 from services.providers.local import LocalProvider
 from services.runs.kinds import KINDS
@@ -218,3 +222,33 @@ def test_the_built_in_agents_are_declared_over_registered_tools() -> None:
         assert json.dumps(declared.public())
     assert found["asset_organizer"].approval_required == frozenset({"move_documents"})
     assert "move_documents" not in tools()  # acts for a person: never a bare tool call
+
+
+def test_docs_chat_stores_its_turn_once_when_a_takeover_concludes_again() -> None:
+    """A worker that dies after storing the turn but before the run's last checkpoint
+    makes the next worker conclude again: the turn is not stored twice."""
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        s3 = boto3.client("s3", region_name="us-east-1")
+        create_table(dynamodb, "t")
+        s3.create_bucket(Bucket="agents-test")
+        store = ConversationStore(dynamodb, "t", s3=s3, bucket="agents-test")
+        env = AgentEnv(tenant_id="acme", key_id="k", catalogue=None, conversations=store)
+        opening = asyncio.run(
+            docs_chat.opening(docs_chat.DocsChatInput(message="What is in q3?"), env)
+        )
+        outcome = Outcome("succeeded", "Revenue grew [doc_1].", [], opening.context)
+        first = asyncio.run(docs_chat.conclude(outcome, env))
+        again = asyncio.run(docs_chat.conclude(outcome, env))
+        cid = first["conversation_id"]
+        assert again["conversation_id"] == cid
+        messages = [m.message.text for m in store.history("acme", cid).messages]
+        assert messages == ["What is in q3?", "Revenue grew [doc_1]."]
+        # A later turn with the same words is a new turn, and is stored.
+        later = asyncio.run(
+            docs_chat.opening(
+                docs_chat.DocsChatInput(message="What is in q3?", conversation_id=cid), env
+            )
+        )
+        asyncio.run(docs_chat.conclude(replace(outcome, context=later.context), env))
+        assert len(store.history("acme", cid).messages) == 4

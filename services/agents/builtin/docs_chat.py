@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.agents.base import Agent, AgentEnv, Opening, Outcome
-from services.conversations import check_conversation_id
+from services.conversations import History, check_conversation_id
 from services.errors import ServiceUnavailable
 from services.providers.base import Message, TextPart
 
@@ -52,6 +52,7 @@ async def opening(input: Any, env: AgentEnv) -> Opening:
     if input.conversation_id is not None:
         cid = check_conversation_id(input.conversation_id, "input.input.conversation_id")
         stored = await asyncio.to_thread(store.history, env.tenant_id, cid)
+        version = stored.conversation.version
         history = [
             Message(m.message.role, [TextPart(m.message.text)])
             for m in stored.messages
@@ -60,9 +61,10 @@ async def opening(input: Any, env: AgentEnv) -> Opening:
     else:
         title = " ".join(input.message.split())[:60]
         conversation = await asyncio.to_thread(store.create, env.tenant_id, title=title)
-        cid = conversation.id
+        cid, version = conversation.id, conversation.version
     user = Message("user", [TextPart(input.message)])
-    return Opening([*history, user], context={"conversation_id": cid, "message": input.message})
+    context = {"conversation_id": cid, "message": input.message, "version": version}
+    return Opening([*history, user], context=context)
 
 
 async def conclude(outcome: Outcome, env: AgentEnv) -> dict[str, Any]:
@@ -73,13 +75,14 @@ async def conclude(outcome: Outcome, env: AgentEnv) -> dict[str, Any]:
         for call in step["calls"]:
             found.update(_CITED.findall(json.dumps(call.get("output", {}))))
     cited = list(dict.fromkeys(_CITED.findall(outcome.output)))
-    conversation = await asyncio.to_thread(store.get, env.tenant_id, cid)
-    await asyncio.to_thread(
-        store.append_turn,
-        conversation,
-        [Message("user", [TextPart(outcome.context["message"])])],
-        Message("assistant", [TextPart(outcome.output)]),
-    )
+    history = await asyncio.to_thread(store.history, env.tenant_id, cid)
+    if not _already_stored(history, outcome):
+        await asyncio.to_thread(
+            store.append_turn,
+            history.conversation,
+            [Message("user", [TextPart(outcome.context["message"])])],
+            Message("assistant", [TextPart(outcome.output)]),
+        )
     return {
         "outcome": outcome.status,
         "output": outcome.output,
@@ -87,6 +90,21 @@ async def conclude(outcome: Outcome, env: AgentEnv) -> dict[str, Any]:
         "citations": [c for c in cited if c in found],
         "steps": outcome.steps,
     }
+
+
+def _already_stored(history: History, outcome: Outcome) -> bool:
+    """True when this run stored its turn before a worker died (the run is then resumed
+    from its last checkpoint and concludes again): the conversation moved on since the
+    turn began, and its last two messages are this turn's."""
+    if history.conversation.version <= outcome.context.get("version", -1):
+        return False
+    tail = [m.message for m in history.messages[-2:]]
+    return len(tail) == 2 and (tail[0].role, tail[0].text, tail[1].role, tail[1].text) == (
+        "user",
+        outcome.context["message"],
+        "assistant",
+        outcome.output,
+    )
 
 
 AGENT = Agent(
