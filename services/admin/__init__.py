@@ -5,6 +5,7 @@
     python -m services.admin key create --tenant acme --name ci      # the key is shown once
     python -m services.admin key rotate --tenant acme key_0123abcd
     python -m services.admin tenant list --json
+    python -m services.admin usage acme --group-by day,model     # usage and cost
 
 Every subcommand takes `--table` (default `$SWITCHBOARD_TABLE`), `--region` (default
 `$AWS_REGION`, then boto3's) and `--json`. It talks to DynamoDB with boto3's usual
@@ -27,6 +28,7 @@ from services.errors import APIError
 COMMAND_MODULES = (
     "services.admin.tenant",
     "services.admin.key",
+    "services.admin.usage",
 )
 
 

@@ -3,6 +3,7 @@ CLI, on moto's DynamoDB."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from collections.abc import Iterator
 from decimal import Decimal
@@ -25,6 +26,8 @@ from services.errors import (
 )
 from services.keys import KeyRevoked, KeyStore, hash_key
 from services.tenants import Limits, TenantExists, TenantStore
+from services.usage.prices import PriceTable
+from services.usage.store import UsageRecord, UsageStore
 
 TABLE = "switchboard-test"
 ADMIN_KEY = "sb-admin-0123456789abcdefghijklmnop"
@@ -309,3 +312,29 @@ def test_cli_errors(dynamodb: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1
     with pytest.raises(SystemExit):
         run(capsys, "tenant", "set-limits", "acme", "--rpm", "5", "--no-rpm")
+
+
+def test_cli_usage_report(dynamodb: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    at = datetime.datetime(2026, 11, 3, 10, tzinfo=datetime.UTC).timestamp()
+    store = UsageStore(dynamodb, TABLE)
+    for i, (model, cost) in enumerate([("openai/gpt-4o-mini", 240), ("mystery/x", None)]):
+        record = UsageRecord(
+            call_id=f"c{i}", tenant_id="acme", key_id="key_a", endpoint="/v1/chat/completions",
+            route="fast", model=model, at=at, ended_at=at + 0.1, input_tokens=1000,
+            cached_input_tokens=400, output_tokens=200, latency_ms=100, first_token_ms=100,
+            outcome="ok", cost_usd_micros=cost, price_version=PriceTable.load().version,
+        )  # fmt: skip
+        assert store.write(record)
+    args = ("--start", "2026-11-01", "--end", "2026-11-30", "--group-by", "model")
+    code, out, _ = run(capsys, "usage", "acme", *args)
+    assert code == 0
+    lines = out.splitlines()
+    assert any(line.startswith("openai/gpt-4o-mini") and "0.000240" in line for line in lines)
+    assert "1 calls were on models with no price" in out
+    code, out, _ = run(capsys, "usage", "acme", *args, "--json")
+    body = json.loads(out)
+    assert body["totals"]["calls"] == 2 and body["totals"]["cost_usd_micros"] == 240
+    code, out, _ = run(capsys, "usage", "acme", *args, "--csv")
+    assert out.splitlines()[0].startswith("model,")
+    code, _, err = run(capsys, "usage", "acme", "--start", "yesterday")
+    assert code == 1 and "start" in err
