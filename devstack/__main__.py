@@ -59,7 +59,8 @@ Switchboard is running on 127.0.0.1 (the model is the local simulator, not a rea
   Workers (load balancer)      {stack.worker_url}  ({len(stack.worker_urls)} processes)
   DynamoDB/SQS/S3 (moto)       {stack.aws_endpoint}
 
-  Development API key          {key}
+  Development API key          {key}   (tenant "dev")
+  Admin key                    {stack.admin_key}
 
 Try it:
 
@@ -80,6 +81,12 @@ for chunk in client.chat.completions.create(
     print(chunk.choices[0].delta.content or "" if chunk.choices else "", end="", flush=True)
 print()
 PY
+
+Tenants, keys and limits (the admin API, with the admin key; or the admin CLI):
+
+  curl -s {stack.api_url}/admin/tenants -H "Authorization: Bearer {stack.admin_key}"
+  AWS_ENDPOINT_URL={stack.aws_endpoint} AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local \\
+    .venv/bin/python -m services.admin tenant list --table {stack.config.table} --region us-east-1
 
 Ctrl-C stops everything.
 """

@@ -26,6 +26,7 @@ import httpx
 
 from devstack.tables import create_table
 from services.keys import KeyStore
+from services.tenants import TenantStore
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
@@ -59,6 +60,9 @@ class StackConfig:
     table: str = "switchboard-local"
     bucket: str = "switchboard-local"
     dev_api_key: str | None = None
+    admin_key: str | None = None  # None: a new one per start
+    # How long each component may take to answer its first probe (longer on a busy host).
+    ready_timeout_seconds: float = 120.0
     log_dir: Path | None = None  # None: children log to this process's stdout/stderr
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -99,6 +103,8 @@ class LocalStack:
         self.queue_url = ""
         self.dlq_url = ""
         self.internal_token = secrets.token_urlsafe(32)
+        # The admin API's key (only the gateway knows it, as SWITCHBOARD_ADMIN_KEY).
+        self.admin_key = c.admin_key or "sb-admin-" + secrets.token_urlsafe(32)
         self.api_key = ""
         self._children: list[_Child] = []
 
@@ -153,6 +159,7 @@ class LocalStack:
             dynamodb = self.client("dynamodb")
             create_table(dynamodb, self.config.table)
             self.client("s3").create_bucket(Bucket=self.config.bucket)
+            TenantStore(dynamodb, self.config.table).create(DEV_TENANT, "Development")
             minted = KeyStore(dynamodb, self.config.table).create(
                 DEV_TENANT, "development", secret=self.config.dev_api_key
             )
@@ -175,7 +182,11 @@ class LocalStack:
                 env,
             )  # fmt: skip
             self._spawn("stream", self._uvicorn("lambdas.stream.app", self.ports["stream"]), env)
-            self._spawn("apigw", self._uvicorn("devstack.apigw", self.ports["api"]), env)
+            self._spawn(
+                "apigw",
+                self._uvicorn("devstack.apigw", self.ports["api"]),
+                {**env, "SWITCHBOARD_ADMIN_KEY": self.admin_key},
+            )
             self._wait_ready(
                 {
                     **{f"worker-{i}": f"{url}/health" for i, url in enumerate(self.worker_urls)},
@@ -300,8 +311,9 @@ class LocalStack:
         )
         self._children.append(_Child(name, process, log))
 
-    def _wait_ready(self, probes: dict[str, str], timeout: float = 30.0) -> None:
+    def _wait_ready(self, probes: dict[str, str], timeout: float | None = None) -> None:
         """Wait until every probe answers 200 or 401, or fail naming what is not up."""
+        timeout = self.config.ready_timeout_seconds if timeout is None else timeout
         deadline = time.monotonic() + timeout
         pending = dict(probes)
         while pending:

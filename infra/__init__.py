@@ -53,6 +53,7 @@ def build(app: App, config: StageConfig, *, repo_root: Path = REPO_ROOT) -> dict
         table=stateful.table,
         bucket=stateful.bucket,
         internal_token=stateful.internal_token,
+        admin_key=stateful.admin_key,
         worker_url=worker.worker_url,
     )
     stacks: dict[str, Stack] = {"stateful": stateful, "worker": worker, "frontdoor": frontdoor}

@@ -80,7 +80,8 @@ class StageConfig:
     worker_domain_name: str | None = None
 
     max_request_bytes: int = 4 * 1024 * 1024
-    key_cache_seconds: int = 10
+    # How long a front door or worker may keep accepting a revoked key.
+    key_cache_seconds: int = 5
     conversation_retention_days: int = 30
 
     retain_data: bool = True

@@ -74,7 +74,7 @@ class Authenticator:
         keys: KeyStore,
         *,
         internal_token: str | None = None,
-        cache_seconds: float = 10.0,
+        cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = keys

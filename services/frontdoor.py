@@ -21,7 +21,10 @@ class FrontDoorSettings:
     forward_timeout_seconds: float = 28.0
     sync_deadline_seconds: float = 25.0
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    key_cache_seconds: float = 10.0
+    key_cache_seconds: float = 5.0
+    # The admin API's credential (gateway only; with neither, the admin API is off).
+    admin_key: str | None = None
+    admin_key_secret_arn: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FrontDoorSettings:
@@ -39,7 +42,9 @@ class FrontDoorSettings:
             max_request_bytes=env_int(
                 env, "SWITCHBOARD_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024
             ),
-            key_cache_seconds=env_float(env, "SWITCHBOARD_KEY_CACHE_SECONDS", 10.0),
+            key_cache_seconds=env_float(env, "SWITCHBOARD_KEY_CACHE_SECONDS", 5.0),
+            admin_key=env_optional(env, "SWITCHBOARD_ADMIN_KEY"),
+            admin_key_secret_arn=env_optional(env, "SWITCHBOARD_ADMIN_KEY_SECRET_ARN"),
         )
         if not settings.worker_url.startswith(("http://", "https://")):
             raise ConfigError(

@@ -19,7 +19,8 @@ class WorkerSettings:
     table: str
     internal_token: str | None
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
-    key_cache_seconds: float = 10.0
+    key_cache_seconds: float = 5.0
+    limits_cache_seconds: float = 5.0
     catalogue_path: Path = DEFAULT_CONFIG
     # Durable runs: without a queue, the runs API answers 503.
     run_queue_url: str | None = None
@@ -43,7 +44,8 @@ class WorkerSettings:
             max_request_bytes=env_int(
                 env, "SWITCHBOARD_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES, minimum=1024
             ),
-            key_cache_seconds=env_float(env, "SWITCHBOARD_KEY_CACHE_SECONDS", 10.0),
+            key_cache_seconds=env_float(env, "SWITCHBOARD_KEY_CACHE_SECONDS", 5.0),
+            limits_cache_seconds=env_float(env, "SWITCHBOARD_LIMITS_CACHE_SECONDS", 5.0),
             catalogue_path=Path(env_str(env, "SWITCHBOARD_CATALOGUE", str(DEFAULT_CONFIG))),
             run_queue_url=env_optional(env, "SWITCHBOARD_RUN_QUEUE_URL"),
             run_dlq_url=env_optional(env, "SWITCHBOARD_RUN_DLQ_URL"),

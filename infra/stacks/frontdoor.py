@@ -45,6 +45,7 @@ class FrontDoorStack(Stack):
         table: dynamodb.ITable,
         bucket: s3.IBucket,
         internal_token: secretsmanager.ISecret,
+        admin_key: secretsmanager.ISecret,
         worker_url: str,
         **kwargs: Any,
     ) -> None:
@@ -70,9 +71,14 @@ class FrontDoorStack(Stack):
             handler=GATEWAY_HANDLER,
             timeout=Duration.seconds(config.lambda_timeout_seconds),
             memory_mib=config.gateway_memory_mib,
-            environment={"POWERTOOLS_SERVICE_NAME": "switchboard-gateway"},
+            environment={
+                "POWERTOOLS_SERVICE_NAME": "switchboard-gateway",
+                # The admin API is served by the gateway only.
+                "SWITCHBOARD_ADMIN_KEY_SECRET_ARN": admin_key.secret_arn,
+            },
             **shared,
         ).function
+        admin_key.grant_read(self.gateway)
         self.api = self._rest_api(config)
 
         adapter = lambda_.LayerVersion.from_layer_version_arn(

@@ -19,6 +19,7 @@ TABLE_LOGICAL_ID = "SwitchboardTable"
 INTERNAL_TOKEN_LOGICAL_ID = "SwitchboardInternalToken"
 BUCKET_LOGICAL_ID = "SwitchboardBucket"
 PROVIDER_KEYS_LOGICAL_ID = "SwitchboardProviderKeys"
+ADMIN_KEY_LOGICAL_ID = "SwitchboardAdminKey"
 RUN_QUEUE_LOGICAL_ID = "SwitchboardRunQueue"
 RUN_DLQ_LOGICAL_ID = "SwitchboardRunDeadLetterQueue"
 # A backstop only: workers count a run's attempts themselves and move its message to the
@@ -93,6 +94,19 @@ class StatefulStack(Stack):
             removal_policy=removal,
         )
         _pin(self.internal_token, INTERNAL_TOKEN_LOGICAL_ID)
+
+        # The admin API's key (tenants, keys, limits): generated, read only by the gateway.
+        # Operators fetch it with `aws secretsmanager get-secret-value`.
+        self.admin_key = secretsmanager.Secret(
+            self,
+            "AdminKey",
+            description=f"Switchboard {config.name}: the admin API key (tenants, keys, limits)",
+            generate_secret_string=secretsmanager.SecretStringGenerator(
+                password_length=48, exclude_punctuation=True
+            ),
+            removal_policy=removal,
+        )
+        _pin(self.admin_key, ADMIN_KEY_LOGICAL_ID)
 
         # Model provider keys, as a JSON object of environment names to values, e.g.
         # {"OPENAI_API_KEY": "...", "ANTHROPIC_API_KEY": "..."}. Deployed empty (no secret

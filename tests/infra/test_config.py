@@ -18,7 +18,7 @@ def test_defaults_are_valid_and_match_the_runtime_contract() -> None:
     assert config.api_integration_timeout_seconds == 29
     assert config.lambda_timeout_seconds == 30
     assert config.max_request_bytes == 4 * 1024 * 1024
-    assert config.key_cache_seconds == 10
+    assert config.key_cache_seconds == 5
     assert config.lwa_layer_version == 25
     assert config.nat_gateways == 1
     assert config.worker_scheme == "http"

@@ -14,7 +14,7 @@ SHARED_ENV = {
     "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": "28",
     "SWITCHBOARD_SYNC_DEADLINE_SECONDS": "25",
     "SWITCHBOARD_MAX_REQUEST_BYTES": str(4 * 1024 * 1024),
-    "SWITCHBOARD_KEY_CACHE_SECONDS": "10",
+    "SWITCHBOARD_KEY_CACHE_SECONDS": "5",
     "SWITCHBOARD_CONVERSATION_RETENTION_DAYS": "30",
 }
 
@@ -116,6 +116,20 @@ def test_gateway_function(synth: Synth) -> None:
     worker_url = json.dumps(env["SWITCHBOARD_WORKER_URL"])
     assert '"http://"' in worker_url and "LoadBalancer" in worker_url
     assert "SWITCHBOARD_INTERNAL_TOKEN" not in env
+    assert "SwitchboardAdminKey" in json.dumps(env["SWITCHBOARD_ADMIN_KEY_SECRET_ARN"])
+    assert "SWITCHBOARD_ADMIN_KEY" not in env, "the admin key must never be plain text"
+
+
+def test_only_the_gateway_reads_the_admin_key(synth: Synth) -> None:
+    template = synth.raw("frontdoor")
+    readers = []
+    for policy in resources(template, "AWS::IAM::Policy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        if "SwitchboardAdminKey" in json.dumps([s["Resource"] for s in statements]):
+            readers += [json.dumps(role) for role in policy["Properties"]["Roles"]]
+    assert len(readers) == 1 and "Gateway" in readers[0]
+    stream_env = _function(synth, "run.sh")["Environment"]["Variables"]
+    assert "SWITCHBOARD_ADMIN_KEY_SECRET_ARN" not in stream_env
 
 
 def test_stream_function_runs_under_the_lambda_web_adapter(synth: Synth) -> None:

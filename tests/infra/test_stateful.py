@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from aws_cdk.assertions import Match
 
-from infra.stacks.stateful import BUCKET_LOGICAL_ID, INTERNAL_TOKEN_LOGICAL_ID, TABLE_LOGICAL_ID
+from infra.stacks.stateful import (
+    ADMIN_KEY_LOGICAL_ID,
+    BUCKET_LOGICAL_ID,
+    INTERNAL_TOKEN_LOGICAL_ID,
+    TABLE_LOGICAL_ID,
+)
 from tests.infra.conftest import Synth
 
 
@@ -66,7 +71,7 @@ def test_table_shape(synth: Synth) -> None:
 
 def test_internal_token_secret(synth: Synth) -> None:
     template = synth.template("stateful")
-    template.resource_count_is("AWS::SecretsManager::Secret", 2)  # and the provider keys
+    template.resource_count_is("AWS::SecretsManager::Secret", 3)  # provider keys, admin key
     template.has_resource(
         "AWS::SecretsManager::Secret",
         {
@@ -77,6 +82,18 @@ def test_internal_token_secret(synth: Synth) -> None:
             ),
         },
     )
+
+
+def test_admin_key_secret_is_generated_pinned_and_retained(synth: Synth) -> None:
+    assert ADMIN_KEY_LOGICAL_ID == "SwitchboardAdminKey"
+    secret = synth.raw("stateful")["Resources"]["SwitchboardAdminKey"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    assert secret["DeletionPolicy"] == "Retain"
+    assert secret["Properties"]["GenerateSecretString"] == {
+        "PasswordLength": 48,
+        "ExcludePunctuation": True,
+    }
+    assert "SecretString" not in secret["Properties"], "no key value in the template"
 
 
 def test_bucket_for_large_messages(synth: Synth) -> None:

@@ -46,7 +46,7 @@ def test_task_definition_runtime_contract(synth: Synth) -> None:
     assert container["PortMappings"] == [{"ContainerPort": 8000, "Protocol": "tcp"}]
     env = _env(container)
     assert env["SWITCHBOARD_MAX_REQUEST_BYTES"] == str(4 * 1024 * 1024)
-    assert env["SWITCHBOARD_KEY_CACHE_SECONDS"] == "10"
+    assert env["SWITCHBOARD_KEY_CACHE_SECONDS"] == "5"
     assert "Switchboard-test-State" in json.dumps(env["SWITCHBOARD_TABLE"])
     assert "SwitchboardBucket" in json.dumps(env["SWITCHBOARD_BUCKET"])
     assert env["SWITCHBOARD_CONVERSATION_RETENTION_DAYS"] == "30"
