@@ -6,7 +6,8 @@ from `services/models.toml`. Only what a configured provider serves appears: a p
 without credentials is never offered, and a route keeps only its available models.
 
 Every name resolves to a `Route` whose `provider` is a `Router`, so retries, fallback,
-circuit breakers and timeouts apply to every call, whatever the name.
+circuit breakers and timeouts apply to every call, whatever the name; and with a
+`recorder` (services/usage), every provider attempt of every route is reported to it.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.config import ConfigError
-from services.errors import NotFound
+from services.errors import InvalidRequest, NotFound
 from services.providers.base import Provider
 from services.providers.timeouts import Timeouts
 from services.routing import Breakers, Router, RoutingSettings, Target
+from services.usage.calls import CallRecorder
 
 DEFAULT_CONFIG = Path(__file__).with_name("models.toml")
 
@@ -30,6 +32,8 @@ class CatalogueConfig:
     context_windows: dict[str, int] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     routes: dict[str, list[str]] = field(default_factory=dict)
+    # Embedding models (`[embeddings]`): public name -> the length of its vectors.
+    embeddings: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_CONFIG) -> CatalogueConfig:
@@ -45,6 +49,10 @@ class CatalogueConfig:
             },
             aliases=dict(raw.get("aliases", {})),
             routes={name: list(models) for name, models in raw.get("routes", {}).items()},
+            embeddings={
+                name: int(entry.get("dimensions", 0))
+                for name, entry in raw.get("embeddings", {}).items()
+            },
         )
         config.check(path)
         return config
@@ -55,11 +63,26 @@ class CatalogueConfig:
                 raise ConfigError(
                     f"{source}: alias '{name}' must be a bare name for a provider model"
                 )
+        for name in self.embeddings:
+            if "/" not in name:
+                raise ConfigError(f"{source}: embedding model '{name}' must be <provider>/<model>")
         for name, models in self.routes.items():
             if "/" in name or name in self.aliases:
                 raise ConfigError(f"{source}: route '{name}' must be a bare name, unique")
             if not models or any("/" not in m for m in models):
                 raise ConfigError(f"{source}: route '{name}' must list provider models")
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingModel:
+    public_name: str
+    provider: Provider
+    model: str  # the provider's own model id
+    dimensions: int | None  # of its vectors, when the catalogue says
+
+    @property
+    def owned_by(self) -> str:
+        return self.provider.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +102,7 @@ class Catalogue:
         *,
         routing: RoutingSettings | None = None,
         timeouts: Mapping[str, Timeouts] | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         config = config or CatalogueConfig()
         routing = routing or RoutingSettings()
@@ -96,7 +120,7 @@ class Catalogue:
             available = [targets[m] for m in members if m in targets]
             if not available:
                 return None
-            router = Router(name, [t for t, _ in available], routing, breakers)
+            router = Router(name, [t for t, _ in available], routing, breakers, recorder=recorder)
             window = min(w for _, w in available)
             return Route(name, router, available[0][0].model, window, owned_by)
 
@@ -108,6 +132,20 @@ class Catalogue:
                 self._add(route(alias, [name], targets[name][0].provider.name))
         for name, members in config.routes.items():
             self._add(route(name, members, "switchboard"))
+
+        # Embedding models: the catalogue's, and any a provider adds, if it is configured.
+        # No fallback between them: vectors of different models are not comparable.
+        self._embeddings: dict[str, EmbeddingModel] = {}
+        for name, dimensions in config.embeddings.items():
+            provider_name, _, model = name.partition("/")
+            if provider_name in providers:
+                self._embeddings[name] = EmbeddingModel(
+                    name, providers[provider_name], model, dimensions or None
+                )
+        for provider_name, provider in providers.items():
+            for model in provider.embedding_models():
+                name = f"{provider_name}/{model}"
+                self._embeddings.setdefault(name, EmbeddingModel(name, provider, model, None))
 
     def _add(self, route: Route | None) -> None:
         if route is not None:
@@ -129,3 +167,25 @@ class Catalogue:
 
     def owner(self, name: str) -> str:
         return self._routes[name].owned_by
+
+    def resolve_embedding(self, model: str) -> EmbeddingModel:
+        """The embedding model `model`: 400 for a chat model, 404 for an unknown name."""
+        found = self._embeddings.get(model)
+        if found is not None:
+            return found
+        if model in self._routes:
+            raise InvalidRequest(
+                f"The model '{model}' does not offer embeddings; "
+                f"use one of: {', '.join(self.embedding_names())}.",
+                param="model",
+                code="model_not_embedding",
+            )
+        raise NotFound(
+            f"The embedding model '{model}' does not exist or is not available to you. "
+            f"GET /v1/models lists the models you can use.",
+            param="model",
+            code="model_not_found",
+        )
+
+    def embedding_names(self) -> list[str]:
+        return sorted(self._embeddings)

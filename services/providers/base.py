@@ -134,6 +134,14 @@ class UsageReport:
 StreamEvent = TextDelta | ToolCallDelta | Finish | UsageReport
 
 
+@dataclass(frozen=True, slots=True)
+class EmbeddingBatch:
+    """One vector per input, in the order of the inputs, and the input tokens they cost."""
+
+    vectors: list[list[float]]
+    input_tokens: int = 0
+
+
 class Provider(ABC):
     """The port every model provider implements.
 
@@ -168,6 +176,25 @@ class Provider(ABC):
     def context_window(self, model: str) -> int:
         """How many tokens `model` reads (prompt and reply together)."""
         return DEFAULT_CONTEXT_WINDOW
+
+    def embedding_models(self) -> list[str]:
+        """Embedding model ids this deployment offers besides those the catalogue's
+        `[embeddings]` table names (for example from `SWITCHBOARD_<P>_EMBEDDING_MODELS`)."""
+        return []
+
+    async def embed(
+        self, model: str, inputs: list[str], *, dimensions: int | None = None
+    ) -> EmbeddingBatch:
+        """One vector per input from the embedding model `model`; `dimensions` asks for
+        shorter vectors where the model can give them. Providers without embeddings keep
+        this default, a 400."""
+        from services.errors import InvalidRequest
+
+        raise InvalidRequest(
+            f"The model '{self.name}/{model}' does not offer embeddings.",
+            param="model",
+            code="model_not_embedding",
+        )
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook with a no-op default
         """Release pooled connections."""

@@ -2,7 +2,9 @@
 
 Offered only when `SWITCHBOARD_BEDROCK_MODELS` lists the model ids this deployment may
 use (comma-separated): Bedrock's credentials come from the task role and cannot be checked
-at start-up. Region: `SWITCHBOARD_BEDROCK_REGION`, else `AWS_REGION`/`AWS_DEFAULT_REGION`.
+at start-up. `SWITCHBOARD_BEDROCK_EMBEDDING_MODELS` lists embedding models (Titan Text
+Embeddings, Cohere Embed), called with InvokeModel.
+Region: `SWITCHBOARD_BEDROCK_REGION`, else `AWS_REGION`/`AWS_DEFAULT_REGION`.
 `SWITCHBOARD_BEDROCK_ENDPOINT_URL` points the client elsewhere (the tests' fake).
 `SWITCHBOARD_BEDROCK_MAX_CONCURRENCY` (default 64) bounds the calls in flight.
 
@@ -61,6 +63,7 @@ from services.providers.base import (
     Completion,
     CompletionRequest,
     ContentPart,
+    EmbeddingBatch,
     Finish,
     ImagePart,
     Provider,
@@ -142,9 +145,11 @@ class BedrockProvider(Provider):
         *,
         timeouts: Timeouts | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
+        embedding_models: list[str] | None = None,
     ) -> None:
         self._client = client
         self._models = models
+        self._embedding_models = list(embedding_models or [])
         self._timeouts = timeouts or Timeouts()
         self._executor = ThreadPoolExecutor(max_concurrency, thread_name_prefix="bedrock")
         self._busy = 0
@@ -159,6 +164,57 @@ class BedrockProvider(Provider):
             if bare.startswith(prefix):
                 return tokens
         return DEFAULT_CONTEXT_WINDOW
+
+    def embedding_models(self) -> list[str]:
+        return list(self._embedding_models)
+
+    async def embed(
+        self, model: str, inputs: list[str], *, dimensions: int | None = None
+    ) -> EmbeddingBatch:
+        """InvokeModel on an embedding model: Cohere Embed takes the whole batch in one
+        call; Titan Text Embeddings takes one text per call, so the inputs go as
+        concurrent calls (each in a pool thread)."""
+        loop = asyncio.get_running_loop()
+
+        def invoke(body: dict[str, Any]) -> dict[str, Any]:
+            response = self._client.invoke_model(
+                modelId=model,
+                body=json.dumps(body),
+                contentType="application/json",
+                accept="application/json",
+            )
+            answer = json.loads(response["body"].read())
+            if not isinstance(answer, dict):
+                raise malformed(NAME, "the embedding answer is not a JSON object")
+            return answer
+
+        async def call(body: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return await loop.run_in_executor(
+                    self._executor, self._counted(lambda: invoke(body))
+                )
+            except Exception as exc:
+                raise self._error(exc, "first byte", self._timeouts.first_byte) from exc
+
+        if _PROFILE_PREFIX.sub("", model).startswith("cohere.embed"):
+            if dimensions is not None:
+                raise untranslatable(
+                    "dimensions", f"Bedrock's {model} does not take 'dimensions'; remove it."
+                )
+            answer = await call({"texts": inputs, "input_type": "search_document"})
+            vectors = answer.get("embeddings")
+            if not isinstance(vectors, list) or len(vectors) != len(inputs):
+                raise malformed(NAME, f"the answer does not hold {len(inputs)} embeddings")
+            return EmbeddingBatch([[float(v) for v in vector] for vector in vectors])
+        extra: dict[str, Any] = {"dimensions": dimensions} if dimensions is not None else {}
+        answers = await asyncio.gather(*(call({"inputText": text, **extra}) for text in inputs))
+        vectors = [answer.get("embedding") for answer in answers]
+        if not all(isinstance(vector, list) for vector in vectors):
+            raise malformed(NAME, "an answer holds no 'embedding'")
+        return EmbeddingBatch(
+            [[float(v) for v in vector or []] for vector in vectors],
+            sum(int(answer.get("inputTextTokenCount") or 0) for answer in answers),
+        )
 
     @property
     def threads_in_use(self) -> int:
@@ -559,20 +615,29 @@ def _seconds(value: object) -> float | None:
 
 
 def create(env: Mapping[str, str], client: Any = None) -> BedrockProvider | None:
-    """Bedrock, when `SWITCHBOARD_BEDROCK_MODELS` names the models to offer."""
+    """Bedrock, when `SWITCHBOARD_BEDROCK_MODELS` names the chat models to offer or
+    `SWITCHBOARD_BEDROCK_EMBEDDING_MODELS` the embedding models (InvokeModel)."""
     raw_models = env_optional(env, "SWITCHBOARD_BEDROCK_MODELS")
-    if raw_models is None:
+    raw_embedding = env_optional(env, "SWITCHBOARD_BEDROCK_EMBEDDING_MODELS")
+    if raw_models is None and raw_embedding is None:
         return None
-    models = [model.strip() for model in raw_models.split(",") if model.strip()]
-    if not models:
+    models = [model.strip() for model in (raw_models or "").split(",") if model.strip()]
+    if raw_models is not None and not models:
         raise ConfigError("SWITCHBOARD_BEDROCK_MODELS lists no model id")
+    embedding = [model.strip() for model in (raw_embedding or "").split(",") if model.strip()]
     timeouts = Timeouts.from_env(env, NAME)
     concurrency = env_int(
         env, "SWITCHBOARD_BEDROCK_MAX_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1
     )
     if client is None:
         client = _client(env, timeouts, concurrency)
-    return BedrockProvider(client, models, timeouts=timeouts, max_concurrency=concurrency)
+    return BedrockProvider(
+        client,
+        models,
+        timeouts=timeouts,
+        max_concurrency=concurrency,
+        embedding_models=embedding,
+    )
 
 
 def _client(env: Mapping[str, str], timeouts: Timeouts, concurrency: int) -> Any:

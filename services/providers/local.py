@@ -7,20 +7,33 @@ and between chunks is configurable, so it can also stand in for a slow model.
 
 Token counts are whitespace-separated words (plus 3 per input message, as chat formats
 add framing tokens): an approximation that is stable across runs.
+
+When a system message asks for JSON by giving a JSON Schema after the words
+`JSON Schema:` (as the tools in `services/tools/` do), the reply is instead a JSON object
+that satisfies that schema, built from the words of the last user message: strings are
+those words (long ones start with "[local simulator]"), numbers fall 0.5, 0.33, 0.25...
+within their bounds, enums cycle through their values. It is a stand-in with the right
+shape, not an analysis.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import math
 import re
+import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from services.config import env_float, env_int
+from services.errors import InvalidRequest
 from services.providers.base import (
     DEFAULT_CONTEXT_WINDOW,
     Completion,
     CompletionRequest,
+    EmbeddingBatch,
     Finish,
     Provider,
     StopReason,
@@ -57,6 +70,29 @@ class LocalProvider(Provider):
     def context_window(self, model: str) -> int:
         return self.settings.context_tokens
 
+    async def embed(
+        self, model: str, inputs: list[str], *, dimensions: int | None = None
+    ) -> EmbeddingBatch:
+        """`local/embedding`: hashed word and character-trigram counts (see `embed_text`)."""
+        if model != EMBEDDING_MODEL:
+            return await super().embed(model, inputs, dimensions=dimensions)
+        size = dimensions or EMBEDDING_DIMENSIONS
+        if not 1 <= size <= MAX_EMBEDDING_DIMENSIONS:
+            raise InvalidRequest(
+                f"'dimensions' must be from 1 to {MAX_EMBEDDING_DIMENSIONS} for "
+                f"local/{EMBEDDING_MODEL}.",
+                param="dimensions",
+                code="invalid_value",
+            )
+
+        def work() -> EmbeddingBatch:
+            vectors = [embed_text(text, size) for text in inputs]
+            return EmbeddingBatch(vectors, sum(len(text.split()) for text in inputs))
+
+        if sum(len(text) for text in inputs) < 20_000:
+            return work()
+        return await asyncio.to_thread(work)  # long inputs: keep the event loop free
+
     async def complete(self, request: CompletionRequest) -> Completion:
         chunks, stop_reason, usage = _plan(request, self.settings.words_per_chunk)
         delay = self.settings.first_token_ms + self.settings.chunk_ms * max(len(chunks) - 1, 0)
@@ -79,6 +115,9 @@ class LocalProvider(Provider):
 def reply_text(request: CompletionRequest) -> str:
     """The simulator's whole reply to `request`, before `max_tokens` and `stop` apply."""
     user_texts = [m.text for m in request.messages if m.role == "user"]
+    schema = _asked_schema(request)
+    if schema is not None:
+        return json.dumps(_SchemaFiller(schema, user_texts[-1] if user_texts else "").fill())
     last = _clip(user_texts[-1]) if user_texts else ""
     first = _clip(user_texts[0]) if user_texts else ""
     count = len(request.messages)
@@ -113,6 +152,114 @@ def _plan(request: CompletionRequest, words_per_chunk: int) -> tuple[list[str], 
 def _clip(text: str) -> str:
     text = " ".join(text.split())
     return text if len(text) <= _ECHO_LIMIT else text[: _ECHO_LIMIT - 1] + "…"
+
+
+# --- JSON answers: a system message that gives a JSON Schema gets an instance of it ---
+_SCHEMA_MARKER = "JSON Schema:"
+_TOKEN = re.compile(r"[a-z][a-z0-9-]{2,}")
+
+
+def _asked_schema(request: CompletionRequest) -> dict[str, Any] | None:
+    for message in request.messages:
+        if message.role not in ("system", "developer"):
+            continue
+        text = message.text
+        at = text.find(_SCHEMA_MARKER)
+        if at == -1:
+            continue
+        try:
+            schema, _ = json.JSONDecoder().raw_decode(text[at + len(_SCHEMA_MARKER) :].lstrip())
+        except ValueError:
+            continue
+        if isinstance(schema, dict):
+            return schema
+    return None
+
+
+class _SchemaFiller:
+    """A deterministic instance of a JSON Schema (the subset pydantic emits)."""
+
+    def __init__(self, schema: dict[str, Any], text: str) -> None:
+        self.schema = schema
+        self.defs: dict[str, Any] = schema.get("$defs", {})
+        self.words = list(dict.fromkeys(_TOKEN.findall(text.lower()))) or ["simulated"]
+        self.strings = 0
+        self.numbers = 0
+        self.choices = 0
+
+    def fill(self) -> Any:
+        return self._value(self.schema, 0)
+
+    def _value(self, node: dict[str, Any], depth: int) -> Any:
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/") and depth < 20:
+            return self._value(self.defs[ref.removeprefix("#/$defs/")], depth + 1)
+        if "const" in node:
+            return node["const"]
+        if node.get("enum"):
+            self.choices += 1
+            return node["enum"][(self.choices - 1) % len(node["enum"])]
+        for key in ("anyOf", "oneOf", "allOf"):
+            options = [o for o in node.get(key, []) if o.get("type") != "null"]
+            if options:
+                return self._value(options[0], depth + 1)
+        kind = node.get("type", "object")
+        if isinstance(kind, list):
+            kind = next((k for k in kind if k != "null"), "null")
+        if kind == "object":
+            props: dict[str, Any] = node.get("properties", {})
+            return {name: self._value(sub, depth + 1) for name, sub in props.items()}
+        if kind == "array":
+            count = max(int(node.get("minItems", 0)), min(int(node.get("maxItems", 3)), 3))
+            return [self._value(node.get("items", {}), depth + 1) for _ in range(count)]
+        if kind in ("number", "integer"):
+            self.numbers += 1
+            value: float = 1 / (self.numbers + 1)
+            value = max(value, float(node.get("minimum", value)))
+            value = min(value, float(node.get("maximum", value)))
+            return round(value) if kind == "integer" else round(value, 3)
+        if kind == "boolean":
+            return False
+        if kind == "null":
+            return None
+        return self._string(int(node.get("maxLength", 10_000)))
+
+    def _string(self, limit: int) -> str:
+        count = 1 if limit < 100 else 6
+        picked = [self.words[(self.strings + i) % len(self.words)] for i in range(count)]
+        self.strings += count
+        text = picked[0] if count == 1 else "[local simulator] " + " ".join(picked) + "."
+        return text[:limit]
+
+
+# --- embeddings: a deterministic stand-in, similar texts give close vectors -------------
+EMBEDDING_MODEL = "embedding"
+EMBEDDING_DIMENSIONS = 256
+MAX_EMBEDDING_DIMENSIONS = 4096
+_EMBED_WORD = re.compile(r"\w+")
+
+
+def embed_text(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """Feature hashing: each lower-cased word (weight 1) and each character trigram of a
+    word (weight 0.5, so that "report" and "reports" are close) adds its weight, with a
+    sign, to one of `dimensions` buckets chosen by its CRC-32; counts are damped
+    (1 + log n) and the vector is L2-normalized. Texts that share words have a high
+    cosine similarity; an empty text is the zero vector. Stable across processes and
+    runs (no salted `hash()`)."""
+    counts: dict[str, float] = {}
+    for word in _EMBED_WORD.findall(text.lower()):
+        counts["w:" + word] = counts.get("w:" + word, 0.0) + 1.0
+        padded = f" {word} "
+        for i in range(len(padded) - 2):
+            gram = "c:" + padded[i : i + 3]
+            counts[gram] = counts.get(gram, 0.0) + 0.5
+    vector = [0.0] * dimensions
+    for feature, count in counts.items():
+        digest = zlib.crc32(feature.encode())
+        weight = 1.0 + math.log(count) if count >= 1 else count
+        vector[digest % dimensions] += -weight if digest & 0x80000000 else weight
+    norm = math.sqrt(sum(v * v for v in vector))
+    return [v / norm for v in vector] if norm else vector
 
 
 def create(env: Mapping[str, str]) -> LocalProvider:

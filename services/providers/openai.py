@@ -39,6 +39,7 @@ from services.providers._per_loop import PerLoop
 from services.providers.base import (
     Completion,
     CompletionRequest,
+    EmbeddingBatch,
     Finish,
     ImagePart,
     Message,
@@ -97,6 +98,7 @@ class OpenAISettings:
     project: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     context_tokens: int | None = None  # one window for every model; None: by model id
+    embedding_models: list[str] = field(default_factory=list)  # beyond the catalogue's
 
 
 class OpenAIProvider(Provider):
@@ -138,6 +140,27 @@ class OpenAIProvider(Provider):
         if matches:
             return _CONTEXT_WINDOWS[max(matches, key=len)]
         return super().context_window(model)
+
+    def embedding_models(self) -> list[str]:
+        return list(self.settings.embedding_models)
+
+    async def embed(
+        self, model: str, inputs: list[str], *, dimensions: int | None = None
+    ) -> EmbeddingBatch:
+        """`embeddings.create`, as floats (the upstream rejects `dimensions` where its
+        model cannot shorten vectors)."""
+        extra: dict[str, Any] = {"dimensions": dimensions} if dimensions is not None else {}
+        try:
+            answer = await self._sdk().embeddings.create(
+                model=model,
+                input=inputs,
+                encoding_format="float",
+                extra_headers=self._extra_headers,
+                **extra,
+            )
+        except (openai.OpenAIError, ValueError) as exc:
+            raise self._error(exc, started=False) from exc
+        return embeddings_from_json(self.name, answer.model_dump(), len(inputs))
 
     async def complete(self, request: CompletionRequest) -> Completion:
         params = self.chat_params(request)
@@ -343,6 +366,26 @@ def completion_from_json(provider: str, answer: dict[str, Any]) -> Completion:
     )
 
 
+def embeddings_from_json(provider: str, answer: dict[str, Any], count: int) -> EmbeddingBatch:
+    """The vectors of an Embeddings answer, in input order (by each item's `index`)."""
+    data = answer.get("data")
+    if not isinstance(data, list) or len(data) != count:
+        raise malformed(provider, f"the answer does not hold {count} embeddings")
+    vectors: list[list[float] | None] = [None] * count
+    for position, item in enumerate(data):
+        index = item.get("index", position) if isinstance(item, dict) else None
+        vector = item.get("embedding") if isinstance(item, dict) else None
+        if not isinstance(index, int) or not 0 <= index < count or not isinstance(vector, list):
+            raise malformed(provider, "an embedding has no index or no float vector")
+        vectors[index] = [float(v) for v in vector]
+    if any(v is None for v in vectors):
+        raise malformed(provider, "an input has no embedding")
+    usage = answer.get("usage") or {}
+    return EmbeddingBatch(
+        [v for v in vectors if v is not None], int(usage.get("prompt_tokens") or 0)
+    )
+
+
 class ChunkReader:
     """Canonical events from the chunks of a Chat Completions stream (decoded JSON objects).
 
@@ -465,7 +508,8 @@ def model_list(env: Mapping[str, str], name: str, default: tuple[str, ...] = ())
 
 def create(env: Mapping[str, str]) -> OpenAIProvider | None:
     """Offered when `OPENAI_API_KEY` is set. `SWITCHBOARD_OPENAI_BASE_URL` points it at
-    another endpoint (a proxy, a fake); `SWITCHBOARD_OPENAI_MODELS` lists what it offers."""
+    another endpoint (a proxy, a fake); `SWITCHBOARD_OPENAI_MODELS` lists what it offers;
+    `SWITCHBOARD_OPENAI_EMBEDDING_MODELS` adds embedding models to the catalogue's."""
     api_key = env.get("OPENAI_API_KEY") or None
     if api_key is None:
         return None
@@ -477,5 +521,11 @@ def create(env: Mapping[str, str]) -> OpenAIProvider | None:
             organization=env.get("OPENAI_ORG_ID") or None,
             project=env.get("OPENAI_PROJECT_ID") or None,
             timeouts=Timeouts.from_env(env, "openai"),
+            embedding_models=optional_model_list(env, "SWITCHBOARD_OPENAI_EMBEDDING_MODELS"),
         )
     )
+
+
+def optional_model_list(env: Mapping[str, str], name: str) -> list[str]:
+    """A comma-separated list of model ids, empty when unset."""
+    return [model.strip() for model in (env.get(name) or "").split(",") if model.strip()]

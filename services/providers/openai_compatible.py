@@ -13,6 +13,8 @@ Environment:
 - `SWITCHBOARD_OPENAI_COMPATIBLE_MODELS` (required with the base URL): comma-separated ids.
 - `SWITCHBOARD_OPENAI_COMPATIBLE_API_KEY` (optional; without it no Authorization header).
 - `SWITCHBOARD_OPENAI_COMPATIBLE_CONTEXT_TOKENS` (optional): the models' context window.
+- `SWITCHBOARD_OPENAI_COMPATIBLE_EMBEDDING_MODELS` (optional): embedding model ids it
+  serves at `POST /embeddings` (for Ollama, e.g. `nomic-embed-text`).
 - `SWITCHBOARD_OPENAI_COMPATIBLE_TIMEOUT_<PHASE>_SECONDS`, as for every provider.
 """
 
@@ -30,6 +32,7 @@ from services.providers.base import (
     DEFAULT_CONTEXT_WINDOW,
     Completion,
     CompletionRequest,
+    EmbeddingBatch,
     StreamEvent,
 )
 from services.providers.errors import (
@@ -45,7 +48,9 @@ from services.providers.openai import (
     OpenAISettings,
     _upstream_message,
     completion_from_json,
+    embeddings_from_json,
     model_list,
+    optional_model_list,
     retry_after,
 )
 from services.providers.timeouts import Timeouts
@@ -80,6 +85,26 @@ class OpenAICompatibleProvider(OpenAIProvider):
         except orjson.JSONDecodeError:
             raise malformed(self.name, "the answer is not JSON") from None
         return completion_from_json(self.name, answer)
+
+    async def embed(
+        self, model: str, inputs: list[str], *, dimensions: int | None = None
+    ) -> EmbeddingBatch:
+        """`POST /embeddings`, as floats."""
+        params: dict[str, Any] = {"model": model, "input": inputs, "encoding_format": "float"}
+        if dimensions is not None:
+            params["dimensions"] = dimensions
+        response = await self._post(params, "/embeddings")
+        try:
+            body = await response.read()
+        except http1.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise malformed(self.name, "the answer is not JSON") from None
+        if not isinstance(answer, dict):
+            raise malformed(self.name, "the answer is not a JSON object")
+        return embeddings_from_json(self.name, answer, len(inputs))
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         async for batch in self.stream_batches(request):
@@ -127,11 +152,13 @@ class OpenAICompatibleProvider(OpenAIProvider):
         if pool is not None:
             await pool.aclose()
 
-    async def _post(self, params: dict[str, Any]) -> http1.Response:
+    async def _post(
+        self, params: dict[str, Any], path: str = "/chat/completions"
+    ) -> http1.Response:
         """Send the request; a non-200 answer is raised as the upstream's error."""
         try:
             response = await self._pools.get().request(
-                "POST", "/chat/completions", self._headers, orjson.dumps(params)
+                "POST", path, self._headers, orjson.dumps(params)
             )
         except http1.HTTPError as exc:
             raise self._transport_error(exc) from None
@@ -194,6 +221,9 @@ def create(env: Mapping[str, str]) -> OpenAICompatibleProvider | None:
                 "SWITCHBOARD_OPENAI_COMPATIBLE_CONTEXT_TOKENS",
                 DEFAULT_CONTEXT_WINDOW,
                 minimum=16,
+            ),
+            embedding_models=optional_model_list(
+                env, "SWITCHBOARD_OPENAI_COMPATIBLE_EMBEDDING_MODELS"
             ),
         )
     )
