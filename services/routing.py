@@ -31,9 +31,11 @@ from typing import Any, TypeVar
 
 from services.config import env_float, env_int
 from services.errors import APIError, ServiceUnavailable
-from services.providers.base import Completion, CompletionRequest, Provider, StreamEvent
+from services.providers.base import Completion, CompletionRequest, Provider, StreamEvent, Usage
 from services.providers.errors import ProviderError, timed_out
 from services.providers.timeouts import Timeouts
+from services.usage.calls import CallRecorder, ProviderCall, StreamMeter, outcome_of
+from services.usage.context import CALLER, Caller
 
 T = TypeVar("T")
 
@@ -150,6 +152,7 @@ class Router(Provider):
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         jitter: Callable[[], float] = random.random,
+        recorder: CallRecorder | None = None,
     ) -> None:
         if not targets:
             raise ValueError(f"route {route} has no targets")
@@ -159,6 +162,8 @@ class Router(Provider):
         self._breakers = breakers
         self._sleep = sleep
         self._jitter = jitter
+        # Told of every attempt on a provider (services/usage); None records nothing.
+        self._recorder = recorder
 
     def models(self) -> list[str]:
         return [self.route]
@@ -175,7 +180,29 @@ class Router(Provider):
                     target.provider.name, "whole answer", target.timeouts.total
                 ) from None
 
-        return await self._route(call)
+        if self._recorder is None:
+            return await self._route(call)
+        return await self._route(self._recorded(call, request))
+
+    def _recorded(
+        self, call: Callable[[Target], Awaitable[Completion]], request: CompletionRequest
+    ) -> Callable[[Target], Awaitable[Completion]]:
+        """`call`, reporting each attempt to the recorder."""
+        caller = CALLER.get()
+
+        async def recorded(target: Target) -> Completion:
+            started, clock = time.time(), time.perf_counter()
+            try:
+                completion = await call(target)
+            except BaseException as exc:
+                self._report(caller, target, started, clock, outcome_of(exc), None, request)
+                raise
+            chars = len(completion.text) + sum(len(c.arguments) for c in completion.tool_calls)
+            usage = completion.usage
+            self._report(caller, target, started, clock, "ok", usage, request, chars=chars)
+            return completion
+
+        return recorded
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         async for batch in self.stream_batches(request):
@@ -184,6 +211,9 @@ class Router(Provider):
 
     async def stream_batches(self, request: CompletionRequest) -> AsyncIterator[list[StreamEvent]]:
         opened: list[tuple[Target, AsyncIterator[list[StreamEvent]], list[StreamEvent] | None]] = []
+        recorder = self._recorder
+        caller = CALLER.get() if recorder is not None else None
+        timing: list[float] = []  # the opened attempt's start (epoch, perf counter) and first byte
 
         async def open_stream(target: Target) -> None:
             batches = target.provider.stream_batches(replace(request, model=target.model))
@@ -204,14 +234,28 @@ class Router(Provider):
                 raise
             opened.append((target, batches, first))
 
-        await self._route(open_stream)
+        async def open_recorded(target: Target) -> None:
+            started, clock = time.time(), time.perf_counter()
+            try:
+                await open_stream(target)
+            except BaseException as exc:
+                outcome = outcome_of(exc)
+                self._report(caller, target, started, clock, outcome, None, request, stream=True)
+                raise
+            timing[:] = [started, clock, time.perf_counter()]
+
+        await self._route(open_stream if recorder is None else open_recorded)
         target, batches, first = opened[0]
         timeouts = target.timeouts
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
+        meter = StreamMeter() if recorder is not None else None
+        outcome = "ok"
         try:
             if first is None:
                 return
+            if meter is not None:
+                meter.see(first)
             yield first
             # One timer for the whole stream, moved on after each read: cheaper than a
             # wait_for (a task) per read on the hot path. A timer cancels the task that
@@ -229,12 +273,27 @@ class Router(Provider):
                             batch = await asyncio.wait_for(batches.__anext__(), limit - loop.time())
                     except StopAsyncIteration:
                         return
+                    if meter is not None:
+                        meter.see(batch)
                     yield batch
         except TimeoutError:
             if loop.time() >= deadline:
-                raise timed_out(target.provider.name, "whole answer", timeouts.total) from None
-            raise timed_out(target.provider.name, "next chunk", timeouts.idle) from None
+                error = timed_out(target.provider.name, "whole answer", timeouts.total)
+            else:
+                error = timed_out(target.provider.name, "next chunk", timeouts.idle)
+            outcome = outcome_of(error)
+            raise error from None
+        except BaseException as exc:
+            # Closed early (GeneratorExit), cancelled with the client, or failed mid-stream.
+            outcome = outcome_of(exc)
+            raise
         finally:
+            if meter is not None:
+                started, clock, first_at = timing
+                self._report(
+                    caller, target, started, clock, outcome, meter.usage, request,
+                    stream=True, first_at=first_at, chars=meter.chars,
+                )  # fmt: skip
             await _close(batches)
 
     async def _route(self, call: Callable[[Target], Awaitable[T]]) -> T:
@@ -276,6 +335,41 @@ class Router(Provider):
             f"(circuit open: {', '.join(skipped)}); try again shortly.",
             code="providers_unavailable",
             headers={"retry-after": str(int(self._settings.breaker_cooldown))},
+        )
+
+    def _report(
+        self,
+        caller: Caller | None,
+        target: Target,
+        started: float,
+        clock: float,
+        outcome: str,
+        usage: Usage | None,
+        request: CompletionRequest,
+        *,
+        stream: bool = False,
+        first_at: float | None = None,
+        chars: int = 0,
+    ) -> None:
+        """Tell the recorder of one attempt that began at `started` (epoch seconds) and
+        `clock` (perf counter), and ends now."""
+        assert self._recorder is not None
+        now = time.perf_counter()
+        self._recorder.record(
+            ProviderCall(
+                caller,
+                self.route,
+                target.name,
+                started,
+                latency_ms=(now - clock) * 1000,
+                first_token_ms=None if first_at is None else (first_at - clock) * 1000,
+                outcome=outcome,
+                usage=usage,
+                streamed=stream,
+                # Kept (until written) only where the tokens may have to be estimated.
+                request=request if usage is None or not usage.total_tokens else None,
+                streamed_chars=chars,
+            )
         )
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
