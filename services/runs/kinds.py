@@ -7,6 +7,7 @@ it on the worker that owns the run, emitting events and checkpoints as it goes.
 - `pipeline`: up to `MAX_STEPS` chat completions in order (`input.steps`). A step's
   messages may quote an earlier step's output as `{{steps[N].output}}`. Each finished step
   is a checkpoint: on a takeover the pipeline continues at the first unfinished step.
+- `agent`: one run of a declared agent (see services.agents.kind and services.agents.loop).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from services.agents.kind import AgentKind
 from services.catalogue import Catalogue
 from services.errors import APIError, InvalidRequest
 from services.openai_chat import (
@@ -49,6 +51,10 @@ class RunContext:
     log: EventLog
     catalogue: Catalogue
     checkpoint: Checkpoint
+    # What tools may use (services.documents.DocumentStore, services.embeddings.Embeddings).
+    documents: Any = None
+    embeddings: Any = None
+    conversations: Any = None  # services.conversations.ConversationStore
 
 
 class Kind(Protocol):
@@ -178,4 +184,4 @@ def _quote(step: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
     return {**step, "messages": replace(step["messages"])}
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in (ChatCompletionKind(), PipelineKind())}
+KINDS: dict[str, Kind] = {k.name: k for k in (ChatCompletionKind(), PipelineKind(), AgentKind())}

@@ -31,6 +31,10 @@ class Run:
     idempotency_key: str | None = None
     cancel_on_disconnect: bool = False
     expires_at: int = 0
+    # Human input: what an `awaiting_input` run asks (`PendingInput.public()`), and the
+    # answer stored for the worker that resumes it (see services/runs/inputs.py).
+    pending_input: dict[str, Any] | None = None
+    answer: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -50,7 +54,13 @@ class Run:
             "progress": self.progress,
             "result": self.result,
             "error": self.error,
-            "urls": {"self": base, "events": f"{base}/events", "cancel": f"{base}/cancel"},
+            "pending_input": self.pending_input if self.status == "awaiting_input" else None,
+            "urls": {
+                "self": base,
+                "events": f"{base}/events",
+                "cancel": f"{base}/cancel",
+                "input": f"{base}/input",
+            },
         }
 
 

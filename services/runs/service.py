@@ -35,10 +35,12 @@ from services.auth import Principal, internal_headers
 from services.catalogue import Catalogue
 from services.errors import APIError, InvalidRequest, ServiceUnavailable
 from services.runs.events import Channel, EventLog, Hub
+from services.runs.inputs import AwaitingInput, parse_answer
 from services.runs.kinds import KINDS, RunContext
 from services.runs.model import Event, Run
 from services.runs.sse import parse_sse
-from services.runs.store import RunStore, new_run_id, request_hash
+from services.runs.store import RunStore, new_run_id, not_awaiting, request_hash
+from services.usage.context import bind as bind_caller
 
 log = logging.getLogger("switchboard.runs")
 
@@ -76,6 +78,7 @@ class RunService:
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.store = store
+        self._resources: tuple[Callable[[], Any] | None, ...] = (None, None, None)
         self.sqs = sqs
         self.catalogue = catalogue
         self.settings = settings
@@ -87,6 +90,16 @@ class RunService:
         self._handlers: set[asyncio.Task[None]] = set()
         self._cancelled: set[str] = set()  # run ids whose execution stops because of a cancel
         self._stopping = False
+
+    def use(
+        self,
+        documents: Callable[[], Any] | None,
+        embeddings: Callable[[], Any] | None,
+        conversations: Callable[[], Any] | None,
+    ) -> None:
+        """What tools and agents in a run may use, built on first use: the worker's
+        DocumentStore, Embeddings and ConversationStore."""
+        self._resources = (documents, embeddings, conversations)
 
     # -- creating ----------------------------------------------------------------------
 
@@ -215,7 +228,13 @@ class RunService:
             if not await asyncio.to_thread(self.store.checkpoint, run, me, state, progress):
                 raise RunLost(run.id)
 
-        ctx = RunContext(run, events, self.catalogue, checkpoint)
+        documents, embeddings, conversations = (f() if f else None for f in self._resources)
+        ctx = RunContext(
+            run, events, self.catalogue, checkpoint, documents, embeddings, conversations
+        )
+        # The run's provider calls are accounted to the key that created it (this task and
+        # the work it starts share the binding).
+        bind_caller(Principal(run.tenant_id, run.key_id), "/v1/runs")
         work: asyncio.Task[Any] = asyncio.ensure_future((body or KINDS[run.kind].execute)(ctx))
         self._work[run.id] = work
         renewer = asyncio.create_task(self._renew(run, work, on_renew))
@@ -235,10 +254,16 @@ class RunService:
             if run.id in self._cancelled:
                 events.emit("run.cancelled", {})
             # Otherwise another worker took the run over: it carries on with the events.
+        except AwaitingInput as pause:
+            pending = pause.pending.public()
+            await events.last("awaiting_input", pending, lambda: self._suspend(run, pending))
         except APIError as exc:
             error = exc.body()["error"]
+            partial = getattr(exc, "result", None)  # what a kind got done before it failed
             await events.last(
-                "run.failed", {"error": error}, lambda: self._finish(run, error=error)
+                "run.failed",
+                {"error": error},
+                lambda: self._finish(run, partial, error=error),
             )
         except Exception:
             log.exception("run %s failed", run.id)
@@ -270,6 +295,19 @@ class RunService:
             self.store.finish, run, self.settings.worker_id, result=result, error=error
         )
 
+    async def _suspend(self, run: Run, pending: dict[str, Any]) -> None:
+        await asyncio.to_thread(self.store.suspend, run, self.settings.worker_id, pending)
+
+    async def answer(self, principal: Principal, run_id: str, body: Any) -> Run:
+        """Store a person's answer to a run awaiting input and queue the run again."""
+        run = await asyncio.to_thread(self.store.require, principal.tenant_id, run_id)
+        if run.status != "awaiting_input" or run.pending_input is None:
+            raise not_awaiting(run)
+        answer = parse_answer(run.pending_input, body)
+        run = await asyncio.to_thread(self.store.answer, principal.tenant_id, run_id, answer)
+        await self._enqueue(run)
+        return run
+
     async def _renew(
         self, run: Run, work: asyncio.Task[Any], on_renew: Callable[[], Awaitable[None]] | None
     ) -> None:
@@ -297,7 +335,8 @@ class RunService:
     # -- following ---------------------------------------------------------------------
 
     async def subscribe(self, principal: Principal, run: Run, after: int) -> AsyncIterator[Event]:
-        """The run's events after `after`, live while it runs; ends when the run has ended."""
+        """The run's events after `after`, live while it runs; ends when the run has ended
+        or waits for input (its last event is then `awaiting_input`)."""
         while True:
             channel = self.hub.get(run.id)
             if channel is not None:
@@ -311,7 +350,7 @@ class RunService:
                     yield event
                     after = event.seq
                 current = await asyncio.to_thread(self.store.get, run.tenant_id, run.id)
-                if current is None or current.terminal:
+                if current is None or current.terminal or current.status == "awaiting_input":
                     async for event in self._persisted(current or run, after):
                         yield event
                     return
@@ -322,8 +361,8 @@ class RunService:
             async for event in self._persisted(current, after):
                 yield event
                 after = event.seq
-            if current.terminal:
-                return
+            if current.terminal or current.status == "awaiting_input":
+                return  # a waiting run's stream ends; follow it again after answering
             mine = current.owner == self.settings.worker_id
             if mine and current.status == "running" and current.lease_until > time.time():
                 await asyncio.sleep(0.02)  # this worker is opening the run's channel
@@ -428,7 +467,8 @@ class RunService:
         try:
             ref = json.loads(message["Body"])
             run = await asyncio.to_thread(self.store.get, ref["tenant_id"], ref["run_id"])
-            if run is None or run.terminal:
+            if run is None or run.terminal or run.status == "awaiting_input":
+                # A waiting run holds no message: answering it queues a new one.
                 await self._delete(handle)
                 return
             if run.status == "running" and run.lease_until > time.time():

@@ -30,7 +30,7 @@ from services.errors import APIError, InvalidRequest, NotFound
 from services.runs.model import Event, Run
 
 IDEMPOTENCY_SECONDS = 24 * 3600
-_JSON_FIELDS = ("input", "checkpoint", "progress", "result", "error")
+_JSON_FIELDS = ("input", "checkpoint", "progress", "result", "error", "pending_input", "answer")
 _BATCH = 25
 
 
@@ -44,6 +44,12 @@ class RunConflict(APIError):
     status = 409
     type = "invalid_request_error"
     code = "run_not_cancellable"
+
+
+class NotAwaitingInput(APIError):
+    status = 409
+    type = "invalid_request_error"
+    code = "run_not_awaiting_input"
 
 
 def new_run_id() -> str:
@@ -264,6 +270,60 @@ class RunStore:
             run.status, run.result, run.error = status, result, error  # type: ignore[assignment]
         return ok
 
+    def suspend(self, run: Run, owner: str, pending: dict[str, Any]) -> bool:
+        """Park a run this worker owns until a person answers `pending`: it keeps its
+        checkpoint and holds no lease. False if the run was cancelled or taken over."""
+        ok = self._owned_update(
+            run,
+            owner,
+            "SET #s = :awaiting, pending_input = :pending, answer = :none, #o = :nobody, "
+            "owner_url = :nobody, lease_until = :zero, updated_at = :now",
+            {
+                ":awaiting": {"S": "awaiting_input"},
+                ":pending": {"S": json.dumps(pending)},
+                ":none": {"S": "null"},
+                ":nobody": {"S": ""},
+                ":zero": {"N": "0"},
+                ":now": {"N": repr(self._clock())},
+            },
+            names={"#s": "status", "#o": "owner"},
+        )
+        if ok:
+            run.status, run.pending_input, run.answer = "awaiting_input", pending, None
+            run.owner = run.owner_url = None
+        return ok
+
+    def answer(self, tenant_id: str, run_id: str, answer: dict[str, Any]) -> Run:
+        """Store the answer to a waiting run and queue it again (409 if it is not waiting:
+        it never was, or another answer won). Its attempts start again at 0: they count
+        the workers that tried this turn."""
+        run = self.require(tenant_id, run_id)
+        try:
+            response = self._client.update_item(
+                TableName=self._table,
+                Key=self._key(run),
+                UpdateExpression=(
+                    "SET #s = :queued, answer = :answer, pending_input = :none, "
+                    "attempts = :zero, updated_at = :now"
+                ),
+                ConditionExpression="#s = :awaiting",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":queued": {"S": "queued"},
+                    ":awaiting": {"S": "awaiting_input"},
+                    ":answer": {"S": json.dumps(answer)},
+                    ":none": {"S": "null"},
+                    ":zero": {"N": "0"},
+                    ":now": {"N": repr(self._clock())},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _conditional_failed(exc):
+                raise not_awaiting(self.require(tenant_id, run_id)) from None
+            raise
+        return self._run(response["Attributes"])
+
     def fail_unowned(self, run: Run, error: dict[str, Any]) -> bool:
         """Fail a run that nobody can finish (out of attempts), unless it already ended."""
         try:
@@ -284,8 +344,8 @@ class RunStore:
             if _conditional_failed(exc):
                 current = self.require(tenant_id, run_id)
                 raise RunConflict(
-                    f"The run has already ended ({current.status}); only a queued or running "
-                    "run can be cancelled."
+                    f"The run has already ended ({current.status}); only a queued, running or "
+                    "waiting run can be cancelled."
                 ) from None
             raise
 
@@ -471,7 +531,17 @@ class RunStore:
             idempotency_key=item.get("idempotency_key", {}).get("S"),
             cancel_on_disconnect=item["cancel_on_disconnect"]["BOOL"],
             expires_at=int(item["expires_at"]["N"]),
+            pending_input=json.loads(item.get("pending_input", {}).get("S", "null")),
+            answer=json.loads(item.get("answer", {}).get("S", "null")),
         )
+
+
+def not_awaiting(run: Run) -> NotAwaitingInput:
+    return NotAwaitingInput(
+        f"The run is {run.status}, not awaiting input"
+        + (" (another answer was taken first)." if run.status in ("queued", "running") else "."),
+        param="run_id",
+    )
 
 
 def _valid_id(run_id: str) -> bool:
