@@ -22,11 +22,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from containers.worker import ecs
+from containers.worker.agents_api import agent_routes
+from containers.worker.documents_api import document_routes
 from containers.worker.runs_api import accepted, deadline, idempotency_key, run_routes
 from containers.worker.settings import WorkerSettings
+from containers.worker.tools_api import tool_routes
 from services.anthropic_messages import MessagesService, parse_messages_request
 from services.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
-from services.auth import Authenticator
+from services.auth import Authenticator, Principal
 from services.catalogue import Catalogue, CatalogueConfig
 from services.chat import ChatService
 from services.conversation_chat import (
@@ -34,8 +37,11 @@ from services.conversation_chat import (
     conversation_id_of,
 )
 from services.conversations import ConversationSettings
+from services.documents import DocumentSettings, DocumentStore, build_store
+from services.embeddings import EmbeddingLimits, Embeddings
 from services.errors import InvalidRequest
 from services.keys import KeyStore
+from services.limits import Admission, guard
 from services.openai_chat import ChatCompletionRequest, parse_chat_request
 from services.provider_keys import provider_env
 from services.providers import build_providers
@@ -46,6 +52,9 @@ from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
 from services.sse import HEADERS as SSE_HEADERS
 from services.sse import coalesce
+from services.usage.calls import CallRecorder
+from services.usage.context import bind as bind_caller
+from services.usage.writer import UsageWriter, writer_for_table
 
 
 def create_app(
@@ -54,8 +63,15 @@ def create_app(
     providers: dict[str, Provider] | None = None,
     authenticator: Authenticator | None = None,
     runs: RunService | None = None,
+    admission: Admission | None = None,
+    usage: CallRecorder | None = None,
 ) -> Starlette:
+    """`usage` is told of every provider call; by default, when the app reads API keys
+    from the table itself (no `authenticator` passed), calls are written to that table."""
     settings = settings or WorkerSettings.from_env()
+    writer: UsageWriter | None = None
+    if usage is None and authenticator is None:
+        usage = writer = writer_for_table(settings.table, os.environ)
     if providers is None:
         providers = build_providers(
             provider_env(os.environ, lambda: boto3.client("secretsmanager"))
@@ -65,11 +81,18 @@ def create_app(
         authenticator = Authenticator(
             keys, internal_token=settings.internal_token, cache_seconds=settings.key_cache_seconds
         )
+    if admission is None:
+        admission = Admission(
+            boto3.client("dynamodb"), settings.table, cache_seconds=settings.limits_cache_seconds
+        )
+    # AI routes: authenticated, then admitted against the budget and rate limits.
+    admitted = functools.partial(guard, authenticator, admission)
     catalogue = Catalogue(
         providers,
         CatalogueConfig.load(settings.catalogue_path),
         routing=RoutingSettings.from_env(os.environ),
         timeouts={name: Timeouts.from_env(os.environ, name) for name in providers},
+        recorder=usage,
     )
     chat = ChatService(catalogue)
     messages = MessagesService(catalogue)
@@ -81,8 +104,21 @@ def create_app(
         store = conversation_settings.store(settings.table)
         return ConversationChat(chat, store, max_turn_chars=conversation_settings.max_turn_chars)
 
+    @functools.cache
+    def documents() -> DocumentStore:
+        """The tenant documents (S3 and the table), built on first use."""
+        return build_store(settings.table, DocumentSettings.from_env(os.environ))
+
+    @functools.cache
+    def embeddings() -> Embeddings:
+        return Embeddings(
+            catalogue, documents(), EmbeddingLimits.from_env(os.environ), recorder=usage
+        )
+
     if runs is None and settings.run_queue_url:
         runs = _run_service(settings, catalogue)
+    if runs is not None:  # what agent runs use, built on first use
+        runs.use(documents, embeddings, lambda: conversations().store)
 
     async def health(request: Request) -> Response:
         return JSONBytesResponse({"status": "ok"})
@@ -93,10 +129,14 @@ def create_app(
             {"id": name, "object": "model", "created": 0, "owned_by": catalogue.owner(name)}
             for name in catalogue.names()
         ]
+        data += [
+            {"id": name, "object": "model", "created": 0, "owned_by": name.partition("/")[0]}
+            for name in catalogue.embedding_names()  # for POST /v1/embeddings only
+        ]
         return JSONBytesResponse({"object": "list", "data": data})
 
-    async def chat_completions(request: Request) -> Response:
-        principal = await authenticator.authenticate_async(request.headers)
+    async def chat_completions(request: Request, principal: Principal) -> Response:
+        bind_caller(principal, "/v1/chat/completions")
         body = decode_json(await read_body(request, settings.max_request_bytes))
         parsed = parse_chat_request(body)
         conversation_id = conversation_id_of(parsed)
@@ -141,9 +181,9 @@ def create_app(
             return JSONBytesResponse(work.result())
         return accepted(await runs.promote(principal, body, work))
 
-    async def anthropic_messages(request: Request) -> Response:
+    async def anthropic_messages(request: Request, principal: Principal) -> Response:
         """Anthropic's Messages API, for the `anthropic` SDK, on every provider."""
-        await authenticator.authenticate_async(request.headers)
+        bind_caller(principal, "/v1/messages")
         body = decode_json(await read_body(request, settings.max_request_bytes))
         parsed = parse_messages_request(body)
         if parsed.stream:
@@ -154,6 +194,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         consumer = asyncio.create_task(runs.consume()) if runs is not None else None
+        if writer is not None:
+            writer.start()
         yield
         if runs is not None and consumer is not None:
             await runs.stop()
@@ -162,6 +204,8 @@ def create_app(
                 await consumer
         if conversations.cache_info().currsize:
             await conversations().aclose()  # let abandoned streams finish storing
+        if writer is not None:
+            await writer.aclose()  # every call made so far is accounted
         for provider in providers.values():
             await provider.aclose()
 
@@ -169,9 +213,31 @@ def create_app(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/messages", anthropic_messages, methods=["POST"]),
-            *run_routes(runs, authenticator, settings.max_request_bytes, settings.run_wait_seconds),
+            Route("/v1/chat/completions", admitted(chat_completions), methods=["POST"]),
+            Route("/v1/messages", admitted(anthropic_messages), methods=["POST"]),
+            *run_routes(
+                runs,
+                authenticator,
+                settings.max_request_bytes,
+                settings.run_wait_seconds,
+                admission=admission,
+            ),
+            *agent_routes(authenticator),
+            *document_routes(
+                authenticator,
+                settings.max_request_bytes,
+                documents=documents,
+                embeddings=embeddings,
+                admission=admission,
+            ),
+            *tool_routes(
+                authenticator,
+                catalogue,
+                settings.max_request_bytes,
+                documents=documents,
+                embeddings=embeddings,
+                admission=admission,
+            ),
         ],
         lifespan=lifespan,
     )

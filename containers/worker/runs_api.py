@@ -13,6 +13,7 @@ from starlette.routing import Route
 from services.asgi import JSONBytesResponse, decode_json, read_body
 from services.auth import Authenticator, Principal
 from services.errors import AuthenticationFailed, InvalidRequest, NotFound
+from services.limits import Admission, guard
 from services.runs.model import Run
 from services.runs.service import RunService, unavailable
 from services.runs.sse import parse_after, sse_frame
@@ -59,14 +60,15 @@ def run_routes(
     authenticator: Authenticator,
     max_request_bytes: int,
     wait_seconds: float,
+    *,
+    admission: Admission | None = None,
 ) -> list[Route]:
     def runs() -> RunService:
         if service is None:
             raise unavailable()
         return service
 
-    async def create(request: Request) -> Response:
-        principal = await authenticator.authenticate_async(request.headers)
+    async def create(request: Request, principal: Principal) -> Response:
         svc = runs()
         body = decode_json(await read_body(request, max_request_bytes))
         if not isinstance(body, dict):
@@ -154,6 +156,13 @@ def run_routes(
         run = await runs().cancel(principal, request.path_params["run_id"])
         return JSONBytesResponse(run.public())
 
+    async def submit_input(request: Request) -> Response:
+        """A person's answer to a run awaiting input (services/runs/inputs.py)."""
+        principal = await authenticator.authenticate_async(request.headers)
+        body = decode_json(await read_body(request, max_request_bytes))
+        run = await runs().answer(principal, request.path_params["run_id"], body)
+        return JSONBytesResponse(run.public())
+
     async def events(request: Request) -> Response:
         principal = await authenticator.authenticate_async(request.headers)
         svc = runs()
@@ -182,10 +191,12 @@ def run_routes(
         return JSONBytesResponse({"stopped": runs().cancel_local(request.path_params["run_id"])})
 
     return [
-        Route("/v1/runs", create, methods=["POST"]),
+        # Creating a run is AI work: admitted against the budget and rate limits.
+        Route("/v1/runs", guard(authenticator, admission, create), methods=["POST"]),
         Route("/v1/runs", list_runs, methods=["GET"]),
         Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
         Route("/v1/runs/{run_id}/cancel", cancel, methods=["POST"]),
+        Route("/v1/runs/{run_id}/input", submit_input, methods=["POST"]),
         Route("/v1/runs/{run_id}/events", events, methods=["GET"]),
         Route("/internal/runs/{run_id}/events", internal_events, methods=["GET"]),
         Route("/internal/runs/{run_id}/cancel", internal_cancel, methods=["POST"]),

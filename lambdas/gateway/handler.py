@@ -7,11 +7,13 @@ It imports no provider SDK, and builds its clients on the first invocation, not 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, Response
 
@@ -21,12 +23,24 @@ from services.conversations_api import ConversationsAPI
 from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from services.frontdoor import FrontDoorSettings
 from services.keys import KeyStore
+from services.limits import RESPONSE_HEADERS as LIMIT_HEADERS
 from services.runs.sse import parse_after, sse_frame
 from services.runs.store import RunStore
 from services.worker_client import WorkerClient
 
+if TYPE_CHECKING:
+    # Imported where first used: a cold start loads only what every request needs.
+    from services.admin_api import AdminAPI
+    from services.usage.report import UsageReports
+
 DEADLINE_HEADER = "x-switchboard-deadline-ms"
-_RELAYED_HEADERS = ("location", "retry-after", CONVERSATION_HEADER, TRIMMED_HEADER)
+_RELAYED_HEADERS = (
+    "location",
+    "retry-after",
+    CONVERSATION_HEADER,
+    TRIMMED_HEADER,
+    *LIMIT_HEADERS,
+)
 # Leave the handler this much of the Lambda's remaining time to answer after a worker timeout.
 _DEADLINE_MARGIN_SECONDS = 0.5
 
@@ -75,11 +89,12 @@ def _authenticate(rt: Runtime) -> Principal:
     return rt.authenticator.authenticate(headers)
 
 
-def _body(rt: Runtime) -> bytes:
+def _body(rt: Runtime, limit: int | None = None) -> bytes:
+    """The request body, refused with 413 over `limit` (default: `max_request_bytes`)."""
     event = app.current_event
     raw = event.decoded_body if event.is_base64_encoded else event.body
     data = (raw or "").encode() if isinstance(raw, str) else (raw or b"")
-    limit = rt.settings.max_request_bytes
+    limit = limit or rt.settings.max_request_bytes
     if len(data) > limit:
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
     return data
@@ -209,6 +224,128 @@ def cancel_run(run_id: str) -> Response[Any]:
     return _forward(rt, _authenticate(rt), "POST", f"/v1/runs/{run_id}/cancel", None)
 
 
+@app.post("/v1/runs/<run_id>/input")
+def run_input(run_id: str) -> Response[Any]:
+    """A person's answer to a run awaiting input: the worker checks it against the
+    question, stores it under a condition (one answer wins) and queues the run again."""
+    rt = runtime()
+    principal = _authenticate(rt)
+    data = _body(rt)
+    _json_object(data)
+    return _forward(rt, principal, "POST", f"/v1/runs/{run_id}/input", data)
+
+
+@app.get("/v1/agents")
+def list_agents() -> Response[Any]:
+    rt = runtime()
+    return _forward(rt, _authenticate(rt), "GET", "/v1/agents", None)
+
+
+@app.get("/v1/agents/<name>")
+def get_agent(name: str) -> Response[Any]:
+    rt = runtime()
+    return _forward(rt, _authenticate(rt), "GET", f"/v1/agents/{name}", None)
+
+
+# Tools (containers/worker/tools_api.py). A tool runs synchronously: with the deadline, the
+# worker answers 504 `tool_timeout` before API Gateway's wall would; the stream front door
+# sets no deadline, so a long tool goes through it.
+@app.get("/v1/tools")
+def list_tools() -> Response[Any]:
+    rt = runtime()
+    return _forward(rt, _authenticate(rt), "GET", "/v1/tools", None)
+
+
+@app.get("/v1/tools/<name>")
+def get_tool(name: str) -> Response[Any]:
+    rt = runtime()
+    return _forward(rt, _authenticate(rt), "GET", f"/v1/tools/{name}", None)
+
+
+@app.post("/v1/tools/<name>")
+def run_tool(name: str) -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    data = _body(rt)
+    _json_object(data)
+    return _forward(rt, principal, "POST", f"/v1/tools/{name}", data, sync=True)
+
+
+# Documents and embeddings (containers/worker/documents_api.py). A file comes in a JSON body
+# (base64), which API Gateway passes through unchanged; its larger body limit is the
+# documents' own (DocumentSettings.max_body_bytes), below Lambda's 6 MB payload. Large files
+# go straight to S3 through a presigned URL, and downloads are redirects to S3.
+@functools.cache
+def _document_body_limit() -> int:
+    from services.documents import DocumentSettings
+
+    return DocumentSettings.from_env(os.environ).max_body_bytes
+
+
+def _with_query(path: str) -> str:
+    query = _query()
+    return f"{path}?{urllib.parse.urlencode(query)}" if query else path
+
+
+@app.post("/v1/documents")
+def upload_document() -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    data = _body(rt, _document_body_limit())
+    _json_object(data)
+    return _forward(rt, principal, "POST", "/v1/documents", data)
+
+
+@app.get("/v1/documents")
+def list_documents() -> Response[Any]:
+    rt = runtime()
+    return _forward(rt, _authenticate(rt), "GET", _with_query("/v1/documents"), None)
+
+
+@app.post("/v1/documents/uploads")
+def create_document_upload() -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    data = _body(rt)
+    _json_object(data)
+    return _forward(rt, principal, "POST", "/v1/documents/uploads", data)
+
+
+@app.get("/v1/documents/<document_id>")
+def get_document(document_id: str) -> Response[Any]:
+    rt = runtime()
+    return _forward(rt, _authenticate(rt), "GET", f"/v1/documents/{document_id}", None)
+
+
+@app.delete("/v1/documents/<document_id>")
+def delete_document(document_id: str) -> Response[Any]:
+    rt = runtime()
+    return _forward(rt, _authenticate(rt), "DELETE", f"/v1/documents/{document_id}", None)
+
+
+@app.post("/v1/documents/<document_id>/complete")
+def complete_document(document_id: str) -> Response[Any]:
+    rt = runtime()
+    path = f"/v1/documents/{document_id}/complete"
+    return _forward(rt, _authenticate(rt), "POST", path, None)
+
+
+@app.get("/v1/documents/<document_id>/content")
+def document_content(document_id: str) -> Response[Any]:
+    rt = runtime()  # the worker answers with a redirect to S3, relayed as it is
+    path = f"/v1/documents/{document_id}/content"
+    return _forward(rt, _authenticate(rt), "GET", path, None)
+
+
+@app.post("/v1/embeddings")
+def embeddings() -> Response[Any]:
+    rt = runtime()
+    principal = _authenticate(rt)
+    data = _body(rt)
+    _json_object(data)
+    return _forward(rt, principal, "POST", "/v1/embeddings", data)
+
+
 @app.get("/v1/runs/<run_id>/events")
 def run_events(run_id: str) -> Response[Any]:
     """The events persisted so far, as SSE, in one response: API Gateway cannot hold a
@@ -239,7 +376,14 @@ _ROUTES = {
     "/v1/messages": "POST",
     "/v1/models": "GET",
     "/v1/runs": "GET or POST",
+    "/v1/agents": "GET",
+    "/v1/tools": "GET",
+    "/v1/documents": "GET or POST",
+    "/v1/documents/uploads": "POST",
+    "/v1/embeddings": "POST",
     "/v1/conversations": "GET or POST",
+    "/v1/usage": "GET",
+    "/v1/admin/tenants": "GET or POST",
 }
 
 
@@ -300,6 +444,98 @@ def rename_conversation(conversation_id: str) -> Response[Any]:
 def delete_conversation(conversation_id: str) -> Response[Any]:
     principal = _authenticate(runtime())
     return _answer(conversations().delete(principal, conversation_id))
+
+
+# The admin API (services/admin_api.py): tenants, keys and limits, for the admin key only.
+_admin_api: AdminAPI | None = None
+
+
+def admin() -> AdminAPI:
+    """The admin API, built on first use, once the caller has shown the admin key."""
+    global _admin_api
+    if _admin_api is None:
+        import boto3
+
+        from services.admin_api import AdminAPI, AdminCredential
+        from services.tenants import TenantStore
+
+        rt = runtime()
+        dynamodb, table = boto3.client("dynamodb"), rt.settings.table
+        credential = AdminCredential(
+            rt.settings.admin_key,
+            rt.settings.admin_key_secret_arn,
+            lambda: boto3.client("secretsmanager"),
+        )
+        _admin_api = AdminAPI(
+            TenantStore(dynamodb, table), KeyStore(dynamodb, table), credential, rt.authenticator
+        )
+    _admin_api.authorize(_headers())
+    return _admin_api
+
+
+@app.post("/v1/admin/tenants")
+def admin_create_tenant() -> Response[Any]:
+    api = admin()
+    return _answer(api.create_tenant(_optional_json(runtime())))
+
+
+@app.get("/v1/admin/tenants")
+def admin_list_tenants() -> Response[Any]:
+    return _answer(admin().list_tenants(_query()))
+
+
+@app.get("/v1/admin/tenants/<tenant_id>")
+def admin_get_tenant(tenant_id: str) -> Response[Any]:
+    return _answer(admin().get_tenant(tenant_id))
+
+
+@app.patch("/v1/admin/tenants/<tenant_id>")
+def admin_update_tenant(tenant_id: str) -> Response[Any]:
+    api = admin()
+    return _answer(api.update_tenant(tenant_id, _optional_json(runtime())))
+
+
+@app.post("/v1/admin/tenants/<tenant_id>/keys")
+def admin_create_key(tenant_id: str) -> Response[Any]:
+    api = admin()
+    return _answer(api.create_key(tenant_id, _optional_json(runtime())))
+
+
+@app.get("/v1/admin/tenants/<tenant_id>/keys")
+def admin_list_keys(tenant_id: str) -> Response[Any]:
+    return _answer(admin().list_keys(tenant_id))
+
+
+@app.get("/v1/admin/tenants/<tenant_id>/keys/<key_id>")
+def admin_get_key(tenant_id: str, key_id: str) -> Response[Any]:
+    return _answer(admin().get_key(tenant_id, key_id))
+
+
+@app.post("/v1/admin/tenants/<tenant_id>/keys/<key_id>/revoke")
+def admin_revoke_key(tenant_id: str, key_id: str) -> Response[Any]:
+    return _answer(admin().revoke_key(tenant_id, key_id))
+
+
+@app.post("/v1/admin/tenants/<tenant_id>/keys/<key_id>/rotate")
+def admin_rotate_key(tenant_id: str, key_id: str) -> Response[Any]:
+    return _answer(admin().rotate_key(tenant_id, key_id))
+
+
+# Usage and cost (services/usage/report.py): the caller's tenant only, from DynamoDB.
+_usage: UsageReports | None = None
+
+
+@app.get("/v1/usage")
+def usage_report() -> Response[Any]:
+    global _usage
+    rt = runtime()
+    principal = _authenticate(rt)
+    if _usage is None:
+        from services.usage.report import reports_for_table
+
+        _usage = reports_for_table(rt.settings.table)
+    content_type, body = _usage.answer(principal.tenant_id, _query(), _headers().get("accept"))
+    return Response(status_code=200, content_type=content_type, body=body)
 
 
 @app.not_found

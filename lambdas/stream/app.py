@@ -25,10 +25,13 @@ from services.asgi import JSONBytesResponse, decode_json, install_error_handlers
 from services.auth import Authenticator, Principal, internal_headers
 from services.conversations import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
 from services.conversations_api import ConversationsAPI
+from services.documents import DocumentSettings
 from services.errors import GatewayTimeout, InvalidRequest, ServiceUnavailable
 from services.frontdoor import FrontDoorSettings
 from services.keys import KeyStore
+from services.limits import RESPONSE_HEADERS as LIMIT_HEADERS
 from services.sse import HEADERS as SSE_HEADERS
+from services.usage.report import UsageReports, reports_for_table
 
 _RELAYED_HEADERS = (
     "content-type",
@@ -37,6 +40,7 @@ _RELAYED_HEADERS = (
     "location",
     CONVERSATION_HEADER,
     TRIMMED_HEADER,
+    *LIMIT_HEADERS,
 )
 _FORWARDED_HEADERS = ("idempotency-key", "last-event-id")
 
@@ -159,6 +163,35 @@ def create_app(
             result = await asyncio.to_thread(api.delete, principal, cid)
         return JSONBytesResponse(result)
 
+    @functools.cache
+    def usage_reports() -> UsageReports:
+        return reports_for_table(settings.table)
+
+    async def usage(request: Request) -> Response:
+        """Usage and cost of the caller's tenant (services/usage/report.py), from DynamoDB."""
+        principal = await authenticate(request)
+        content_type, body = await asyncio.to_thread(
+            usage_reports().answer,
+            principal.tenant_id,
+            dict(request.query_params),
+            request.headers.get("accept"),
+        )
+        return Response(body, media_type=content_type)
+
+    # Documents: a file comes as JSON (base64) under the documents' own body limit; the rest
+    # is relayed as it is (a download is the worker's redirect to S3).
+    document_body_limit = DocumentSettings.from_env(os.environ).max_body_bytes
+
+    async def upload_document(request: Request) -> Response:
+        principal = await authenticate(request)
+        body = await read_body(request, document_body_limit)
+        if not isinstance(decode_json(body), dict):
+            raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+        return await relay(request, principal, "POST", body)
+
+    async def document(request: Request) -> Response:
+        return await relay(request, await authenticate(request), request.method, None)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -181,7 +214,22 @@ def create_app(
             Route("/v1/runs", get, methods=["GET"]),
             Route("/v1/runs/{run_id}", get, methods=["GET"]),
             Route("/v1/runs/{run_id}/cancel", post_json, methods=["POST"]),
+            Route("/v1/runs/{run_id}/input", post_json, methods=["POST"]),
             Route("/v1/runs/{run_id}/events", get, methods=["GET"]),
+            Route("/v1/agents", get, methods=["GET"]),
+            Route("/v1/agents/{name}", get, methods=["GET"]),
+            # Tools: relayed JSON, with no deadline (only the tool's own time limit).
+            Route("/v1/tools", get, methods=["GET"]),
+            Route("/v1/tools/{name}", get, methods=["GET"]),
+            Route("/v1/tools/{name}", post_json, methods=["POST"]),
+            Route("/v1/usage", usage, methods=["GET"]),
+            Route("/v1/documents", upload_document, methods=["POST"]),
+            Route("/v1/documents", get, methods=["GET"]),
+            Route("/v1/documents/uploads", post_json, methods=["POST"]),
+            Route("/v1/documents/{document_id}", document, methods=["GET", "DELETE"]),
+            Route("/v1/documents/{document_id}/complete", post_json, methods=["POST"]),
+            Route("/v1/documents/{document_id}/content", get, methods=["GET"]),
+            Route("/v1/embeddings", post_json, methods=["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -12,6 +12,7 @@ from containers.worker.app import create_app
 from containers.worker.settings import WorkerSettings
 from services.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
 from services.errors import UpstreamError
+from services.limits import Admission
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -57,10 +58,22 @@ class NoKeys:
         return None
 
 
+class NoTenants:
+    """A table without tenant records: no limits apply."""
+
+    def get_item(self, **request: object) -> dict[str, object]:
+        return {}
+
+
 def client(provider: Provider, max_request_bytes: int = 4096) -> TestClient:
     settings = WorkerSettings(table="t", internal_token=TOKEN, max_request_bytes=max_request_bytes)
     auth = Authenticator(NoKeys(), internal_token=TOKEN)  # type: ignore[arg-type]
-    app = create_app(settings, providers={"scripted": provider}, authenticator=auth)
+    app = create_app(
+        settings,
+        providers={"scripted": provider},
+        authenticator=auth,
+        admission=Admission(NoTenants(), "t"),
+    )
     return TestClient(app, raise_server_exceptions=False)
 
 
