@@ -7,12 +7,13 @@ trusts only when the credential matches. Nothing is served to a caller that pres
 neither.
 
 Key lookups are cached per process for `cache_seconds` (positive and negative), so a
-revoked key stops working on every front door and worker within that bound.
+revoked key stops working on every front door and worker within that bound. In the worker,
+a key in use is re-read in the background before its entry expires (one read at a time),
+so a busy key never waits for DynamoDB.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import threading
 import time
@@ -21,12 +22,15 @@ from dataclasses import dataclass
 
 from services.errors import AuthenticationFailed
 from services.keys import ApiKey, KeyStore, hash_key
+from services.singleflight import SingleFlight
 
 INTERNAL_TOKEN_HEADER = "x-switchboard-internal-token"
 TENANT_HEADER = "x-switchboard-tenant"
 KEY_ID_HEADER = "x-switchboard-key-id"
 
 _MAX_CACHED = 10_000
+# The last share of an entry's life in which a request renews it in the background.
+REFRESH_AHEAD = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +87,7 @@ class Authenticator:
         self._clock = clock
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
+        self._reads: SingleFlight[ApiKey | None] = SingleFlight()
 
     def internal(self, headers: Mapping[str, str]) -> Principal | None:
         """The principal a front door vouches for, or None if no internal token was sent."""
@@ -117,9 +122,17 @@ class Authenticator:
         if principal is not None:
             return principal
         secret = bearer_token(headers)
-        hit, record = self._from_cache(secret)
-        if not hit:
-            record = await asyncio.to_thread(self._lookup, secret)
+        digest = hash_key(secret)
+        entry = self._cache.get(digest)
+        now = self._clock()
+        if entry is None or entry[0] <= now:
+            record = await self._reads.run(digest, lambda: self._lookup(secret))
+        else:
+            record = entry[1]
+            if entry[0] - now < self._cache_seconds * REFRESH_AHEAD:
+                # Renewed before it expires, in the background: a busy key never waits
+                # for a read, and a revocation still shows within `cache_seconds`.
+                self._reads.refresh(digest, lambda: self._lookup(secret))
         return _principal(record)
 
     def _from_cache(self, secret: str) -> tuple[bool, ApiKey | None]:

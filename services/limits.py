@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from services.auth import Authenticator, Principal
+from services.auth import REFRESH_AHEAD, Authenticator, Principal
 from services.errors import APIError, RateLimited
+from services.singleflight import SingleFlight
 from services.tenants import Limits, TenantStore
 
 if TYPE_CHECKING:
@@ -93,15 +94,20 @@ class Admission:
         self._monotonic = monotonic
         self._cache: dict[str, tuple[float, Limits | None]] = {}
         self._lock = threading.Lock()
+        self._reads: SingleFlight[Limits | None] = SingleFlight()
 
     async def admit(self, principal: Principal) -> AdmissionResult:
         """Admit the request or raise `RateLimited` (429). No I/O for a tenant without
         limits whose settings are cached."""
-        entry = self._cache.get(principal.tenant_id)
-        if entry is not None and entry[0] > self._monotonic():
-            limits = entry[1]
+        tenant = principal.tenant_id
+        entry = self._cache.get(tenant)
+        now = self._monotonic()
+        if entry is None or entry[0] <= now:
+            limits = await self._reads.run(tenant, lambda: self._load(tenant))
         else:
-            limits = await asyncio.to_thread(self._load, principal.tenant_id)
+            limits = entry[1]
+            if entry[0] - now < self._cache_seconds * REFRESH_AHEAD:
+                self._reads.refresh(tenant, lambda: self._load(tenant))  # see Authenticator
         if limits is None or not limits.any:
             return _ADMITTED
         return await asyncio.to_thread(self.check, principal, limits)

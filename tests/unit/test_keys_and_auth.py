@@ -102,6 +102,38 @@ def test_revoked_key_is_refused_once_the_cache_expires(dynamodb: Any) -> None:
     assert info.value.code == "revoked_api_key"
 
 
+def test_a_busy_key_is_reread_in_the_background_and_revocation_keeps_its_bound(
+    dynamodb: Any,
+) -> None:
+    """In the last fifth of an entry's life a request renews it without waiting; the
+    renewed entry sees the revocation, so the bound is still `cache_seconds`."""
+    keys = KeyStore(dynamodb, TABLE)
+    minted = keys.create("tenant-a")
+    reads: list[int] = []
+    dynamodb.meta.events.register("before-call.dynamodb.GetItem", lambda **kw: reads.append(1))
+    now = [0.0]
+    auth = Authenticator(keys, cache_seconds=5, clock=lambda: now[0])
+
+    async def call() -> Principal:
+        principal = await auth.authenticate_async(bearer(minted.secret))
+        await asyncio.sleep(0.05)  # let a background read finish
+        return principal
+
+    asyncio.run(call())
+    now[0] = 3.0
+    asyncio.run(call())
+    assert len(reads) == 1  # fresh: no read
+    keys.revoke("tenant-a", minted.record.key_id)
+    before = len(reads)
+    now[0] = 4.5  # in the last fifth: answered from the cache, renewed behind it
+    assert asyncio.run(call()).key_id == minted.record.key_id
+    assert len(reads) == before + 1
+    now[0] = 4.9  # the renewed entry already knows
+    with pytest.raises(AuthenticationFailed) as info:
+        asyncio.run(call())
+    assert info.value.code == "revoked_api_key"
+
+
 def test_cache_saves_reads(dynamodb: Any) -> None:
     keys = KeyStore(dynamodb, TABLE)
     minted = keys.create("tenant-a")
