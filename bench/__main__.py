@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,9 @@ def main() -> int:
         "SWITCHBOARD_OPENAI_COMPATIBLE_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
         "SWITCHBOARD_OPENAI_COMPATIBLE_MODELS": "bench-0ms,bench-20ms,bench-10000ms",
         "SWITCHBOARD_OPENAI_COMPATIBLE_TIMEOUT_FIRST_BYTE_SECONDS": "60",
+        # Usage records are written as in production (priced, grouped, signed, sent), to a
+        # stub that acknowledges them: see bench/upstream.js.
+        "SWITCHBOARD_USAGE_ENDPOINT_URL": f"http://127.0.0.1:{upstream_port}/",
     }
     results: list[str] = []
     try:
@@ -291,6 +295,13 @@ def main() -> int:
             results.append(
                 f"    (RSS before {baseline:.0f} MiB; {held['failed']} failed; "
                 f"took {held['seconds']:.1f} s; first error: {held['first_error']})"
+            )
+            time.sleep(1.0)  # the usage writer's last group
+            with urllib.request.urlopen(f"http://127.0.0.1:{upstream_port}/usage-stats") as r:
+                usage = json.loads(r.read())
+            results.append(
+                f"Usage accounting: {usage['records']:,} provider calls recorded in "
+                f"{usage['transactions']:,} transactions (to a DynamoDB stub)"
             )
     finally:
         upstream.terminate()

@@ -2,6 +2,9 @@
 // POST /v1/chat/completions: JSON, or SSE with CHUNKS chunks when "stream": true.
 // The latency before answering comes from the model name ("bench-20ms" waits 20 ms), or
 // LATENCY_MS.
+// It also stands in for DynamoDB's TransactWriteItems, for the worker's usage records
+// (acknowledged, counted; GET /usage-stats tells how many): DynamoDB's own work is not the
+// worker's, and moto doing it on the same 2 cores would take their time from the worker.
 // Usage: node bench/upstream.js PORT [LATENCY_MS] [CHUNKS]
 "use strict";
 const http = require("http");
@@ -27,10 +30,25 @@ streamFrames.push("data: " + JSON.stringify({ id: "chatcmpl-bench", object: "cha
 streamFrames.push("data: [DONE]\n\n");
 const streamBody = streamFrames.join("");
 
+const usage = { transactions: 0, records: 0 };
+
 const server = http.createServer((req, res) => {
+  if (req.method === "GET" && req.url === "/usage-stats") {
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify(usage));
+    return;
+  }
   const parts = [];
   req.on("data", (c) => parts.push(c));
   req.on("end", () => {
+    if ((req.headers["x-amz-target"] || "").endsWith(".TransactWriteItems")) {
+      const items = JSON.parse(Buffer.concat(parts).toString()).TransactItems || [];
+      usage.transactions += 1;
+      usage.records += items.filter((item) => item.Put).length;
+      res.writeHead(200, { "content-type": "application/x-amz-json-1.0" });
+      res.end("{}");
+      return;
+    }
     let stream = false;
     let latency = defaultLatency;
     try {

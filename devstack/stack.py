@@ -203,11 +203,20 @@ class LocalStack:
         return self
 
     def stop(self) -> None:
-        for child in self._children:
+        """Stop the components, then the AWS services they use: a worker that stops writes
+        its queued usage records first, and needs DynamoDB to do it."""
+        services = [c for c in self._children if c.name == "aws"]
+        self._terminate([c for c in self._children if c.name != "aws"])
+        self._terminate(services)
+        self._children.clear()
+
+    @staticmethod
+    def _terminate(children: list[_Child]) -> None:
+        for child in children:
             if child.process.poll() is None:
                 child.process.terminate()
         deadline = time.monotonic() + 10
-        for child in self._children:
+        for child in children:
             try:
                 child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -215,7 +224,6 @@ class LocalStack:
                 child.process.wait()
             if child.log is not None:
                 child.log.close()
-        self._children.clear()
 
     def __enter__(self) -> LocalStack:
         return self.start()

@@ -17,21 +17,24 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from services.config import env_int, env_str
+from services.config import env_float, env_int, env_str
 from services.providers.base import CompletionRequest, Usage
 from services.usage.calls import ABANDONED, OK, ProviderCall
 from services.usage.prices import DEFAULT_PRICES, PriceTable
-from services.usage.store import UsageRecord, UsageStore, batches
+from services.usage.store import UsageRecord, UsageStore, already_written, batches
+from services.usage.transactions import DynamoDBTransactions
 
 log = logging.getLogger("switchboard.usage")
 
 # Rough tokens for text a provider did not count: about four characters a token, and a
 # few tokens of framing per message.
 CHARS_PER_TOKEN = 4
+SLICE = 8  # calls priced (or items built) on the event loop between two requests' turns
 TOKENS_PER_MESSAGE = 3
 
 
@@ -39,8 +42,16 @@ TOKENS_PER_MESSAGE = 3
 class UsageSettings:
     retention_days: int = 400
     prices_path: Path = DEFAULT_PRICES
-    writers: int = 2  # concurrent writes (threads)
-    batch: int = 200  # calls taken from the queue for one write (split per transaction)
+    # One writer: concurrent transactions on one tenant's spend counter would conflict.
+    writers: int = 1
+    batch: int = 500  # calls taken from the queue for one write (split per transaction)
+    # How long a write waits for more calls to join it: under load one write carries many
+    # calls (a boto3 call costs the worker milliseconds of CPU; per call it would cost more
+    # than the request itself), and a record reaches the table this much later.
+    linger_seconds: float = 0.1
+    # Where the usage transactions go, if not to the table's own endpoint (the benchmark
+    # points them at a stub, so that it measures the worker and not the database).
+    endpoint_url: str | None = None
     max_pending: int = 100_000  # reports queued before new ones are dropped (and logged)
     attempts: int = 5
 
@@ -54,6 +65,8 @@ class UsageSettings:
             prices_path=Path(env_str(env, "SWITCHBOARD_PRICES", str(d.prices_path))),
             writers=env_int(env, "SWITCHBOARD_USAGE_WRITERS", d.writers, minimum=1),
             batch=env_int(env, "SWITCHBOARD_USAGE_BATCH", d.batch, minimum=1),
+            linger_seconds=env_float(env, "SWITCHBOARD_USAGE_LINGER_SECONDS", d.linger_seconds),
+            endpoint_url=env.get("SWITCHBOARD_USAGE_ENDPOINT_URL") or None,
             max_pending=env_int(env, "SWITCHBOARD_USAGE_MAX_PENDING", d.max_pending, minimum=1),
         )
 
@@ -146,6 +159,15 @@ class UsageWriter:
                 call.model,
             )
 
+    def prepare(self) -> None:
+        """Build the DynamoDB client now rather than at the first write (blocking), so
+        that it is part of what a worker sets up before it serves. A failure is logged:
+        the first write tries again."""
+        try:
+            self.store.transactions  # noqa: B018 - built on first access
+        except Exception:
+            log.exception("usage writer: could not build its DynamoDB client yet")
+
     def start(self) -> None:
         """Start writing (in the running event loop)."""
         if self._tasks:
@@ -183,22 +205,77 @@ class UsageWriter:
         if self._pool is not None:
             self._pool.shutdown(wait=False)
             self._pool = None
+        close = getattr(getattr(self.store, "_transactions", None), "aclose", None)
+        if close is not None:
+            await close()
 
     async def _consume(self) -> None:
         loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self.prepare)
+        send = self._sender()
         while True:
-            # Group commit: everything queued while the last write was in flight goes in
-            # the next one, so a busy worker makes one write per group, not per call.
+            # Group commit: the calls that arrive within `linger_seconds` of the first (or
+            # while the last write was in flight) go in one write.
             calls = [await self._queue.get()]
+            if self.settings.linger_seconds > 0 and self._queue.qsize() < self.settings.batch:
+                await asyncio.sleep(self.settings.linger_seconds)
             while len(calls) < self.settings.batch and not self._queue.empty():
                 calls.append(self._queue.get_nowait())
             try:
-                await loop.run_in_executor(self._pool, self.write_all, calls)
+                if send is None:
+                    await loop.run_in_executor(self._pool, self.write_all, calls)
+                else:
+                    await self._write_on_loop(calls, send)
             except Exception:
                 log.exception("could not account %d calls", len(calls))
             finally:
                 for _ in calls:
                     self._queue.task_done()
+
+    def _sender(self) -> Callable[[list[dict[str, Any]], str], Awaitable[None]] | None:
+        """The store's async transaction, if its transport has one (else writes go to a
+        thread, as boto3's do)."""
+        try:
+            transactions = self.store.transactions
+        except Exception:
+            return None
+        send: Callable[[list[dict[str, Any]], str], Awaitable[None]] | None = getattr(
+            transactions, "transact_async", None
+        )
+        return send
+
+    async def _write_on_loop(
+        self,
+        calls: list[ProviderCall],
+        send: Callable[[list[dict[str, Any]], str], Awaitable[None]],
+    ) -> None:
+        """`write_all` on the event loop, in slices of `SLICE` calls between which the loop
+        serves requests: no slice holds a request up for more than a fraction of a ms."""
+        records: list[UsageRecord] = []
+        for start in range(0, len(calls), SLICE):
+            records += self._records(calls[start : start + SLICE])
+            await asyncio.sleep(0)
+        for group in batches(records):
+            actions: list[dict[str, Any]] = []
+            for start in range(0, len(group), SLICE):
+                actions += [self.store.put_action(r) for r in group[start : start + SLICE]]
+                await asyncio.sleep(0)
+            actions += self.store.counter_actions(group)
+            delay = 0.1
+            for attempt in range(1, self.settings.attempts + 1):
+                try:
+                    await send(actions, group[0].call_id[:36])
+                except Exception as exc:
+                    if already_written(exc, len(group)):
+                        break
+                    if attempt == self.settings.attempts:
+                        log.exception("could not write usage records %s", group)
+                        break
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                self.written += len(group)
+                break
 
     def write(self, call: ProviderCall) -> None:
         """Price and write one call (blocking); see `write_all`."""
@@ -207,6 +284,10 @@ class UsageWriter:
     def write_all(self, calls: list[ProviderCall]) -> None:
         """Price and write calls, a transaction per group that fits one, retrying
         transient failures (blocking)."""
+        for group in batches(self._records(calls)):
+            self._write_group(group)
+
+    def _records(self, calls: list[ProviderCall]) -> list[UsageRecord]:
         records: list[UsageRecord] = []
         for call in calls:
             record = to_record(call, self.prices, secrets.token_hex(16))
@@ -218,8 +299,7 @@ class UsageWriter:
                 )
             else:
                 records.append(record)
-        for group in batches(records):
-            self._write_group(group)
+        return records
 
     def _write_group(self, group: list[UsageRecord]) -> None:
         delay = 0.1
@@ -237,17 +317,19 @@ class UsageWriter:
 
 
 def writer_for_table(table: str, env: Mapping[str, str]) -> UsageWriter:
-    """The writer a worker uses: the price table and settings from `env`, and a DynamoDB
-    client made on the first write."""
+    """The writer a worker uses: the price table and settings from `env`, and its lean
+    DynamoDB transactions (services.usage.transactions), made on the first write."""
     settings = UsageSettings.from_env(env)
 
     def client() -> object:
         import boto3
-        from botocore.config import Config
 
-        # The items are built here, always in the same shape: botocore's validation of
-        # each request would only cost the writer CPU (about a sixth of a write's).
-        return boto3.client("dynamodb", config=Config(parameter_validation=False))
+        return boto3.client("dynamodb")
 
-    store = UsageStore(client, table, retention_days=settings.retention_days)
+    store = UsageStore(
+        client,
+        table,
+        retention_days=settings.retention_days,
+        transactions=lambda: DynamoDBTransactions(endpoint_url=settings.endpoint_url),
+    )
     return UsageWriter(store, PriceTable.load(settings.prices_path), settings)
