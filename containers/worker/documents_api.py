@@ -38,6 +38,7 @@ from services.embeddings import Embeddings
 from services.errors import InvalidRequest
 from services.limits import Admission, guard
 from services.openai_chat import invalid_request
+from services.params import page_limit
 from services.usage.context import bind
 
 CONTENT_URL_SECONDS = 300
@@ -75,16 +76,6 @@ def _parse(model: type[BaseModel], body: Any) -> Any:
         return model.model_validate(body)
     except ValidationError as exc:
         raise invalid_request(exc) from None
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return 20
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise InvalidRequest(
-            "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value"
-        )
-    return int(raw)
 
 
 def document_routes(
@@ -144,7 +135,7 @@ def document_routes(
         query = request.query_params
         page, cursor = await documents().list(
             principal.tenant_id,
-            limit=_limit(query.get("limit")),
+            limit=page_limit(query.get("limit")),
             cursor=query.get("after"),
             kind=query.get("kind"),
         )

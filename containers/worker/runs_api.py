@@ -14,6 +14,7 @@ from services.asgi import JSONBytesResponse, decode_json, read_body
 from services.auth import Authenticator, Principal
 from services.errors import AuthenticationFailed, InvalidRequest, NotFound
 from services.limits import Admission, guard
+from services.params import page_limit
 from services.runs.model import Run
 from services.runs.service import RunService, unavailable
 from services.runs.sse import parse_after, sse_frame
@@ -128,7 +129,7 @@ def run_routes(
     async def list_runs(request: Request) -> Response:
         principal = await authenticator.authenticate_async(request.headers)
         svc = runs()
-        limit = _limit(request.query_params.get("limit"))
+        limit = page_limit(request.query_params.get("limit"))
         page, cursor = await asyncio.to_thread(
             svc.store.page,
             principal.tenant_id,
@@ -210,16 +211,6 @@ def _internal(authenticator: Authenticator, request: Request) -> Principal:
             "This endpoint is for workers only.", code="invalid_internal_token"
         )
     return principal
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return 20
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise InvalidRequest(
-            "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value"
-        )
-    return int(raw)
 
 
 def _event_stream(

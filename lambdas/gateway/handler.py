@@ -24,6 +24,7 @@ from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound
 from services.frontdoor import FrontDoorSettings
 from services.keys import KeyStore
 from services.limits import RESPONSE_HEADERS as LIMIT_HEADERS
+from services.params import page_limit
 from services.runs.sse import parse_after, sse_frame
 from services.runs.store import RunStore
 from services.worker_client import WorkerClient
@@ -194,12 +195,8 @@ def list_runs() -> Response[Any]:
     rt = runtime()
     principal = _authenticate(rt)
     query = app.current_event.query_string_parameters or {}
-    limit = query.get("limit", "20")
-    if not limit.isdigit() or not 1 <= int(limit) <= 100:
-        raise InvalidRequest(
-            "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value"
-        )
-    page, cursor = rt.runs.page(principal.tenant_id, limit=int(limit), cursor=query.get("after"))
+    limit = page_limit(query.get("limit"))
+    page, cursor = rt.runs.page(principal.tenant_id, limit=limit, cursor=query.get("after"))
     return _json(
         {
             "object": "list",
