@@ -12,11 +12,10 @@ from pydantic import BaseModel, Field
 
 from services.tools._support import StrictInput
 from services.tools.base import Tool, ToolContext, ToolFailed, ToolLimits
-from services.tools.suggest_related import MAX_CANDIDATES, TEXT_KINDS, cosine
+from services.tools.suggest_related import MAX_CANDIDATES, TEXT_KINDS, rank
 
 MAX_TOP_K = 20
 SNIPPET_CHARS = 300
-_CONCURRENCY = 16
 _WORD = re.compile(r"\w{3,}")
 
 
@@ -63,16 +62,7 @@ class SearchDocuments(Tool):
                 f"You have {len(candidates)} text documents; search_documents compares at "
                 f"most {MAX_CANDIDATES}."
             )
-        gate = asyncio.Semaphore(_CONCURRENCY)
-
-        async def score(document: Any) -> float:
-            async with gate:
-                vector = await ctx.embeddings.document_vector(ctx.tenant_id, document.id)
-            return cosine(query, vector)
-
-        scores = await asyncio.gather(*(score(d) for d in candidates))
-        ranked = sorted(zip(scores, candidates, strict=True), key=lambda pair: -pair[0])
-        best = ranked[: input.top_k]
+        best = (await rank(ctx, query, candidates))[: input.top_k]
         texts = await asyncio.gather(*(ctx.documents.text(ctx.tenant_id, d.id) for _, d in best))
         results = [
             Found(

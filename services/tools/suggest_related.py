@@ -96,15 +96,7 @@ class SuggestRelated(Tool):
                 f"You have {len(candidates)} such documents; suggest_related compares at most "
                 f"{MAX_CANDIDATES} (narrow them with 'kinds')."
             )
-        gate = asyncio.Semaphore(_CONCURRENCY)
-
-        async def score(document: Any) -> float:
-            async with gate:
-                vector = await ctx.embeddings.document_vector(ctx.tenant_id, document.id)
-            return cosine(query, vector)
-
-        scores = await asyncio.gather(*(score(d) for d in candidates))
-        ranked = sorted(zip(scores, candidates, strict=True), key=lambda pair: -pair[0])
+        ranked = await rank(ctx, query, candidates)
         related = [
             Related(
                 document_id=d.id,
@@ -117,6 +109,20 @@ class SuggestRelated(Tool):
             if s >= input.min_score
         ]
         return SuggestRelatedOutput(related=related[: input.top_k], compared=len(candidates))
+
+
+async def rank(ctx: ToolContext, query: Sequence[float], documents: list[Any]) -> list[Any]:
+    """`(score, document)` pairs, most similar to `query` first; each document's vector is
+    its cached one (`Embeddings.document_vector`), at most `_CONCURRENCY` made at a time."""
+    gate = asyncio.Semaphore(_CONCURRENCY)
+
+    async def score(document: Any) -> float:
+        async with gate:
+            vector = await ctx.embeddings.document_vector(ctx.tenant_id, document.id)
+        return cosine(query, vector)
+
+    scores = await asyncio.gather(*(score(d) for d in documents))
+    return sorted(zip(scores, documents, strict=True), key=lambda pair: -pair[0])
 
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
