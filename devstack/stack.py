@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import random
 import secrets
 import signal
 import socket
@@ -74,8 +75,40 @@ class _Child:
     log: IO[bytes] | None
 
 
+_given: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
+    """A port free to listen on, for a component started a moment later.
+
+    Not one from the kernel's ephemeral range: between this check and the component's
+    bind, any outgoing connection on the machine may be given that port as its own end
+    (under load, a test run makes thousands), and the component then fails to start. A
+    port below the range is only ever taken by something that asks for it by number.
+    """
+    low, _ = _ephemeral_range()
+    first = 20000 if low > 21000 else 1024
+    top = low if low > 21000 else 65535
+    for _ in range(200):
+        port = random.randrange(first, top)
+        if port in _given:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _given.add(port)
+        return port
+    with socket.socket() as sock:  # everything tried was taken: let the kernel choose
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 

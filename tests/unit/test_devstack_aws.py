@@ -214,3 +214,15 @@ def test_the_writer_sends_its_groups_from_the_event_loop(
     assert store.spend("looped", "2026-11")["cost_usd_micros"] == sum(
         r["cost_usd_micros"] for r in records
     )
+
+
+def test_free_ports_are_not_in_the_ephemeral_range() -> None:
+    """A component's port is chosen before it binds it: one from the range the kernel gives
+    outgoing connections could be taken in between (a start-up failure seen in CI)."""
+    from devstack.stack import _ephemeral_range
+
+    low, high = _ephemeral_range()
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    if low > 21000:
+        assert all(p < low for p in ports)
