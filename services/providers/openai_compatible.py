@@ -75,16 +75,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
             self._headers["authorization"] = f"Bearer {settings.api_key}"
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        response = await self._post(self.chat_params(request))
-        try:
-            body = await response.read()
-        except http1.HTTPError as exc:
-            raise self._transport_error(exc) from None
-        try:
-            answer = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise malformed(self.name, "the answer is not JSON") from None
-        return completion_from_json(self.name, answer)
+        return completion_from_json(self.name, await self._post_json(self.chat_params(request)))
 
     async def embed(
         self, model: str, inputs: list[str], *, dimensions: int | None = None
@@ -93,17 +84,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
         params: dict[str, Any] = {"model": model, "input": inputs, "encoding_format": "float"}
         if dimensions is not None:
             params["dimensions"] = dimensions
-        response = await self._post(params, "/embeddings")
-        try:
-            body = await response.read()
-        except http1.HTTPError as exc:
-            raise self._transport_error(exc) from None
-        try:
-            answer = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            raise malformed(self.name, "the answer is not JSON") from None
-        if not isinstance(answer, dict):
-            raise malformed(self.name, "the answer is not a JSON object")
+        answer = await self._post_json(params, "/embeddings")
         return embeddings_from_json(self.name, answer, len(inputs))
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
@@ -151,6 +132,23 @@ class OpenAICompatibleProvider(OpenAIProvider):
         pool = self._pools.take()
         if pool is not None:
             await pool.aclose()
+
+    async def _post_json(
+        self, params: dict[str, Any], path: str = "/chat/completions"
+    ) -> dict[str, Any]:
+        """`_post`, and the whole answer as a JSON object."""
+        response = await self._post(params, path)
+        try:
+            body = await response.read()
+        except http1.HTTPError as exc:
+            raise self._transport_error(exc) from None
+        try:
+            answer = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise malformed(self.name, "the answer is not JSON") from None
+        if not isinstance(answer, dict):
+            raise malformed(self.name, "the answer is not a JSON object")
+        return answer
 
     async def _post(
         self, params: dict[str, Any], path: str = "/chat/completions"
