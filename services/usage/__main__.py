@@ -44,36 +44,38 @@ def register(subparsers: Any, name: str = "usage") -> argparse.ArgumentParser:
     )
     parser.add_argument("--table", required=True, help="the state table's name")
     parser.add_argument("--tenant", required=True)
+    add_report_options(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_report_options(parser: argparse.ArgumentParser) -> None:
+    """The report's own options (the admin CLI's `usage` takes them too)."""
     parser.add_argument("--start", help="first UTC day, YYYY-MM-DD (default: this month's first)")
     parser.add_argument("--end", help="last UTC day, YYYY-MM-DD (default: today)")
     parser.add_argument(
         "--group-by", default="day", help="comma-separated: day, key, model, route (default: day)"
     )
     parser.add_argument("--csv", action="store_true", help="print CSV instead of a table")
-    parser.set_defaults(func=run)
-    return parser
+
+
+def build_report(reports: UsageReports, tenant: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The report `add_report_options`' options ask for; `APIError` for a bad one."""
+    params = {"start": args.start, "end": args.end, "group_by": args.group_by}
+    query = parse_query({k: v for k, v in params.items() if v is not None})
+    return report(
+        reports.store.records(tenant, query.start, query.end), query, reports.prices, tenant
+    )
 
 
 def run(
     args: argparse.Namespace, reports: UsageReports | None = None, out: TextIO = sys.stdout
 ) -> int:
-    reports = reports or reports_for_table(args.table)
-    params = {
-        k: v
-        for k, v in {"start": args.start, "end": args.end, "group_by": args.group_by}.items()
-        if v is not None
-    }
     try:
-        query = parse_query(params)
+        body = build_report(reports or reports_for_table(args.table), args.tenant, args)
     except APIError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
-    body = report(
-        reports.store.records(args.tenant, query.start, query.end),
-        query,
-        reports.prices,
-        args.tenant,
-    )
     if args.csv:
         out.write(to_csv(body))
     else:
