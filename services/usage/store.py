@@ -183,7 +183,9 @@ class UsageStore:
 
     @property
     def transactions(self) -> Any:
-        """What writes run on: `transactions` if given (or made by it), else the client."""
+        """What writes run on: `transactions` if given (or made by it), else the client.
+        `write_many` calls its `transact_write_items`; the usage writer sends on the event
+        loop with its `transact_async` when it has one (services.usage.transactions)."""
         if callable(self._transactions):
             self._transactions = self._transactions()
         return self._transactions if self._transactions is not None else self.client

@@ -1,12 +1,12 @@
 """TransactWriteItems over HTTP, for the usage writer: the same request boto3 would send,
-without botocore's per-attribute request serializer, and (`transact_async`) without a
-thread: sent on the worker's event loop through the lean HTTP client (services.http1).
+without botocore's per-attribute request serializer and without a thread: sent on the
+worker's event loop through the lean HTTP client (services.http1).
 
 The writer builds every item itself, always in the same shape, and writes one transaction
 per group of calls all day long; in the worker's process (whose CPU is the product), the
 boto3 call cost about 0.2 ms of CPU per record, mostly in walking the request model. This
-sends the JSON body built with orjson, signed with botocore's SigV4 signer, through a
-small urllib3 pool, or through an http1 pool on the loop: a writer thread holding the GIL
+sends the JSON body built with orjson, signed with botocore's SigV4 signer, through an
+http1 pool on the loop: a writer thread holding the GIL
 for a group's worth of Python would hold up the requests the loop is serving. Region,
 endpoint (`AWS_ENDPOINT_URL*` included) and credentials (the task role's, refreshed) are
 resolved by boto3 as for any client.
@@ -26,35 +26,19 @@ _TARGET = "DynamoDB_20120810.TransactWriteItems"
 
 
 class DynamoDBTransactions:
-    """`transact_write_items(TransactItems=..., ClientRequestToken=...)`, raising
-    botocore's `ClientError` (with `CancellationReasons`) as boto3 does."""
+    """`transact_async(actions, token)`: boto3's `transact_write_items`, raising botocore's
+    `ClientError` (with `CancellationReasons`) as boto3 does."""
 
     def __init__(self, *, endpoint_url: str | None = None, timeout_seconds: float = 10.0) -> None:
         import boto3
-        import urllib3
 
         session = boto3.Session()
         client = session.client("dynamodb")
         self._url: str = endpoint_url or client.meta.endpoint_url
         self._region: str = client.meta.region_name
         self._credentials = session.get_credentials()
-        self._pool = urllib3.PoolManager(
-            maxsize=2, retries=False, timeout=urllib3.Timeout(total=timeout_seconds)
-        )
         self._timeout = timeout_seconds
         self._pools = PerLoop(lambda: http1.ConnectionPool(self._url, max_idle=2))
-
-    def transact_write_items(
-        self,
-        *,
-        TransactItems: list[dict[str, Any]],
-        ClientRequestToken: str,
-    ) -> None:
-        body, headers = self._signed(
-            TransactItems, ClientRequestToken, self._credentials.get_frozen_credentials()
-        )
-        response = self._pool.request("POST", self._url, body=body, headers=headers)
-        _raise_for(response.status, response.data)
 
     async def transact_async(self, actions: list[dict[str, Any]], token: str) -> None:
         """As `transact_write_items`, on the running loop (the credentials, which may be
