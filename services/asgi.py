@@ -1,16 +1,29 @@
 """What the ASGI entry points (the worker and the stream front door) share: bounded body
-reading, JSON decoding and OpenAI-shaped errors for everything, 404 and 405 included."""
+reading, JSON decoding and OpenAI-shaped errors for everything, 404 and 405 included.
+
+The worker's AI routes are its hot path, and each layer of a framework costs every request
+CPU time that the benchmark counts (`make bench`). `App` is Starlette, except that a route
+whose endpoint is a `Plain` endpoint is served straight from the ASGI call: no middleware,
+no router walk, no `Request` object. A `Plain` endpoint gets an `Exchange` (the headers in
+a dict, the body as a stream), answers with any Starlette `Response`, and has its errors
+answered in the same OpenAI shape as every other route's. `EventStream` sends server-sent
+events without the task group that Starlette's `StreamingResponse` starts per response.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from services.errors import APIError, InvalidRequest, PayloadTooLarge, error_from_status
 
@@ -24,7 +37,143 @@ class JSONBytesResponse(Response):
         return content if isinstance(content, bytes) else orjson.dumps(content)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+class Incoming(Protocol):
+    """What handlers read of a request: a Starlette `Request` or an `Exchange`."""
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def stream(self) -> AsyncIterator[bytes]: ...
+
+
+class Exchange:
+    """A request to a `Plain` endpoint: its headers (lower-case names; the first of a
+    repeated header, as Starlette's `Headers.get` gives) and its body, read once."""
+
+    __slots__ = ("_receive", "headers", "scope")
+
+    def __init__(self, scope: Scope, receive: Receive) -> None:
+        self.scope = scope
+        self._receive = receive
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            key = name.decode("latin-1").lower()
+            if key not in headers:
+                headers[key] = value.decode("latin-1")
+        self.headers = headers
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            body = message.get("body", b"")
+            if body:
+                yield body
+            if not message.get("more_body", False):
+                return
+
+
+class Plain:
+    """A route endpoint served as plain ASGI by `App`: `endpoint(exchange)` returns the
+    response (any Starlette `Response`); an `APIError` it raises is answered in the OpenAI
+    error shape, anything else as a logged 500, as `install_error_handlers` does."""
+
+    def __init__(self, endpoint: Callable[[Exchange], Awaitable[Response]]) -> None:
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = await self.endpoint(Exchange(scope, receive))
+        except APIError as exc:
+            response = error_response(exc)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            response = error_response(_internal())
+        await response(scope, receive, send)
+
+
+class App(Starlette):
+    """Starlette, serving the routes with a `Plain` endpoint (and no path parameters)
+    directly: the router and middleware still answer every other path and method."""
+
+    def __init__(self, routes: Sequence[BaseRoute], **kwargs: Any) -> None:
+        super().__init__(routes=routes, **kwargs)
+        self._direct: dict[tuple[str, str], Plain] = {
+            (method, route.path): route.endpoint
+            for route in routes
+            if isinstance(route, Route)
+            and isinstance(route.endpoint, Plain)
+            and "{" not in route.path
+            for method in route.methods or ()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = self._direct.get((scope["method"], scope["path"]))
+            if endpoint is not None:
+                scope["app"] = self
+                await endpoint(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+class EventStream(Response):
+    """A `text/event-stream` response of `frames`, each sent as it comes.
+
+    When the client goes away mid-stream, the task sending it is cancelled, so the
+    upstream call behind `frames` stops (and is accounted as abandoned) at once. One
+    waiting task per stream notices the disconnect, where `StreamingResponse` runs a task
+    group of two with cancel scopes."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+        self.frames = frames
+        self.status_code = 200
+        self.background = None
+        self.init_headers(headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        sending = True
+        gone = False
+
+        def on_disconnect(_: asyncio.Future[None]) -> None:
+            nonlocal gone
+            if sending:
+                gone = True
+                task.cancel()
+
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        watcher = asyncio.ensure_future(_disconnected(receive))
+        watcher.add_done_callback(on_disconnect)
+        try:
+            async for frame in self.frames:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            sending = False
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not gone:
+                raise
+            task.uncancel()  # the client left: nothing more to send, nothing to report
+        finally:
+            sending = False
+            watcher.remove_done_callback(on_disconnect)
+            watcher.cancel()
+            close = getattr(self.frames, "aclose", None)
+            if close is not None:
+                await close()
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Returns when the client has disconnected (or the response is complete)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def read_body(request: Incoming, limit: int) -> bytes:
     """The request body, refusing with 413 as soon as it exceeds `limit` bytes."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -74,7 +223,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(APIError("The server had an error while processing your request."))
+    return error_response(_internal())
+
+
+def _internal() -> APIError:
+    return APIError("The server had an error while processing your request.")
 
 
 def install_error_handlers(app: Starlette) -> None:

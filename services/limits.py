@@ -33,7 +33,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from services.auth import REFRESH_AHEAD, Authenticator, Principal
 from services.errors import APIError, RateLimited
@@ -41,8 +41,9 @@ from services.singleflight import SingleFlight
 from services.tenants import Limits, TenantStore
 
 if TYPE_CHECKING:
-    from starlette.requests import Request
     from starlette.responses import Response
+
+    from services.asgi import Incoming
 
 DEFAULT_CACHE_SECONDS = 5.0
 WINDOW_SECONDS = 60
@@ -220,17 +221,20 @@ def rate_headers(limits: Limits, requests: int, tokens: int, reset: float) -> di
     return headers
 
 
-Handler = Callable[["Request", Principal], Awaitable["Response"]]
+R = TypeVar("R", bound="Incoming")
 
 
 def guard(
-    authenticator: Authenticator, admission: Admission | None, handler: Handler
-) -> Callable[[Request], Awaitable[Response]]:
-    """A Starlette endpoint that authenticates, admits, calls `handler(request, principal)`
-    and puts the rate-limit headers on its response, errors included. Without an
-    `admission` (a test's app), it only authenticates."""
+    authenticator: Authenticator,
+    admission: Admission | None,
+    handler: Callable[[R, Principal], Awaitable[Response]],
+) -> Callable[[R], Awaitable[Response]]:
+    """An endpoint (for a Starlette `Request`, or a `Plain` one's `Exchange`) that
+    authenticates, admits, calls `handler(request, principal)` and puts the rate-limit
+    headers on its response, errors included. Without an `admission` (a test's app), it
+    only authenticates."""
 
-    async def endpoint(request: Request) -> Response:
+    async def endpoint(request: R) -> Response:
         principal = await authenticator.authenticate_async(request.headers)
         if admission is None:
             return await handler(request, principal)

@@ -170,11 +170,10 @@ class Router(Provider):
 
     async def complete(self, request: CompletionRequest) -> Completion:
         async def call(target: Target) -> Completion:
+            # A timer on this task, not a wait_for (which runs the call as a task of its own).
             try:
-                return await asyncio.wait_for(
-                    target.provider.complete(replace(request, model=target.model)),
-                    target.timeouts.total,
-                )
+                async with asyncio.timeout(target.timeouts.total):
+                    return await target.provider.complete(_for(request, target))
             except TimeoutError:
                 raise timed_out(
                     target.provider.name, "whole answer", target.timeouts.total
@@ -216,12 +215,11 @@ class Router(Provider):
         timing: list[float] = []  # the opened attempt's start (epoch, perf counter) and first byte
 
         async def open_stream(target: Target) -> None:
-            batches = target.provider.stream_batches(replace(request, model=target.model))
-            batches = batches.__aiter__()
+            batches = target.provider.stream_batches(_for(request, target)).__aiter__()
             try:
-                first: list[StreamEvent] | None = await asyncio.wait_for(
-                    batches.__anext__(), target.timeouts.first_byte
-                )
+                # Entered and left within one step of this task, as `call`'s timer is.
+                async with asyncio.timeout(target.timeouts.first_byte):
+                    first: list[StreamEvent] | None = await batches.__anext__()
             except StopAsyncIteration:
                 first = None
             except TimeoutError:
@@ -379,6 +377,11 @@ class Router(Provider):
 
     async def aclose(self) -> None:
         return None
+
+
+def _for(request: CompletionRequest, target: Target) -> CompletionRequest:
+    """`request` for `target`'s model id (as it is, for a route's first target)."""
+    return request if request.model == target.model else replace(request, model=target.model)
 
 
 async def _close(events: AsyncIterator[Any]) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
 from containers.worker import ecs
@@ -29,7 +29,16 @@ from containers.worker.runs_api import accepted, deadline, idempotency_key, run_
 from containers.worker.settings import WorkerSettings
 from containers.worker.tools_api import tool_routes
 from services.anthropic_messages import MessagesService, parse_messages_request
-from services.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
+from services.asgi import (
+    App,
+    EventStream,
+    Exchange,
+    JSONBytesResponse,
+    Plain,
+    decode_json,
+    install_error_handlers,
+    read_body,
+)
 from services.auth import Authenticator, Principal
 from services.catalogue import Catalogue, CatalogueConfig
 from services.chat import ChatService
@@ -52,7 +61,6 @@ from services.routing import RoutingSettings
 from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
 from services.sse import HEADERS as SSE_HEADERS
-from services.sse import coalesce
 from services.usage.calls import CallRecorder
 from services.usage.context import bind as bind_caller
 from services.usage.writer import UsageWriter, writer_for_table
@@ -136,7 +144,8 @@ def create_app(
         ]
         return JSONBytesResponse({"object": "list", "data": data})
 
-    async def chat_completions(request: Request, principal: Principal) -> Response:
+    # The AI routes are served as plain ASGI (services.asgi.App): they are the hot path.
+    async def chat_completions(request: Exchange, principal: Principal) -> Response:
         bind_caller(principal, "/v1/chat/completions")
         body = decode_json(await read_body(request, settings.max_request_bytes))
         parsed = parse_chat_request(body)
@@ -154,10 +163,7 @@ def create_app(
                     param="Idempotency-Key",
                     code="unsupported_parameter",
                 )
-            frames = await chat.stream(parsed)
-            return StreamingResponse(
-                coalesce(frames), media_type="text/event-stream", headers=SSE_HEADERS
-            )
+            return EventStream(await chat.stream(parsed), SSE_HEADERS)
         wait = deadline(request)
         if runs is None or (key is None and wait is None):
             return JSONBytesResponse(await chat.complete(parsed))
@@ -182,14 +188,13 @@ def create_app(
             return JSONBytesResponse(work.result())
         return accepted(await runs.promote(principal, body, work))
 
-    async def anthropic_messages(request: Request, principal: Principal) -> Response:
+    async def anthropic_messages(request: Exchange, principal: Principal) -> Response:
         """Anthropic's Messages API, for the `anthropic` SDK, on every provider."""
         bind_caller(principal, "/v1/messages")
         body = decode_json(await read_body(request, settings.max_request_bytes))
         parsed = parse_messages_request(body)
         if parsed.stream:
-            frames = await messages.stream(parsed)
-            return StreamingResponse(frames, media_type="text/event-stream", headers=SSE_HEADERS)
+            return EventStream(await messages.stream(parsed), SSE_HEADERS)
         return JSONBytesResponse(await messages.complete(parsed))
 
     @asynccontextmanager
@@ -216,12 +221,12 @@ def create_app(
         for provider in providers.values():
             await provider.aclose()
 
-    app = Starlette(
+    app = App(
         routes=[
             Route("/health", health, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
-            Route("/v1/chat/completions", admitted(chat_completions), methods=["POST"]),
-            Route("/v1/messages", admitted(anthropic_messages), methods=["POST"]),
+            Route("/v1/chat/completions", Plain(admitted(chat_completions)), methods=["POST"]),
+            Route("/v1/messages", Plain(admitted(anthropic_messages)), methods=["POST"]),
             *run_routes(
                 runs,
                 authenticator,
@@ -292,8 +297,6 @@ async def _conversation_turn(
     """A chat completion in a stored conversation (see services.conversation_chat)."""
     if parsed.stream:
         frames, headers = await conversations.stream(tenant, parsed, cid)
-        return StreamingResponse(
-            frames, media_type="text/event-stream", headers={**SSE_HEADERS, **headers}
-        )
+        return EventStream(frames, {**SSE_HEADERS, **headers})
     body, headers = await conversations.complete(tenant, parsed, cid)
     return JSONBytesResponse(body, headers=headers)

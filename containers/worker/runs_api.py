@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from services.asgi import JSONBytesResponse, decode_json, read_body
+from services.asgi import Incoming, JSONBytesResponse, decode_json, read_body
 from services.auth import Authenticator, Principal
 from services.errors import AuthenticationFailed, InvalidRequest, NotFound
 from services.limits import Admission, guard
@@ -28,7 +28,7 @@ _CREATE_FIELDS = {"kind", "input", "background", "stream", "cancel_on_disconnect
 _background: set[asyncio.Task[None]] = set()
 
 
-def idempotency_key(request: Request) -> str | None:
+def idempotency_key(request: Incoming) -> str | None:
     key = request.headers.get(IDEMPOTENCY_HEADER)
     if key is None:
         return None
@@ -41,7 +41,7 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-def deadline(request: Request) -> float | None:
+def deadline(request: Incoming) -> float | None:
     """Seconds a synchronous answer may take, when a front door set a deadline."""
     raw = request.headers.get(DEADLINE_HEADER)
     if raw is None or not raw.isdigit():
