@@ -37,12 +37,32 @@ class Price:
 
     def cost_micros(self, usage: Usage) -> int:
         cached = min(usage.cached_input_tokens, usage.input_tokens)
+        scaled = _scaled(self)
+        if scaled is not None:  # the same sum in integers (each call is priced on the hot path)
+            a, b, c = scaled
+            exact_scaled = (usage.input_tokens - cached) * a + cached * b + usage.output_tokens * c
+            return (exact_scaled + _SCALE // 2) // _SCALE  # half up: a cost is never negative
         exact = (
             (usage.input_tokens - cached) * self.input
             + cached * self.cached_input
             + usage.output_tokens * self.output
         )
         return int(exact.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+_SCALE = 10**9  # prices with up to 9 decimals (of a dollar per million tokens) price in integers
+_SCALED: dict[Price, tuple[int, int, int] | None] = {}
+
+
+def _scaled(price: Price) -> tuple[int, int, int] | None:
+    """`price` in units of 1e-9 USD per million tokens, if that is exact (else None)."""
+    if price in _SCALED:
+        return _SCALED[price]
+    parts = tuple(value * _SCALE for value in (price.input, price.cached_input, price.output))
+    exact = all(part == part.to_integral_value() for part in parts)
+    scaled = (int(parts[0]), int(parts[1]), int(parts[2])) if exact else None
+    _SCALED[price] = scaled
+    return scaled
 
 
 @dataclass(frozen=True, slots=True)

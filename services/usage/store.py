@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 RECORD_PREFIX = "USAGE#"
 SPEND_PREFIX = "SPEND#"
@@ -38,17 +39,17 @@ def batches(records: list[UsageRecord]) -> Iterator[list[UsageRecord]]:
     """`records` in order, split so that each part's transaction has at most
     `MAX_ACTIONS` actions (a Put each, plus one ADD per tenant-month and key-minute)."""
     part: list[UsageRecord] = []
-    counters: set[tuple[str, str]] = set()
+    counters: set[tuple[str, str, str | int]] = set()
     for record in records:
-        mine = {
-            ("spend", f"{record.tenant_id}#{month_of(record.at)}"),
-            ("rate", f"{record.key_id}#{int(record.ended_at // 60)}"),
-        }
-        if len(part) + 1 + len(counters | mine) > MAX_ACTIONS:
+        spend = ("spend", record.tenant_id, month_of(record.at))
+        rate = ("rate", record.key_id, int(record.ended_at // 60))
+        new = (spend not in counters) + (rate not in counters)
+        if len(part) + 1 + len(counters) + new > MAX_ACTIONS:
             yield part
             part, counters = [], set()
         part.append(record)
-        counters |= mine
+        counters.add(spend)
+        counters.add(rate)
     if part:
         yield part
 
@@ -63,13 +64,24 @@ def iso(epoch: float) -> str:
     )
 
 
+_MONTHS: dict[int, str] = {}  # UTC day number -> its month: the writer asks per record
+
+
 def month_of(epoch: float) -> str:
-    t = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    return f"{t.year:04d}-{t.month:02d}"
+    day = int(epoch // 86_400)
+    month = _MONTHS.get(day)
+    if month is None:
+        t = datetime.datetime.fromtimestamp(day * 86_400, datetime.UTC)
+        month = f"{t.year:04d}-{t.month:02d}"
+        if len(_MONTHS) >= 1024:
+            _MONTHS.clear()
+        _MONTHS[day] = month
+    return month
 
 
-@dataclass(frozen=True, slots=True)
-class UsageRecord:
+class UsageRecord(NamedTuple):
+    """One provider call, priced (a tuple: the writer makes one per call)."""
+
     call_id: str
     tenant_id: str
     key_id: str
@@ -124,6 +136,21 @@ class UsageRecord:
         if self.cost_usd_micros is not None:
             item["cost_usd_micros"] = {"N": str(self.cost_usd_micros)}
         return item
+
+
+_QUOTED: dict[str, bytes] = {}
+
+
+def _quoted(value: str) -> bytes:
+    """`value` as a JSON string; the few that repeat (tenants, models, routes) are kept."""
+    quoted = _QUOTED.get(value)
+    if quoted is None:
+        quoted = orjson.dumps(value)
+        if len(value) <= 128:
+            if len(_QUOTED) >= 4096:
+                _QUOTED.clear()
+            _QUOTED[value] = quoted
+    return quoted
 
 
 def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -225,6 +252,49 @@ class UsageStore:
                 "ConditionExpression": "attribute_not_exists(pk)",
             }
         }
+
+    def put_json(self, record: UsageRecord) -> bytes:
+        """`put_action(record)` as JSON, the same value, written without building it: the
+        writer makes one per call on the event loop (tests check the two agree)."""
+        at = iso(record.at)
+        q = _quoted
+        first = (
+            b""
+            if record.first_token_ms is None
+            else b',"first_token_ms":{"N":"%d"}' % (record.first_token_ms)
+        )
+        cost = (
+            b""
+            if record.cost_usd_micros is None
+            else b',"cost_usd_micros":{"N":"%d"}' % (record.cost_usd_micros)
+        )
+        return b"".join(
+            (
+                b'{"Put":{"TableName":', q(self.table),
+                b',"Item":{"pk":{"S":', q("TENANT#" + record.tenant_id),
+                b'},"sk":{"S":', orjson.dumps(f"{RECORD_PREFIX}{at}#{record.call_id}"),
+                b'},"call_id":{"S":', orjson.dumps(record.call_id),
+                b'},"tenant_id":{"S":', q(record.tenant_id),
+                b'},"key_id":{"S":', q(record.key_id),
+                b'},"endpoint":{"S":', q(record.endpoint),
+                b'},"route":{"S":', q(record.route),
+                b'},"model":{"S":', q(record.model),
+                b'},"at":{"S":"', at.encode(),
+                b'"},"input_tokens":{"N":"%d"},"cached_input_tokens":{"N":"%d"}'
+                b',"output_tokens":{"N":"%d"},"latency_ms":{"N":"%d"}' % (
+                    record.input_tokens, record.cached_input_tokens,
+                    record.output_tokens, record.latency_ms,
+                ),
+                b',"outcome":{"S":', q(record.outcome),
+                b'},"price_version":{"S":', q(record.price_version),
+                b'},"estimated":{"BOOL":', b"true" if record.estimated else b"false",
+                b'},"streamed":{"BOOL":', b"true" if record.streamed else b"false",
+                b'},"expires_at":{"N":"%d"}' % (int(record.at) + self.retention_days * 86_400),
+                first,
+                cost,
+                b'},"ConditionExpression":"attribute_not_exists(pk)"}}',
+            )
+        )  # fmt: skip
 
     def counter_actions(self, records: list[UsageRecord]) -> list[dict[str, Any]]:
         """One ADD per spend counter (tenant-month) and rate window (key-minute)."""

@@ -40,11 +40,17 @@ class DynamoDBTransactions:
         self._timeout = timeout_seconds
         self._pools = PerLoop(lambda: http1.ConnectionPool(self._url, max_idle=2))
 
-    async def transact_async(self, actions: list[dict[str, Any]], token: str) -> None:
-        """As `transact_write_items`, on the running loop (the credentials, which may be
-        refreshed over the network, are read in a thread)."""
-        credentials = await asyncio.to_thread(self._credentials.get_frozen_credentials)
-        body, headers = self._signed(actions, token, credentials)
+    async def transact_async(self, actions: list[bytes], token: str) -> None:
+        """As `transact_write_items(TransactItems=..., ClientRequestToken=token)`, each
+        action given as its JSON, on the running loop (credentials that are due for a
+        refresh, which may go over the network, are read in a thread)."""
+        credentials = self._credentials
+        refresh_needed = getattr(credentials, "refresh_needed", None)
+        if refresh_needed is not None and refresh_needed():
+            frozen = await asyncio.to_thread(credentials.get_frozen_credentials)
+        else:
+            frozen = credentials.get_frozen_credentials()
+        body, headers = self._signed(actions, token, frozen)
         headers.pop("host", None)  # the pool sends the URL's own
         async with asyncio.timeout(self._timeout):
             try:
@@ -55,12 +61,20 @@ class DynamoDBTransactions:
         _raise_for(response.status, data)
 
     def _signed(
-        self, actions: list[dict[str, Any]], token: str, credentials: Any
+        self, actions: list[bytes], token: str, credentials: Any
     ) -> tuple[bytes, dict[str, str]]:
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
 
-        body = orjson.dumps({"TransactItems": actions, "ClientRequestToken": token})
+        body = b"".join(
+            (
+                b'{"TransactItems":[',
+                b",".join(actions),
+                b'],"ClientRequestToken":',
+                orjson.dumps(token),
+                b"}",
+            )
+        )
         request = AWSRequest(
             method="POST",
             url=self._url,

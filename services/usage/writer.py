@@ -20,7 +20,8 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import orjson
 
 from services.config import env_float, env_int, env_str
 from services.providers.base import CompletionRequest, Usage
@@ -34,7 +35,7 @@ log = logging.getLogger("switchboard.usage")
 # Rough tokens for text a provider did not count: about four characters a token, and a
 # few tokens of framing per message.
 CHARS_PER_TOKEN = 4
-SLICE = 8  # calls priced (or items built) on the event loop between two requests' turns
+SLICE = 16  # calls priced (or items built) on the event loop between two requests' turns
 TOKENS_PER_MESSAGE = 3
 
 
@@ -94,7 +95,10 @@ def to_record(call: ProviderCall, prices: PriceTable, call_id: str) -> UsageReco
         return None
     usage, estimated = call.usage, False
     # No usage, or none counted for a reply that had text: the provider did not report it.
-    missing = usage is None or (usage == Usage() and call.streamed_chars > 0)
+    missing = usage is None or (
+        call.streamed_chars > 0
+        and not (usage.input_tokens or usage.output_tokens or usage.cached_input_tokens)
+    )
     if missing and (call.outcome in (OK, ABANDONED) or call.streamed_chars):
         # The provider did not say (an abandoned stream, an upstream that never reports
         # usage): estimate from what was sent and what came back, and say so.
@@ -232,14 +236,14 @@ class UsageWriter:
                 for _ in calls:
                     self._queue.task_done()
 
-    def _sender(self) -> Callable[[list[dict[str, Any]], str], Awaitable[None]] | None:
+    def _sender(self) -> Callable[[list[bytes], str], Awaitable[None]] | None:
         """The store's async transaction, if its transport has one (else writes go to a
         thread, as boto3's do)."""
         try:
             transactions = self.store.transactions
         except Exception:
             return None
-        send: Callable[[list[dict[str, Any]], str], Awaitable[None]] | None = getattr(
+        send: Callable[[list[bytes], str], Awaitable[None]] | None = getattr(
             transactions, "transact_async", None
         )
         return send
@@ -247,7 +251,7 @@ class UsageWriter:
     async def _write_on_loop(
         self,
         calls: list[ProviderCall],
-        send: Callable[[list[dict[str, Any]], str], Awaitable[None]],
+        send: Callable[[list[bytes], str], Awaitable[None]],
     ) -> None:
         """`write_all` on the event loop, in slices of `SLICE` calls between which the loop
         serves requests: no slice holds a request up for more than a fraction of a ms."""
@@ -256,11 +260,11 @@ class UsageWriter:
             records += self._records(calls[start : start + SLICE])
             await asyncio.sleep(0)
         for group in batches(records):
-            actions: list[dict[str, Any]] = []
+            actions: list[bytes] = []
             for start in range(0, len(group), SLICE):
-                actions += [self.store.put_action(r) for r in group[start : start + SLICE]]
+                actions += [self.store.put_json(r) for r in group[start : start + SLICE]]
                 await asyncio.sleep(0)
-            actions += self.store.counter_actions(group)
+            actions += [orjson.dumps(a) for a in self.store.counter_actions(group)]
             delay = 0.1
             for attempt in range(1, self.settings.attempts + 1):
                 try:

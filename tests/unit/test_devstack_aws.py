@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
+import orjson
 import pytest
 from botocore.exceptions import ClientError
 
@@ -153,7 +154,8 @@ def usage(call_id: str, tenant: str = "lean", cost: int | None = 100) -> UsageRe
 
 
 def send(lean: DynamoDBTransactions, store: UsageStore, group: list[UsageRecord]) -> None:
-    actions = [store.put_action(r) for r in group] + store.counter_actions(group)
+    actions = [store.put_json(r) for r in group]
+    actions += [orjson.dumps(a) for a in store.counter_actions(group)]
     asyncio.run(lean.transact_async(actions, group[0].call_id))
 
 
@@ -193,7 +195,7 @@ def test_the_writer_sends_its_groups_from_the_event_loop(
     sent: list[int] = []
     send = lean.transact_async
 
-    async def counted(actions: list[dict[str, Any]], token: str) -> None:
+    async def counted(actions: list[bytes], token: str) -> None:
         sent.append(len(actions))
         await send(actions, token)
 

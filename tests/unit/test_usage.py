@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import orjson
 import pytest
 from moto import mock_aws
 
@@ -71,6 +72,33 @@ def test_fractions_of_a_micro_dollar_round_half_up() -> None:
     assert price.cost_micros(Usage(input_tokens=20, cached_input_tokens=20)) == 2  # 1.5
     assert price.cost_micros(Usage(input_tokens=3)) == 0  # 0.45
     assert price.cost_micros(Usage(output_tokens=1)) == 1  # 0.6
+
+
+@pytest.mark.parametrize(
+    "price",
+    [
+        Price(Decimal("0.15"), Decimal("0.075"), Decimal("0.60")),
+        Price(Decimal("3"), Decimal("0.3"), Decimal("15")),
+        Price(Decimal("0.1234567891"), Decimal("0"), Decimal("1e-10")),  # beyond 9 decimals
+    ],
+)
+def test_integer_pricing_agrees_with_the_decimal_sum(price: Price) -> None:
+    """Prices with up to nine decimals are summed in integers (each call is priced on the
+    worker's loop); the answer is the decimal sum rounded half up, whatever the counts."""
+    for usage in (
+        Usage(0, 0),
+        Usage(1, 1, 1),
+        Usage(20, 0, 20),
+        Usage(3, 7, 1),
+        Usage(10**7, 12345, 999),
+    ):
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        exact = (
+            (usage.input_tokens - cached) * price.input
+            + cached * price.cached_input
+            + usage.output_tokens * price.output
+        )
+        assert price.cost_micros(usage) == int(exact.to_integral_value(rounding="ROUND_HALF_UP"))
 
 
 def test_the_simulator_is_free_and_an_unknown_model_has_no_price() -> None:
@@ -468,6 +496,23 @@ def test_batches_keep_each_transaction_within_dynamodbs_limit() -> None:
     parts = list(batches([r for r in records if r is not None]))
     # Every record here has its own tenant and key: a Put and two counter updates each.
     assert [len(p) for p in parts] == [33, 33, 33, 21]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"cost_usd_micros": None, "first_token_ms": None, "estimated": True, "streamed": True},
+        {"tenant_id": 'quo"te\\s', "route": "caf\u00e9/\u00fcber", "outcome": "line\nbreak"},
+    ],
+)
+def test_the_json_put_is_the_put_action(changes: dict[str, Any]) -> None:
+    """The writer renders each Put as JSON directly; it must be `put_action`'s value."""
+    record = to_record(call(usage=Usage(1200, 34, 200)), PRICES, "c-1")
+    assert record is not None
+    record = record._replace(**changes)
+    store = UsageStore(lambda: None, TABLE, retention_days=30)
+    assert orjson.loads(store.put_json(record)) == store.put_action(record)
 
 
 class Flaky(UsageStore):
