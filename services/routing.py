@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from services.config import env_float, env_int
+from services.deadlines import Deadline
 from services.errors import APIError, ServiceUnavailable
 from services.providers.base import Completion, CompletionRequest, Provider, StreamEvent, Usage
 from services.providers.errors import ProviderError, timed_out
@@ -169,39 +170,33 @@ class Router(Provider):
         return [self.route]
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        recorder = self._recorder
+        caller = CALLER.get() if recorder is not None else None
+
         async def call(target: Target) -> Completion:
-            # A timer on this task, not a wait_for (which runs the call as a task of its own).
-            try:
-                async with asyncio.timeout(target.timeouts.total):
-                    return await target.provider.complete(_for(request, target))
-            except TimeoutError:
-                raise timed_out(
-                    target.provider.name, "whole answer", target.timeouts.total
-                ) from None
-
-        if self._recorder is None:
-            return await self._route(call)
-        return await self._route(self._recorded(call, request))
-
-    def _recorded(
-        self, call: Callable[[Target], Awaitable[Completion]], request: CompletionRequest
-    ) -> Callable[[Target], Awaitable[Completion]]:
-        """`call`, reporting each attempt to the recorder."""
-        caller = CALLER.get()
-
-        async def recorded(target: Target) -> Completion:
+            """One attempt, reported to the recorder (if any) however it ends."""
             started, clock = time.time(), time.perf_counter()
             try:
-                completion = await call(target)
+                # A deadline on this task, not a wait_for (which runs the call as a task of
+                # its own), nor asyncio.timeout (a loop timer per call): services.deadlines.
+                try:
+                    async with Deadline(target.timeouts.total):
+                        completion = await target.provider.complete(_for(request, target))
+                except TimeoutError:
+                    raise timed_out(
+                        target.provider.name, "whole answer", target.timeouts.total
+                    ) from None
             except BaseException as exc:
-                self._report(caller, target, started, clock, outcome_of(exc), None, request)
+                if recorder is not None:
+                    self._report(caller, target, started, clock, outcome_of(exc), None, request)
                 raise
-            chars = len(completion.text) + sum(len(c.arguments) for c in completion.tool_calls)
-            usage = completion.usage
-            self._report(caller, target, started, clock, "ok", usage, request, chars=chars)
+            if recorder is not None:
+                chars = len(completion.text) + sum(len(c.arguments) for c in completion.tool_calls)
+                usage = completion.usage
+                self._report(caller, target, started, clock, "ok", usage, request, chars=chars)
             return completion
 
-        return recorded
+        return await self._route(call)
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
         async for batch in self.stream_batches(request):
@@ -217,8 +212,7 @@ class Router(Provider):
         async def open_stream(target: Target) -> None:
             batches = target.provider.stream_batches(_for(request, target)).__aiter__()
             try:
-                # Entered and left within one step of this task, as `call`'s timer is.
-                async with asyncio.timeout(target.timeouts.first_byte):
+                async with Deadline(target.timeouts.first_byte):
                     first: list[StreamEvent] | None = await batches.__anext__()
             except StopAsyncIteration:
                 first = None
@@ -255,25 +249,17 @@ class Router(Provider):
             if meter is not None:
                 meter.see(first)
             yield first
-            # One timer for the whole stream, moved on after each read: cheaper than a
-            # wait_for (a task) per read on the hot path. A timer cancels the task that
-            # entered it, so a read awaited from another task gets a wait_for instead.
-            owner = asyncio.current_task()
-            async with asyncio.timeout(None) as timer:
-                while True:
-                    limit = min(loop.time() + timeouts.idle, deadline)
-                    try:
-                        if asyncio.current_task() is owner:
-                            timer.reschedule(limit)
-                            batch = await batches.__anext__()
-                            timer.reschedule(None)
-                        else:
-                            batch = await asyncio.wait_for(batches.__anext__(), limit - loop.time())
-                    except StopAsyncIteration:
-                        return
-                    if meter is not None:
-                        meter.see(batch)
-                    yield batch
+            while True:
+                # A deadline per read, entered and left by the task reading (which may
+                # not be the one that opened the stream).
+                try:
+                    async with Deadline(min(timeouts.idle, deadline - loop.time())):
+                        batch = await batches.__anext__()
+                except StopAsyncIteration:
+                    return
+                if meter is not None:
+                    meter.see(batch)
+                yield batch
         except TimeoutError:
             if loop.time() >= deadline:
                 error = timed_out(target.provider.name, "whole answer", timeouts.total)
