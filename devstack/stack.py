@@ -334,7 +334,10 @@ class LocalStack:
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
         if worker:
+            # As in the image (containers/worker/Dockerfile): the worker never reads the
+            # client's address, so no proxy-headers middleware runs on every request.
             args += ["--loop", "uvloop", "--http", "httptools", "--backlog", "16384"]
+            args += ["--no-proxy-headers"]
         return args
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:

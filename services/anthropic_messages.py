@@ -155,6 +155,20 @@ def parse_messages_request(body: Any) -> MessagesRequest:
         request = MessagesRequest.model_validate(body)
     except ValidationError as exc:
         raise invalid_request(exc) from None
+    return _checked(request)
+
+
+def parse_messages_json(raw: bytes) -> MessagesRequest | None:
+    """As `openai_chat.parse_chat_json`: the request from its JSON text, or None when it
+    is not valid (then `parse_messages_request(decode_json(raw))` raises the error)."""
+    try:
+        request = MessagesRequest.model_validate_json(raw)
+    except ValidationError:
+        return None
+    return _checked(request)
+
+
+def _checked(request: MessagesRequest) -> MessagesRequest:
     choice = request.tool_choice
     if request.top_k is not None:
         raise _unsupported("top_k", "Switchboard cannot pass 'top_k' to every provider")

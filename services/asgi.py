@@ -31,7 +31,27 @@ log = logging.getLogger("switchboard")
 
 
 class JSONBytesResponse(Response):
+    """JSON by orjson (or bytes already JSON); a 200 without extra headers, the hot path's
+    answer, is built without Starlette's header handling (the same headers result)."""
+
     media_type = "application/json"
+
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        if headers or status_code < 200 or status_code in (204, 304):
+            super().__init__(content, status_code, headers)
+            return
+        self.status_code = status_code
+        self.background = None
+        self.body = self.render(content)
+        self.raw_headers = [
+            (b"content-length", b"%d" % len(self.body)),
+            (b"content-type", b"application/json"),
+        ]
 
     def render(self, content: Any) -> bytes:
         return content if isinstance(content, bytes) else orjson.dumps(content)
@@ -61,6 +81,25 @@ class Exchange:
             if key not in headers:
                 headers[key] = value.decode("latin-1")
         self.headers = headers
+
+    async def read(self, limit: int) -> bytes:
+        """The whole body; `PayloadTooLarge` (413) once it exceeds `limit` bytes."""
+        message = await self._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            body: bytes = message.get("body", b"")  # the usual request: in one message
+            if len(body) > limit:
+                raise _too_large(limit)
+            return body
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        parts = bytearray(message.get("body", b""))
+        async for chunk in self.stream():
+            if len(parts) + len(chunk) > limit:
+                raise _too_large(limit)
+            parts += chunk
+        if len(parts) > limit:
+            raise _too_large(limit)
+        return bytes(parts)
 
     async def stream(self) -> AsyncIterator[bytes]:
         while True:
@@ -178,6 +217,8 @@ async def read_body(request: Incoming, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
+    if isinstance(request, Exchange):
+        return await request.read(limit)
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

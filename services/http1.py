@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from urllib.parse import urlsplit
 
 import httptools
@@ -151,6 +151,11 @@ class Response:
             await self.aclose()
 
     async def read(self) -> bytes:
+        if self.complete and self._error is None:  # it came whole, with its head
+            body = b"".join(self._chunks)
+            self._chunks.clear()
+            await self.aclose()
+            return body
         return b"".join([chunk async for chunk in self.chunks()])
 
     async def aclose(self) -> None:
@@ -158,6 +163,11 @@ class Response:
             return
         self._released = True
         self._pool._release(self._connection, reusable=self.complete and self._error is None)
+
+
+def encode_headers(headers: Mapping[str, str]) -> bytes:
+    """Header lines for `ConnectionPool.request` (without the last line break)."""
+    return b"\r\n".join(f"{k}: {v}".encode("latin-1") for k, v in headers.items())
 
 
 class ConnectionPool:
@@ -188,11 +198,15 @@ class ConnectionPool:
         self._open: set[_Connection] = set()
 
     async def request(
-        self, method: str, path: str, headers: dict[str, str], body: bytes = b""
+        self, method: str, path: str, headers: Mapping[str, str] | bytes, body: bytes = b""
     ) -> Response:
-        """Send a request; returns once the answer's status and headers have arrived."""
+        """Send a request; returns once the answer's status and headers have arrived.
+        `headers` may be given already encoded (`encode_headers`), as a caller sending the
+        same ones on every request does."""
         head = [f"{method} {self.base_path}{path} HTTP/1.1".encode(), b"host: " + self._host_header]
-        head += [f"{k}: {v}".encode("latin-1") for k, v in headers.items()]
+        lines = headers if isinstance(headers, bytes) else encode_headers(headers)
+        if lines:
+            head.append(lines)
         head.append(b"content-length: %d" % len(body))
         payload = b"\r\n".join(head) + b"\r\n\r\n" + body
         for attempt in range(2):

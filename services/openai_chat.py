@@ -6,8 +6,8 @@ cannot honour, or one it does not know, is a 400 that names it: nothing is silen
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -153,7 +153,23 @@ def parse_chat_request(body: Any) -> ChatCompletionRequest:
         request = ChatCompletionRequest.model_validate(body)
     except ValidationError as exc:
         raise invalid_request(exc) from None
-    for name, default in _UNSUPPORTED_UNLESS_DEFAULT.items():
+    return _checked(request)
+
+
+def parse_chat_json(raw: bytes) -> ChatCompletionRequest | None:
+    """The request validated straight from its JSON text (pydantic reads it without
+    building Python objects first), or None when it is not a valid request: then
+    `parse_chat_request(decode_json(raw))` raises the error, the same as ever."""
+    try:
+        request = ChatCompletionRequest.model_validate_json(raw)
+    except ValidationError:
+        return None
+    return _checked(request)
+
+
+def _checked(request: ChatCompletionRequest) -> ChatCompletionRequest:
+    present = request.model_fields_set & _UNSUPPORTED_UNLESS_DEFAULT.keys()
+    for name, default in _UNSUPPORTED_UNLESS_DEFAULT.items() if present else ():
         value = getattr(request, name)
         if value is not None and value != default:
             fix = "remove it" if default is None else f"remove it or use {default!r}"
@@ -259,7 +275,9 @@ def _param(loc: tuple[str | int, ...]) -> str:
 
 
 def new_completion_id() -> str:
-    return "chatcmpl-" + uuid.uuid4().hex
+    # 128 random bits, as uuid4 has, from the process's generator (seeded from the OS):
+    # an id names a completion, it is no secret, and a system call per id cost more.
+    return f"chatcmpl-{random.getrandbits(128):032x}"
 
 
 def usage_json(usage: Usage) -> dict[str, Any]:

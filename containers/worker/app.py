@@ -12,6 +12,7 @@ import contextlib
 import functools
 import gc
 import os
+import resource
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,7 +29,11 @@ from containers.worker.documents_api import document_routes
 from containers.worker.runs_api import accepted, deadline, idempotency_key, run_routes
 from containers.worker.settings import WorkerSettings
 from containers.worker.tools_api import tool_routes
-from services.anthropic_messages import MessagesService, parse_messages_request
+from services.anthropic_messages import (
+    MessagesService,
+    parse_messages_json,
+    parse_messages_request,
+)
 from services.asgi import (
     App,
     EventStream,
@@ -52,7 +57,7 @@ from services.embeddings import EmbeddingLimits, Embeddings
 from services.errors import InvalidRequest
 from services.keys import KeyStore
 from services.limits import Admission, guard
-from services.openai_chat import ChatCompletionRequest, parse_chat_request
+from services.openai_chat import ChatCompletionRequest, parse_chat_json, parse_chat_request
 from services.provider_keys import provider_env
 from services.providers import build_providers
 from services.providers.base import Provider
@@ -147,8 +152,8 @@ def create_app(
     # The AI routes are served as plain ASGI (services.asgi.App): they are the hot path.
     async def chat_completions(request: Exchange, principal: Principal) -> Response:
         bind_caller(principal, "/v1/chat/completions")
-        body = decode_json(await read_body(request, settings.max_request_bytes))
-        parsed = parse_chat_request(body)
+        raw = await read_body(request, settings.max_request_bytes)
+        parsed = parse_chat_json(raw) or parse_chat_request(decode_json(raw))
         conversation_id = conversation_id_of(parsed)
         if conversation_id is not None:
             return await _conversation_turn(
@@ -170,7 +175,11 @@ def create_app(
         if key is not None:
             # A retried request with the same key gets the same run, and so the same answer.
             run, _ = await runs.create(
-                principal, "chat.completion", body, background=False, idempotency_key=key
+                principal,
+                "chat.completion",
+                decode_json(raw),
+                background=False,
+                idempotency_key=key,
             )
             run = await runs.wait(
                 principal, run, wait if wait is not None else settings.run_wait_seconds
@@ -186,28 +195,31 @@ def create_app(
         done, _ = await asyncio.wait({work}, timeout=wait)
         if done:
             return JSONBytesResponse(work.result())
-        return accepted(await runs.promote(principal, body, work))
+        return accepted(await runs.promote(principal, decode_json(raw), work))
 
     async def anthropic_messages(request: Exchange, principal: Principal) -> Response:
         """Anthropic's Messages API, for the `anthropic` SDK, on every provider."""
         bind_caller(principal, "/v1/messages")
-        body = decode_json(await read_body(request, settings.max_request_bytes))
-        parsed = parse_messages_request(body)
+        raw = await read_body(request, settings.max_request_bytes)
+        parsed = parse_messages_json(raw) or parse_messages_request(decode_json(raw))
         if parsed.stream:
             return EventStream(await messages.stream(parsed), SSE_HEADERS)
         return JSONBytesResponse(await messages.complete(parsed))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        _allow_open_files()
         consumer = asyncio.create_task(runs.consume()) if runs is not None else None
         if writer is not None:
             await asyncio.to_thread(writer.prepare)
             writer.start()
         # What start-up built (modules, models, clients) lives as long as the process: out
         # of the collector's sight, a full collection no longer walks it, and no longer
-        # stalls every request for a few hundred milliseconds (the worker's p99).
+        # stalls every request for a few hundred milliseconds (the worker's p99). Young
+        # collections come every `gc_threshold` allocations (see WorkerSettings).
         gc.collect()
         gc.freeze()
+        gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
         yield
         if runs is not None and consumer is not None:
             await runs.stop()
@@ -255,6 +267,18 @@ def create_app(
     )
     install_error_handlers(app)
     return app
+
+
+def _allow_open_files() -> int:
+    """Raise this process's open-file limit to its hard limit (the image's default soft
+    limit is often 1,024): each streamed completion holds two descriptors, the client's
+    connection and the upstream's. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft
 
 
 def _run_service(settings: WorkerSettings, catalogue: Catalogue) -> RunService:

@@ -70,9 +70,10 @@ class OpenAICompatibleProvider(OpenAIProvider):
                 settings.base_url, connect_timeout=settings.timeouts.connect
             )
         )
-        self._headers = {"content-type": "application/json", "accept": "application/json"}
+        headers = {"content-type": "application/json", "accept": "application/json"}
         if settings.api_key is not None:
-            self._headers["authorization"] = f"Bearer {settings.api_key}"
+            headers["authorization"] = f"Bearer {settings.api_key}"
+        self._headers = http1.encode_headers(headers)  # the same on every request
 
     async def complete(self, request: CompletionRequest) -> Completion:
         return completion_from_json(self.name, await self._post_json(self.chat_params(request)))

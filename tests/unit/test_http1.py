@@ -25,6 +25,9 @@ async def handler(request: Request, writer: Writer) -> None:
     elif request.path == "/v1/close-after":
         await writer.respond(200, b"bye", {"connection": "close"})
         writer.abort()
+    elif request.path == "/v1/echo":
+        echoed = f"{request.headers.get('x-a')}|{request.headers.get('x-b')}|{request.body!r}"
+        await writer.respond(200, echoed.encode(), {})
     elif request.path == "/v1/reset":
         writer.abort()
     elif request.path == "/v1/garbage":
@@ -54,6 +57,20 @@ def test_reuses_a_kept_alive_connection(server: FakeHTTPServer) -> None:
 
     assert asyncio.run(scenario()) == [b'{"ok": true}'] * 3
     assert len({connection for _, connection in SEEN}) == 1
+
+
+def test_headers_go_as_given_or_pre_encoded(server: FakeHTTPServer) -> None:
+    async def scenario() -> list[bytes]:
+        pool = http1.ConnectionPool(server.url + "/v1")
+        answers = []
+        for headers in ({"x-a": "1", "x-b": "2"}, http1.encode_headers({"x-a": "3"}), {}, b""):
+            response = await pool.request("POST", "/echo", headers, b"hi")
+            answers.append(await response.read())
+        await pool.aclose()
+        return answers
+
+    bare = b"None|None|b'hi'"
+    assert asyncio.run(scenario()) == [b"1|2|b'hi'", b"3|None|b'hi'", bare, bare]
 
 
 def test_streams_chunks_as_they_arrive(server: FakeHTTPServer) -> None:
