@@ -5,6 +5,8 @@
 // It also stands in for DynamoDB's TransactWriteItems, for the worker's usage records
 // (acknowledged, counted; GET /usage-stats tells how many): DynamoDB's own work is not the
 // worker's, and moto doing it on the same 2 cores would take their time from the worker.
+// GET /stats tells how many chat requests wait for their answer, and the most at once
+// since the last POST /stats (which resets that).
 // Usage: node bench/upstream.js PORT [LATENCY_MS] [CHUNKS]
 "use strict";
 const http = require("http");
@@ -31,11 +33,20 @@ streamFrames.push("data: [DONE]\n\n");
 const streamBody = streamFrames.join("");
 
 const usage = { transactions: 0, records: 0 };
+// Chat requests waiting for their answer now, and the most at once since the last
+// POST /stats/reset: how many streams the worker really held at the same time.
+const waiting = { now: 0, max: 0 };
 
 const server = http.createServer((req, res) => {
   if (req.method === "GET" && req.url === "/usage-stats") {
     res.writeHead(200, { "content-type": "application/json" });
     res.end(JSON.stringify(usage));
+    return;
+  }
+  if (req.url === "/stats") {
+    if (req.method === "POST") waiting.max = waiting.now;
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ waiting: waiting.now, max_waiting: waiting.max }));
     return;
   }
   const parts = [];
@@ -57,7 +68,10 @@ const server = http.createServer((req, res) => {
       const named = /-(\d+)ms$/.exec(request.model || "");  // model "bench-20ms": wait 20 ms
       if (named) latency = Number(named[1]);
     } catch (e) {}
+    waiting.now += 1;
+    waiting.max = Math.max(waiting.max, waiting.now);
     const answer = () => {
+      waiting.now -= 1;
       if (stream) {
         res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
         res.end(streamBody);  // 20 chunks in one write: the upstream is never the bottleneck

@@ -21,6 +21,7 @@ from infra.config import StageConfig
 from infra.constructs import logs as logs_
 
 WORKER_PORT = 8000
+OPEN_FILES = 65_536  # per worker task: see the container's ulimits
 HEALTH_CHECK_PATH = "/health"
 WORKER_DOCKERFILE = "containers/worker/Dockerfile"
 
@@ -106,6 +107,13 @@ class WorkerStack(Stack):
                 platform=ecr_assets.Platform.LINUX_AMD64,
             ),
             port_mappings=[ecs.PortMapping(container_port=WORKER_PORT)],
+            # A streamed completion holds two descriptors (the client's connection and the
+            # upstream's): 10,000 waiting streams need more than 20,000 open files.
+            ulimits=[
+                ecs.Ulimit(
+                    name=ecs.UlimitName.NOFILE, soft_limit=OPEN_FILES, hard_limit=OPEN_FILES
+                )
+            ],
             environment={
                 "SWITCHBOARD_TABLE": table.table_name,
                 "SWITCHBOARD_BUCKET": bucket.bucket_name,

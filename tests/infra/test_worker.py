@@ -55,6 +55,8 @@ def test_task_definition_runtime_contract(synth: Synth) -> None:
     assert secret["Name"] == "SWITCHBOARD_INTERNAL_TOKEN"
     assert "SwitchboardInternalToken" in json.dumps(secret["ValueFrom"])
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    # Two descriptors per held stream: 10,000 streams need over 20,000 open files.
+    assert container["Ulimits"] == [{"Name": "nofile", "SoftLimit": 65536, "HardLimit": 65536}]
 
 
 def test_task_role_reads_and_writes_the_table_and_execution_role_reads_the_secret(

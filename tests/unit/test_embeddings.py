@@ -26,6 +26,7 @@ from tests.fakes.bedrock import BedrockFake
 from tests.fakes.openai import FakeOpenAI, fake_vector
 from tests.fakes.openai_compatible import FakeOpenAICompatible
 from tests.fakes.script import Fault, Script
+from tests.fakes.serialized import Serialized
 from tests.pdf import make_pdf
 
 T = TypeVar("T")
@@ -265,7 +266,9 @@ def documents() -> Iterator[DocumentStore]:
         s3 = boto3.client("s3", region_name="us-east-1")
         create_table(dynamodb, TABLE)
         s3.create_bucket(Bucket=BUCKET)
-        yield DocumentStore(dynamodb, s3, TABLE, DocumentSettings(bucket=BUCKET))
+        yield DocumentStore(
+            Serialized(dynamodb), Serialized(s3), TABLE, DocumentSettings(bucket=BUCKET)
+        )
 
 
 def test_a_document_vector_is_made_once_and_cached(documents: DocumentStore) -> None:

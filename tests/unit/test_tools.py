@@ -38,6 +38,7 @@ from services.providers.base import (
 from services.providers.local import LocalProvider, LocalSettings
 from services.tools import registry
 from services.tools.base import Tool, ToolContext, ToolLimits, inline_refs
+from tests.fakes.serialized import Serialized
 from tests.pdf import make_pdf
 
 TABLE = "switchboard-test"
@@ -101,7 +102,9 @@ def store() -> Iterator[DocumentStore]:
         s3 = boto3.client("s3", region_name="us-east-1")
         create_table(dynamodb, TABLE)
         s3.create_bucket(Bucket=BUCKET)
-        yield DocumentStore(dynamodb, s3, TABLE, DocumentSettings(bucket=BUCKET))
+        yield DocumentStore(
+            Serialized(dynamodb), Serialized(s3), TABLE, DocumentSettings(bucket=BUCKET)
+        )
 
 
 @pytest.fixture
