@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from typing import Any, TypeVar
+from typing import Any
 
 import orjson
 
@@ -27,8 +27,6 @@ from services.providers.base import (
     UsageReport,
 )
 from services.sse import DONE, event
-
-T = TypeVar("T")
 
 
 class ChatService:
@@ -53,7 +51,7 @@ class ChatService:
             first = await batches.__anext__()
         except StopAsyncIteration:
             first = []
-        return self._frames(chat, route.public_name, _chain([first], batches))
+        return self._frames(chat, route.public_name, batches, first)
 
     def frames(
         self, chat: ChatCompletionRequest, model: str, events: AsyncIterator[StreamEvent]
@@ -67,8 +65,10 @@ class ChatService:
         chat: ChatCompletionRequest,
         model: str,
         batches: AsyncIterator[list[StreamEvent]],
+        first: list[StreamEvent] | None = None,
     ) -> AsyncIterator[bytes]:
-        """One write per group of events: the chunks of events that arrived together."""
+        """One write per group of events: the chunks of events that arrived together
+        (`first`, already read, then each of `batches`)."""
         id, created = new_completion_id(), int(time.time())
         usage = Usage()
         # Every chunk is this JSON around its delta and finish reason (the same bytes
@@ -87,41 +87,47 @@ class ChatService:
         # response starts), in one write.
         out: list[bytes] = [chunk({"role": "assistant", "content": ""})]
         try:
-            async for batch in batches:
-                for item in batch:
-                    if isinstance(item, TextDelta):
-                        out.append(chunk({"content": item.text}))
-                    elif isinstance(item, ToolCallDelta):
-                        call: dict[str, Any] = {
-                            "index": item.index,
-                            "function": {"arguments": item.arguments},
-                        }
-                        if item.id is not None:
-                            call["id"] = item.id
-                            call["type"] = "function"
-                        if item.name is not None:
-                            call["function"]["name"] = item.name
-                        out.append(chunk({"tool_calls": [call]}))
-                    elif isinstance(item, Finish):
-                        out.append(chunk({}, item.stop_reason))
-                    elif isinstance(item, UsageReport):
-                        usage = usage + item.usage
-                if out:
-                    yield b"".join(out)
-                    out = []
-        except APIError as exc:
-            yield b"".join(out) + event(exc.body())
-            return
-        if chat.include_usage:
-            out.append(event(usage_chunk_json(id=id, model=model, created=created, usage=usage)))
-        yield b"".join(out) + DONE
-
-
-async def _chain(first: list[T], rest: AsyncIterator[T]) -> AsyncIterator[T]:
-    for item in first:
-        yield item
-    async for item in rest:
-        yield item
+            try:
+                batch = first or []
+                while True:
+                    for item in batch:
+                        if isinstance(item, TextDelta):
+                            out.append(chunk({"content": item.text}))
+                        elif isinstance(item, ToolCallDelta):
+                            call: dict[str, Any] = {
+                                "index": item.index,
+                                "function": {"arguments": item.arguments},
+                            }
+                            if item.id is not None:
+                                call["id"] = item.id
+                                call["type"] = "function"
+                            if item.name is not None:
+                                call["function"]["name"] = item.name
+                            out.append(chunk({"tool_calls": [call]}))
+                        elif isinstance(item, Finish):
+                            out.append(chunk({}, item.stop_reason))
+                        elif isinstance(item, UsageReport):
+                            usage = usage + item.usage
+                    if out:
+                        yield b"".join(out)
+                        out = []
+                    try:
+                        batch = await batches.__anext__()
+                    except StopAsyncIteration:
+                        break
+            except APIError as exc:
+                yield b"".join(out) + event(exc.body())
+                return
+            if chat.include_usage:
+                last = usage_chunk_json(id=id, model=model, created=created, usage=usage)
+                out.append(event(last))
+            yield b"".join(out) + DONE
+        finally:
+            # Closed early (the client left): the provider's stream ends now, and is
+            # accounted as abandoned, rather than whenever the collector gets to it.
+            close = getattr(batches, "aclose", None)
+            if close is not None:
+                await close()
 
 
 async def _singles(events: AsyncIterator[StreamEvent]) -> AsyncIterator[list[StreamEvent]]:

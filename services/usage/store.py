@@ -24,6 +24,7 @@ counter is only ever changed with ADD: concurrent writers cannot lose an update.
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -56,14 +57,26 @@ def batches(records: list[UsageRecord]) -> Iterator[list[UsageRecord]]:
 
 def iso(epoch: float) -> str:
     """A fixed-width UTC timestamp, so sort keys order by time (`%Y-%m-%dT%H:%M:%S.%fZ`,
-    formatted by hand: strftime costs the writer several microseconds a record)."""
-    t = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    return (
-        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T"
-        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond:06d}Z"
-    )
+    as `datetime.fromtimestamp(epoch, UTC)` gives it, microseconds rounded half to even).
+    Formatted by hand, with the date cached per day: datetime costs the writer ~6 us a
+    record, on the worker's event loop."""
+    whole = math.floor(epoch)
+    micros = round((epoch - whole) * 1_000_000)
+    if micros == 1_000_000:
+        whole, micros = whole + 1, 0
+    day, second = divmod(whole, 86_400)
+    date = _DAYS.get(day)
+    if date is None:
+        date = datetime.datetime.fromtimestamp(day * 86_400, datetime.UTC).strftime("%Y-%m-%dT")
+        if len(_DAYS) >= 1024:
+            _DAYS.clear()
+        _DAYS[day] = date
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
+    return f"{date}{hour:02d}:{minute:02d}:{second:02d}.{micros:06d}Z"
 
 
+_DAYS: dict[int, str] = {}  # UTC day number -> "YYYY-MM-DDT"
 _MONTHS: dict[int, str] = {}  # UTC day number -> its month: the writer asks per record
 
 

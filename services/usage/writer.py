@@ -35,7 +35,7 @@ log = logging.getLogger("switchboard.usage")
 # Rough tokens for text a provider did not count: about four characters a token, and a
 # few tokens of framing per message.
 CHARS_PER_TOKEN = 4
-SLICE = 16  # calls priced (or items built) on the event loop between two requests' turns
+SLICE = 4  # calls priced (or items built) on the event loop between two requests' turns
 TOKENS_PER_MESSAGE = 3
 
 

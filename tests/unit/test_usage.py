@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import io
+import random
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -18,9 +19,11 @@ import pytest
 from moto import mock_aws
 
 from devstack.tables import create_table
-from services.catalogue import DEFAULT_CONFIG
+from services.catalogue import DEFAULT_CONFIG, Catalogue
+from services.chat import ChatService
 from services.config import ConfigError
 from services.errors import APIError
+from services.openai_chat import parse_chat_request
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -40,7 +43,7 @@ from services.usage.calls import ProviderCall
 from services.usage.context import CALLER, Caller, bind
 from services.usage.prices import Price, PriceTable
 from services.usage.report import UsageReports, parse_query, report, summarize, to_csv
-from services.usage.store import UsageRecord, UsageStore, batches
+from services.usage.store import UsageRecord, UsageStore, batches, iso
 from services.usage.writer import UsageSettings, UsageWriter, prompt_tokens, to_record
 
 TABLE = "usage-test"
@@ -264,6 +267,28 @@ def test_a_stream_closed_early_is_recorded_as_abandoned_with_an_estimate() -> No
     assert record is not None and record.estimated
     assert record.output_tokens == 10  # 40 characters, about 4 a token
     assert record.input_tokens == prompt_tokens(REQUEST) > 0
+
+
+def test_leaving_a_chat_stream_ends_the_provider_stream_at_once() -> None:
+    """The SSE frames of a chat completion, closed after the first write (the client left):
+    the provider's stream is closed with them and its call reported as abandoned then, not
+    when the garbage collector finds it."""
+    events: list[StreamEvent] = [TextDelta("x" * 40), Finish("stop")]
+    calls = Calls()
+    provider = Scripted("a", events=events)
+    catalogue = Catalogue({"a": provider}, recorder=calls)
+    chat = parse_chat_request({"model": "a/m", "messages": [{"role": "user", "content": "hi"}]})
+    kept: list[Any] = []
+
+    async def first_write_then_leave() -> None:
+        frames = await ChatService(catalogue).stream(chat)
+        kept.append(frames)  # still referenced: only an explicit close can end it
+        async for _ in frames:
+            break
+        await frames.aclose()  # type: ignore[attr-defined]
+        assert [c.outcome for c in calls.calls] == ["abandoned"]
+
+    in_caller_context(first_write_then_leave())
 
 
 def test_a_cancelled_stream_is_recorded_as_abandoned() -> None:
@@ -513,6 +538,17 @@ def test_the_json_put_is_the_put_action(changes: dict[str, Any]) -> None:
     record = record._replace(**changes)
     store = UsageStore(lambda: None, TABLE, retention_days=30)
     assert orjson.loads(store.put_json(record)) == store.put_action(record)
+
+
+def test_timestamps_are_formatted_as_datetime_does() -> None:
+    """`iso` formats by hand (it runs per record on the worker's loop): it must agree with
+    datetime to the microsecond, its rounding included, across days and years."""
+    rng = random.Random(7)
+    samples = [rng.uniform(0, 4e9) for _ in range(20_000)]
+    samples += [1.9999995, 86_399.9999995, 1_795_900_000.0000005, 951_782_400.25, 0.0]
+    for epoch in samples:
+        t = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+        assert iso(epoch) == t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), epoch
 
 
 class Flaky(UsageStore):
