@@ -110,9 +110,7 @@ class WorkerStack(Stack):
             # A streamed completion holds two descriptors (the client's connection and the
             # upstream's): 10,000 waiting streams need more than 20,000 open files.
             ulimits=[
-                ecs.Ulimit(
-                    name=ecs.UlimitName.NOFILE, soft_limit=OPEN_FILES, hard_limit=OPEN_FILES
-                )
+                ecs.Ulimit(name=ecs.UlimitName.NOFILE, soft_limit=OPEN_FILES, hard_limit=OPEN_FILES)
             ],
             environment={
                 "SWITCHBOARD_TABLE": table.table_name,
