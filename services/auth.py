@@ -85,7 +85,8 @@ class Authenticator:
         self._internal_token = internal_token.encode() if internal_token else None
         self._cache_seconds = cache_seconds
         self._clock = clock
-        self._cache: dict[str, tuple[float, ApiKey | None]] = {}
+        # key hash -> (expiry, the key record, its principal when the key is active)
+        self._cache: dict[str, tuple[float, ApiKey | None, Principal | None]] = {}
         self._lock = threading.Lock()
         self._reads: SingleFlight[ApiKey | None] = SingleFlight()
 
@@ -127,13 +128,12 @@ class Authenticator:
         now = self._clock()
         if entry is None or entry[0] <= now:
             record = await self._reads.run(digest, lambda: self._lookup(secret))
-        else:
-            record = entry[1]
-            if entry[0] - now < self._cache_seconds * REFRESH_AHEAD:
-                # Renewed before it expires, in the background: a busy key never waits
-                # for a read, and a revocation still shows within `cache_seconds`.
-                self._reads.refresh(digest, lambda: self._lookup(secret))
-        return _principal(record)
+            return _principal(record)
+        if entry[0] - now < self._cache_seconds * REFRESH_AHEAD:
+            # Renewed before it expires, in the background: a busy key never waits for a
+            # read, and a revocation still shows within `cache_seconds`.
+            self._reads.refresh(digest, lambda: self._lookup(secret))
+        return entry[2] or _principal(entry[1])
 
     def _from_cache(self, secret: str) -> tuple[bool, ApiKey | None]:
         entry = self._cache.get(hash_key(secret))
@@ -146,7 +146,12 @@ class Authenticator:
         with self._lock:
             if len(self._cache) >= _MAX_CACHED:
                 self._cache.clear()
-            self._cache[hash_key(secret)] = (self._clock() + self._cache_seconds, record)
+            principal = _principal(record) if record is not None and record.active else None
+            self._cache[hash_key(secret)] = (
+                self._clock() + self._cache_seconds,
+                record,
+                principal,
+            )
         return record
 
 

@@ -34,6 +34,14 @@ CALLER: ContextVar[Caller | None] = ContextVar("switchboard_caller", default=Non
 def bind(principal: _Principal, route: str) -> Caller:
     """Account the provider calls made from here on (in this task and the tasks it starts)
     to `principal`, as coming through `route`. Call it right after authenticating."""
-    caller = Caller(principal.tenant_id, principal.key_id, route)
+    key = (principal.tenant_id, principal.key_id, route)
+    caller = _CALLERS.get(key)
+    if caller is None:  # one per key and route, made once (this runs on every request)
+        if len(_CALLERS) >= 10_000:
+            _CALLERS.clear()
+        caller = _CALLERS[key] = Caller(*key)
     CALLER.set(caller)
     return caller
+
+
+_CALLERS: dict[tuple[str, str, str], Caller] = {}

@@ -64,6 +64,8 @@ def iso(epoch: float) -> str:
     micros = round((epoch - whole) * 1_000_000)
     if micros == 1_000_000:
         whole, micros = whole + 1, 0
+    if whole == _last_second[0]:  # records come in bursts: the same second as the last
+        return f"{_last_second[1]}.{micros:06d}Z"
     day, second = divmod(whole, 86_400)
     date = _DAYS.get(day)
     if date is None:
@@ -73,10 +75,13 @@ def iso(epoch: float) -> str:
         _DAYS[day] = date
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
-    return f"{date}{hour:02d}:{minute:02d}:{second:02d}.{micros:06d}Z"
+    prefix = f"{date}{hour:02d}:{minute:02d}:{second:02d}"
+    _last_second[:] = [whole, prefix]
+    return f"{prefix}.{micros:06d}Z"
 
 
 _DAYS: dict[int, str] = {}  # UTC day number -> "YYYY-MM-DDT"
+_last_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
 _MONTHS: dict[int, str] = {}  # UTC day number -> its month: the writer asks per record
 
 

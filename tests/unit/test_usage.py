@@ -540,6 +540,16 @@ def test_the_json_put_is_the_put_action(changes: dict[str, Any]) -> None:
     assert orjson.loads(store.put_json(record)) == store.put_action(record)
 
 
+def test_reports_beyond_the_pending_limit_are_dropped_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    writer = UsageWriter(Flaky(failures=0), PRICES, UsageSettings(max_pending=2))
+    for _ in range(3):
+        writer.record(call())
+    assert writer.pending == 2 and writer.dropped == 1
+    assert "usage queue full (2 reports)" in caplog.text
+
+
 def test_timestamps_are_formatted_as_datetime_does() -> None:
     """`iso` formats by hand (it runs per record on the worker's loop): it must agree with
     datetime to the microsecond, its rounding included, across days and years."""
