@@ -13,6 +13,7 @@ import functools
 import gc
 import os
 import resource
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -69,6 +70,8 @@ from services.sse import HEADERS as SSE_HEADERS
 from services.usage.calls import CallRecorder
 from services.usage.context import bind as bind_caller
 from services.usage.writer import UsageWriter, writer_for_table
+
+GIL_SWITCH_SECONDS = 0.0005
 
 
 def create_app(
@@ -220,6 +223,10 @@ def create_app(
         gc.collect()
         gc.freeze()
         gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
+        # A thread doing Python work (a cache refresh's boto3 call, the run consumer) holds
+        # the GIL for up to the switch interval before the event loop gets it back: 5 ms by
+        # default, which was most of the worker's p99. Half a millisecond bounds that.
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         yield
         if runs is not None and consumer is not None:
             await runs.stop()
