@@ -29,7 +29,7 @@ from services.anthropic_wire import (
 )
 from services.catalogue import Catalogue
 from services.errors import APIError, InvalidRequest, UpstreamError
-from services.openai_chat import invalid_request
+from services.openai_chat import invalid_request, valid_json
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -159,13 +159,10 @@ def parse_messages_request(body: Any) -> MessagesRequest:
 
 
 def parse_messages_json(raw: bytes) -> MessagesRequest | None:
-    """As `openai_chat.parse_chat_json`: the request from its JSON text, or None when it
-    is not valid (then `parse_messages_request(decode_json(raw))` raises the error)."""
-    try:
-        request = MessagesRequest.model_validate_json(raw)
-    except ValidationError:
-        return None
-    return _checked(request)
+    """The request from its JSON text, or None when it is not valid (then
+    `parse_messages_request(decode_json(raw))` raises the error)."""
+    request = valid_json(MessagesRequest, raw)
+    return None if request is None else _checked(request)
 
 
 def _checked(request: MessagesRequest) -> MessagesRequest:

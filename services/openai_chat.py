@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -24,6 +24,8 @@ from services.providers.base import (
     ToolDefinition,
     Usage,
 )
+
+M = TypeVar("M", bound=BaseModel)
 
 # Parameters the OpenAI API defines that Switchboard does not honour yet. Sending one with
 # a non-default value is a 400 naming it, never a silent drop.
@@ -157,14 +159,20 @@ def parse_chat_request(body: Any) -> ChatCompletionRequest:
 
 
 def parse_chat_json(raw: bytes) -> ChatCompletionRequest | None:
-    """The request validated straight from its JSON text (pydantic reads it without
-    building Python objects first), or None when it is not a valid request: then
+    """The request from its JSON text, or None when it is not valid: then
     `parse_chat_request(decode_json(raw))` raises the error, the same as ever."""
+    request = valid_json(ChatCompletionRequest, raw)
+    return None if request is None else _checked(request)
+
+
+def valid_json(model: type[M], raw: bytes) -> M | None:
+    """`model` validated straight from JSON text (pydantic reads it without building
+    Python objects first: the hot path's way), or None when that fails, for the caller's
+    slower path to raise the error that names the field."""
     try:
-        request = ChatCompletionRequest.model_validate_json(raw)
+        return model.model_validate_json(raw)
     except ValidationError:
         return None
-    return _checked(request)
 
 
 def _checked(request: ChatCompletionRequest) -> ChatCompletionRequest:

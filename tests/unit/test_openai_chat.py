@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
 
 from services.errors import InvalidRequest
-from services.openai_chat import parse_chat_request, to_canonical
+from services.openai_chat import parse_chat_json, parse_chat_request, to_canonical
 from services.providers.base import ImagePart, TextPart, ToolCall
 
 USER = {"role": "user", "content": "hi"}
@@ -129,3 +130,53 @@ def test_translation_to_canonical_keeps_everything() -> None:
     assert canonical.messages[3].tool_call_id == "c1"
     assert canonical.tools[0].name == "f"
     assert canonical.tool_choice == "auto"
+
+
+# The hot path validates the JSON text directly and falls back to the dict path for errors.
+
+VALID_BODIES: list[dict[str, Any]] = [
+    {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+    {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "a"}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        ],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": "12",  # lax, as the dict path is
+        "temperature": 0.5,
+        "stop": ["x"],
+        "n": 1,
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+    },
+]
+
+
+@pytest.mark.parametrize("body", VALID_BODIES)
+def test_a_valid_body_is_the_same_request_from_its_json(body: dict[str, Any]) -> None:
+    parsed = parse_chat_json(orjson.dumps(body))
+    assert parsed is not None and parsed == parse_chat_request(body)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"not json", b"[1]", b'{"model": "m"}', b'{"model": "m", "messages": [], "x": 1}'],
+)
+def test_an_invalid_body_is_left_to_the_path_that_names_the_error(raw: bytes) -> None:
+    assert parse_chat_json(raw) is None
+
+
+def test_an_unsupported_parameter_is_refused_on_the_json_path_too() -> None:
+    raw = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2})
+    with pytest.raises(InvalidRequest) as info:
+        parse_chat_json(raw)
+    assert info.value.param == "n"
