@@ -59,5 +59,10 @@ def test_worker_settings() -> None:
     )
     assert settings.internal_token is None
     assert settings.key_cache_seconds == 2.5
+    assert settings.gc_threshold == 20_000
+    tuned = {"SWITCHBOARD_TABLE": "t", "SWITCHBOARD_GC_THRESHOLD": "5000"}
+    assert WorkerSettings.from_env(tuned).gc_threshold == 5000
+    with pytest.raises(ConfigError, match="SWITCHBOARD_GC_THRESHOLD"):
+        WorkerSettings.from_env({"SWITCHBOARD_TABLE": "t", "SWITCHBOARD_GC_THRESHOLD": "0"})
     with pytest.raises(ConfigError, match="SWITCHBOARD_TABLE is required"):
         WorkerSettings.from_env({})

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import resource
+import sys
 from collections.abc import AsyncIterator
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
-from containers.worker.app import create_app
+from containers.worker.app import GIL_SWITCH_SECONDS, create_app
 from containers.worker.settings import WorkerSettings
 from services.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
 from services.errors import UpstreamError
@@ -229,3 +232,23 @@ def test_streamed_chunks_are_exactly_the_chunk_json_serialization() -> None:
         assert chunk == expected
     assert chunks[1]["choices"][0]["delta"] == {"content": 'quote " and \\ and ünïcode'}
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_the_worker_tunes_its_process_for_the_hot_path_at_start() -> None:
+    """At start-up: young collections every `gc_threshold` allocations, a 0.5 ms GIL
+    switch interval (a thread cannot hold the loop for 5 ms), and the open-file limit
+    raised to the hard one (two descriptors per held stream)."""
+    thresholds, interval = gc.get_threshold(), sys.getswitchinterval()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
+        with client(Scripted([Finish("stop")])):
+            assert (
+                gc.get_threshold()[0] == WorkerSettings(table="t", internal_token=None).gc_threshold
+            )
+            assert sys.getswitchinterval() == GIL_SWITCH_SECONDS
+            assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
+    finally:
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(interval)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
