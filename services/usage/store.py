@@ -67,34 +67,30 @@ def iso(epoch: float) -> str:
     if whole == _last_second[0]:  # records come in bursts: the same second as the last
         return f"{_last_second[1]}.{micros:06d}Z"
     day, second = divmod(whole, 86_400)
-    date = _DAYS.get(day)
-    if date is None:
-        date = datetime.datetime.fromtimestamp(day * 86_400, datetime.UTC).strftime("%Y-%m-%dT")
-        if len(_DAYS) >= 1024:
-            _DAYS.clear()
-        _DAYS[day] = date
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
-    prefix = f"{date}{hour:02d}:{minute:02d}:{second:02d}"
+    prefix = f"{_date(day)}T{hour:02d}:{minute:02d}:{second:02d}"
     _last_second[:] = [whole, prefix]
     return f"{prefix}.{micros:06d}Z"
 
 
-_DAYS: dict[int, str] = {}  # UTC day number -> "YYYY-MM-DDT"
-_last_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
-_MONTHS: dict[int, str] = {}  # UTC day number -> its month: the writer asks per record
-
-
 def month_of(epoch: float) -> str:
-    day = int(epoch // 86_400)
-    month = _MONTHS.get(day)
-    if month is None:
-        t = datetime.datetime.fromtimestamp(day * 86_400, datetime.UTC)
-        month = f"{t.year:04d}-{t.month:02d}"
-        if len(_MONTHS) >= 1024:
-            _MONTHS.clear()
-        _MONTHS[day] = month
-    return month
+    return _date(int(epoch // 86_400))[:7]
+
+
+def _date(day: int) -> str:
+    """`YYYY-MM-DD` of a UTC day number, cached (the writer asks per record)."""
+    date = _DATES.get(day)
+    if date is None:
+        date = datetime.datetime.fromtimestamp(day * 86_400, datetime.UTC).strftime("%Y-%m-%d")
+        if len(_DATES) >= 1024:
+            _DATES.clear()
+        _DATES[day] = date
+    return date
+
+
+_DATES: dict[int, str] = {}
+_last_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
 
 
 class UsageRecord(NamedTuple):

@@ -43,7 +43,7 @@ from services.usage.calls import ProviderCall
 from services.usage.context import CALLER, Caller, bind
 from services.usage.prices import Price, PriceTable
 from services.usage.report import UsageReports, parse_query, report, summarize, to_csv
-from services.usage.store import UsageRecord, UsageStore, batches, iso
+from services.usage.store import UsageRecord, UsageStore, batches, iso, month_of
 from services.usage.writer import UsageSettings, UsageWriter, prompt_tokens, to_record
 
 TABLE = "usage-test"
@@ -559,6 +559,7 @@ def test_timestamps_are_formatted_as_datetime_does() -> None:
     for epoch in samples:
         t = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
         assert iso(epoch) == t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), epoch
+        assert month_of(epoch) == t.strftime("%Y-%m"), epoch
 
 
 class Flaky(UsageStore):
