@@ -60,10 +60,7 @@ def iso(epoch: float) -> str:
     as `datetime.fromtimestamp(epoch, UTC)` gives it, microseconds rounded half to even).
     Formatted by hand, with the date cached per day: datetime costs the writer ~6 us a
     record, on the worker's event loop."""
-    whole = math.floor(epoch)
-    micros = round((epoch - whole) * 1_000_000)
-    if micros == 1_000_000:
-        whole, micros = whole + 1, 0
+    whole, micros = _split(epoch)
     if whole == _last_second[0]:  # records come in bursts: the same second as the last
         return f"{_last_second[1]}.{micros:06d}Z"
     day, second = divmod(whole, 86_400)
@@ -75,7 +72,17 @@ def iso(epoch: float) -> str:
 
 
 def month_of(epoch: float) -> str:
-    return _date(int(epoch // 86_400))[:7]
+    """The UTC month of `epoch`, as `iso(epoch)` begins (rounded to the microsecond)."""
+    return _date(_split(epoch)[0] // 86_400)[:7]
+
+
+def _split(epoch: float) -> tuple[int, int]:
+    """Whole seconds and microseconds, rounded as datetime rounds them."""
+    whole = math.floor(epoch)
+    micros = round((epoch - whole) * 1_000_000)
+    if micros == 1_000_000:
+        return whole + 1, 0
+    return whole, micros
 
 
 def _date(day: int) -> str:

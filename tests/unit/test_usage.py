@@ -556,6 +556,8 @@ def test_timestamps_are_formatted_as_datetime_does() -> None:
     rng = random.Random(7)
     samples = [rng.uniform(0, 4e9) for _ in range(20_000)]
     samples += [1.9999995, 86_399.9999995, 1_795_900_000.0000005, 951_782_400.25, 0.0]
+    month_end = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC).timestamp()
+    samples += [month_end - 4e-7, month_end - 6e-7]  # rounds into December, or not
     for epoch in samples:
         t = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
         assert iso(epoch) == t.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), epoch
