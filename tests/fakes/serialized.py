@@ -10,7 +10,15 @@ keeps the concurrency in the code and takes the race out of the fake.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from devstack.tables import create_table
+from services.documents import DocumentSettings, DocumentStore
 
 _LOCK = threading.RLock()  # one for every wrapped client: they share moto's backends
 
@@ -29,3 +37,16 @@ class Serialized:
                 return attribute(*args, **kwargs)
 
         return call
+
+
+@contextmanager
+def moto_documents(table: str, bucket: str) -> Iterator[DocumentStore]:
+    """A DocumentStore on in-process moto (a fresh table and bucket), its clients serialized."""
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        s3 = boto3.client("s3", region_name="us-east-1")
+        create_table(dynamodb, table)
+        s3.create_bucket(Bucket=bucket)
+        yield DocumentStore(
+            Serialized(dynamodb), Serialized(s3), table, DocumentSettings(bucket=bucket)
+        )

@@ -9,13 +9,10 @@ import struct
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from devstack.tables import create_table
 from services.catalogue import Catalogue, CatalogueConfig
-from services.documents import DocumentSettings, DocumentStore
+from services.documents import DocumentStore
 from services.embeddings import EmbeddingLimits, EmbeddingResult, Embeddings, cosine
 from services.errors import APIError, InvalidRequest, NotFound
 from services.providers import bedrock, factories
@@ -26,7 +23,7 @@ from tests.fakes.bedrock import BedrockFake
 from tests.fakes.openai import FakeOpenAI, fake_vector
 from tests.fakes.openai_compatible import FakeOpenAICompatible
 from tests.fakes.script import Fault, Script
-from tests.fakes.serialized import Serialized
+from tests.fakes.serialized import moto_documents
 from tests.pdf import make_pdf
 
 T = TypeVar("T")
@@ -261,14 +258,8 @@ def test_the_answer_in_base64_is_little_endian_float32() -> None:
 
 @pytest.fixture
 def documents() -> Iterator[DocumentStore]:
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        s3 = boto3.client("s3", region_name="us-east-1")
-        create_table(dynamodb, TABLE)
-        s3.create_bucket(Bucket=BUCKET)
-        yield DocumentStore(
-            Serialized(dynamodb), Serialized(s3), TABLE, DocumentSettings(bucket=BUCKET)
-        )
+    with moto_documents(TABLE, BUCKET) as documents:
+        yield documents
 
 
 def test_a_document_vector_is_made_once_and_cached(documents: DocumentStore) -> None:

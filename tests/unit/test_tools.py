@@ -13,18 +13,15 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import boto3
 import pytest
-from moto import mock_aws
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from containers.worker.tools_api import tool_routes
-from devstack.tables import create_table
 from services.asgi import install_error_handlers
 from services.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
 from services.catalogue import Catalogue, CatalogueConfig
-from services.documents import DocumentSettings, DocumentStore
+from services.documents import DocumentStore
 from services.embeddings import Embeddings
 from services.errors import APIError
 from services.providers.base import (
@@ -38,7 +35,7 @@ from services.providers.base import (
 from services.providers.local import LocalProvider, LocalSettings
 from services.tools import registry
 from services.tools.base import Tool, ToolContext, ToolLimits, inline_refs
-from tests.fakes.serialized import Serialized
+from tests.fakes.serialized import moto_documents
 from tests.pdf import make_pdf
 
 TABLE = "switchboard-test"
@@ -97,14 +94,8 @@ def catalogue(provider: Provider | None = None) -> Catalogue:
 
 @pytest.fixture
 def store() -> Iterator[DocumentStore]:
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        s3 = boto3.client("s3", region_name="us-east-1")
-        create_table(dynamodb, TABLE)
-        s3.create_bucket(Bucket=BUCKET)
-        yield DocumentStore(
-            Serialized(dynamodb), Serialized(s3), TABLE, DocumentSettings(bucket=BUCKET)
-        )
+    with moto_documents(TABLE, BUCKET) as documents:
+        yield documents
 
 
 @pytest.fixture
