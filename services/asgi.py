@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from services.errors import APIError, InvalidRequest, PayloadTooLarge, error_from_status
 
@@ -70,11 +70,12 @@ class Exchange:
     """A request to a `Plain` endpoint: its headers (lower-case names; the first of a
     repeated header, as Starlette's `Headers.get` gives) and its body, read once."""
 
-    __slots__ = ("_receive", "headers", "scope")
+    __slots__ = ("_first", "_receive", "headers", "scope")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self.scope = scope
         self._receive = receive
+        self._first: Message | None = None  # read by `whole`, not yet by `stream`
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             key = name.decode("latin-1").lower()
@@ -82,28 +83,21 @@ class Exchange:
                 headers[key] = value.decode("latin-1")
         self.headers = headers
 
-    async def read(self, limit: int) -> bytes:
-        """The whole body; `PayloadTooLarge` (413) once it exceeds `limit` bytes."""
+    async def whole(self) -> bytes | None:
+        """The body if it came in one message (the usual request), else None: then
+        `stream()` yields all of it, from its first part."""
         message = await self._receive()
         if message["type"] == "http.request" and not message.get("more_body", False):
-            body: bytes = message.get("body", b"")  # the usual request: in one message
-            if len(body) > limit:
-                raise _too_large(limit)
+            body: bytes = message.get("body", b"")
             return body
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        parts = bytearray(message.get("body", b""))
-        async for chunk in self.stream():
-            if len(parts) + len(chunk) > limit:
-                raise _too_large(limit)
-            parts += chunk
-        if len(parts) > limit:
-            raise _too_large(limit)
-        return bytes(parts)
+        self._first = message
+        return None
 
     async def stream(self) -> AsyncIterator[bytes]:
+        message, self._first = self._first, None
         while True:
-            message = await self._receive()
+            if message is None:
+                message = await self._receive()
             if message["type"] == "http.disconnect":
                 raise ClientDisconnect()
             body = message.get("body", b"")
@@ -111,6 +105,7 @@ class Exchange:
                 yield body
             if not message.get("more_body", False):
                 return
+            message = None
 
 
 class Plain:
@@ -218,7 +213,11 @@ async def read_body(request: Incoming, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     if isinstance(request, Exchange):
-        return await request.read(limit)
+        whole = await request.whole()
+        if whole is not None:
+            if len(whole) > limit:
+                raise _too_large(limit)
+            return whole
     body = bytearray()
     async for chunk in request.stream():
         body += chunk

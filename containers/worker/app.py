@@ -276,16 +276,14 @@ def create_app(
     return app
 
 
-def _allow_open_files() -> int:
+def _allow_open_files() -> None:
     """Raise this process's open-file limit to its hard limit (the image's default soft
     limit is often 1,024): each streamed completion holds two descriptors, the client's
-    connection and the upstream's. Returns the limit now in force."""
+    connection and the upstream's."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or soft < hard:
+    if soft != hard:
         with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-            soft = hard
-    return soft
 
 
 def _run_service(settings: WorkerSettings, catalogue: Catalogue) -> RunService:
