@@ -52,7 +52,7 @@ bench: install
 
 ## Monthly cost of the seed workload: Lambda-only vs Switchboard, and the break-even.
 cost: install
-	$(PY) -m services.costmodel examples/workload.toml
+	$(PY) -m costmodel examples/workload.toml
 
 ## Synthesize the CloudFormation templates into cdk.out (no AWS account, no Docker).
 synth: install node_modules/.installed-stamp

@@ -30,8 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from services import gateway_responses
 from services.config import env_float, env_str
+from services.frontdoor import gateway_responses
 
 log = logging.getLogger("switchboard.apigw")
 

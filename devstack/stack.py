@@ -26,8 +26,8 @@ import boto3
 import httpx
 
 from devstack.tables import create_table
-from services.keys import KeyStore
-from services.tenants import TenantStore
+from services.tenancy.keys import KeyStore
+from services.tenancy.tenants import TenantStore
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"

@@ -8,7 +8,7 @@ from typing import Any
 PARTITION_KEY = "pk"
 SORT_KEY = "sk"
 TTL_ATTRIBUTE = "expires_at"
-# The index that lists a tenant's conversations newest first (services/conversations.py).
+# The index that lists a tenant's conversations newest first (services/conversations/store.py).
 GSI1 = "gsi1"
 
 

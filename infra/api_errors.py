@@ -1,6 +1,6 @@
 """Error bodies API Gateway itself answers with, in the OpenAI error shape.
 
-The static bodies come from `services.gateway_responses`, which the local API Gateway
+The static bodies come from `services.frontdoor.gateway_responses`, which the local API Gateway
 emulator answers with too, so the two cannot drift apart. (Infrastructure may read
 runtime constants; runtime code never imports `infra`.)
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from services import gateway_responses
+from services.frontdoor import gateway_responses
 
 INTEGRATION_TIMEOUT_STATUS = 504
 INTEGRATION_TIMEOUT_BODY = gateway_responses.INTEGRATION_TIMEOUT

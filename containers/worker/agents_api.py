@@ -11,9 +11,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from services.agents.registry import agents
-from services.asgi import JSONBytesResponse
-from services.auth import Authenticator
 from services.errors import NotFound
+from services.tenancy.auth import Authenticator
+from services.web.asgi import JSONBytesResponse
 
 
 def agent_routes(authenticator: Authenticator) -> list[Route]:

@@ -30,12 +30,35 @@ from containers.worker.documents_api import document_routes
 from containers.worker.runs_api import accepted, deadline, idempotency_key, run_routes
 from containers.worker.settings import WorkerSettings
 from containers.worker.tools_api import tool_routes
-from services.anthropic_messages import (
+from services.chat.completions import ChatService
+from services.chat.conversation import (
+    ConversationChat,
+    conversation_id_of,
+)
+from services.chat.messages import (
     MessagesService,
     parse_messages_json,
     parse_messages_request,
 )
-from services.asgi import (
+from services.conversations.store import ConversationSettings
+from services.documents.embeddings import EmbeddingLimits, Embeddings
+from services.documents.store import DocumentSettings, DocumentStore, build_store
+from services.errors import InvalidRequest
+from services.models.catalogue import Catalogue, CatalogueConfig
+from services.models.provider_keys import provider_env
+from services.models.routing import RoutingSettings
+from services.providers import build_providers
+from services.providers.base import Provider
+from services.providers.timeouts import Timeouts
+from services.runs.service import RunService, RunSettings
+from services.runs.store import RunStore
+from services.tenancy.auth import Authenticator, Principal
+from services.tenancy.keys import KeyStore
+from services.tenancy.limits import Admission, guard
+from services.usage.calls import CallRecorder
+from services.usage.context import bind as bind_caller
+from services.usage.writer import UsageWriter, writer_for_table
+from services.web.asgi import (
     App,
     EventStream,
     Exchange,
@@ -45,31 +68,8 @@ from services.asgi import (
     install_error_handlers,
     read_body,
 )
-from services.auth import Authenticator, Principal
-from services.catalogue import Catalogue, CatalogueConfig
-from services.chat import ChatService
-from services.conversation_chat import (
-    ConversationChat,
-    conversation_id_of,
-)
-from services.conversations import ConversationSettings
-from services.documents import DocumentSettings, DocumentStore, build_store
-from services.embeddings import EmbeddingLimits, Embeddings
-from services.errors import InvalidRequest
-from services.keys import KeyStore
-from services.limits import Admission, guard
-from services.openai_chat import ChatCompletionRequest, parse_chat_json, parse_chat_request
-from services.provider_keys import provider_env
-from services.providers import build_providers
-from services.providers.base import Provider
-from services.providers.timeouts import Timeouts
-from services.routing import RoutingSettings
-from services.runs.service import RunService, RunSettings
-from services.runs.store import RunStore
-from services.sse import HEADERS as SSE_HEADERS
-from services.usage.calls import CallRecorder
-from services.usage.context import bind as bind_caller
-from services.usage.writer import UsageWriter, writer_for_table
+from services.web.sse import HEADERS as SSE_HEADERS
+from services.wire.openai import ChatCompletionRequest, parse_chat_json, parse_chat_request
 
 GIL_SWITCH_SECONDS = 0.0005
 
@@ -152,7 +152,7 @@ def create_app(
         ]
         return JSONBytesResponse({"object": "list", "data": data})
 
-    # The AI routes are served as plain ASGI (services.asgi.App): they are the hot path.
+    # The AI routes are served as plain ASGI (services.web.asgi.App): they are the hot path.
     async def chat_completions(request: Exchange, principal: Principal) -> Response:
         bind_caller(principal, "/v1/chat/completions")
         raw = await read_body(request, settings.max_request_bytes)
@@ -323,7 +323,7 @@ def _status_of(error: dict[str, Any] | None) -> int:
 async def _conversation_turn(
     conversations: ConversationChat, tenant: str, parsed: ChatCompletionRequest, cid: str
 ) -> Response:
-    """A chat completion in a stored conversation (see services.conversation_chat)."""
+    """A chat completion in a stored conversation (see services.chat.conversation)."""
     if parsed.stream:
         frames, headers = await conversations.stream(tenant, parsed, cid)
         return EventStream(frames, {**SSE_HEADERS, **headers})

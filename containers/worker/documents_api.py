@@ -1,6 +1,6 @@
 """The documents API and `POST /v1/embeddings` on the worker.
 
-Documents (`services/documents.py` has the types, limits and errors):
+Documents (`services/documents/store.py` has the types, limits and errors):
 - `POST /v1/documents` with a JSON body `{"filename", "content_type"?, "data": <base64>,
   "folder"?}`: a small file in the request itself. JSON, not multipart: API Gateway (REST)
   passes a JSON body through unchanged, while a binary multipart body would need binary
@@ -31,15 +31,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from services.asgi import JSONBytesResponse, decode_json, read_body
-from services.auth import Authenticator, Principal
-from services.documents import DocumentStore, check_document_id
-from services.embeddings import Embeddings
+from services.documents.embeddings import Embeddings
+from services.documents.store import DocumentStore, check_document_id
 from services.errors import InvalidRequest
-from services.limits import Admission, guard
-from services.openai_chat import invalid_request
-from services.params import page_limit
+from services.tenancy.auth import Authenticator, Principal
+from services.tenancy.limits import Admission, guard
 from services.usage.context import bind
+from services.web.asgi import JSONBytesResponse, decode_json, read_body
+from services.web.params import page_limit
+from services.wire.openai import invalid_request
 
 CONTENT_URL_SECONDS = 300
 

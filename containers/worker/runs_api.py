@@ -10,15 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from services.asgi import Incoming, JSONBytesResponse, decode_json, read_body
-from services.auth import Authenticator, Principal
 from services.errors import AuthenticationFailed, InvalidRequest, NotFound
-from services.limits import Admission, guard
-from services.params import page_limit
 from services.runs.model import Run
 from services.runs.service import RunService, unavailable
 from services.runs.sse import parse_after, sse_frame
-from services.sse import HEADERS as SSE_HEADERS
+from services.tenancy.auth import Authenticator, Principal
+from services.tenancy.limits import Admission, guard
+from services.web.asgi import Incoming, JSONBytesResponse, decode_json, read_body
+from services.web.params import page_limit
+from services.web.sse import HEADERS as SSE_HEADERS
 
 DEADLINE_HEADER = "x-switchboard-deadline-ms"
 IDEMPOTENCY_HEADER = "idempotency-key"

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.catalogue import DEFAULT_CONFIG
 from services.config import ConfigError, env_float, env_int, env_optional, env_str
+from services.models.catalogue import DEFAULT_CONFIG
 
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 

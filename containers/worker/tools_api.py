@@ -27,15 +27,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from containers.worker.runs_api import deadline
-from services.asgi import JSONBytesResponse, decode_json, read_body
-from services.auth import Authenticator, Principal
-from services.catalogue import Catalogue
 from services.errors import GatewayTimeout, InvalidRequest
-from services.limits import Admission, guard
-from services.openai_chat import usage_json
+from services.models.catalogue import Catalogue
+from services.tenancy.auth import Authenticator, Principal
+from services.tenancy.limits import Admission, guard
 from services.tools import registry
 from services.tools.base import ToolContext
 from services.usage.context import bind
+from services.web.asgi import JSONBytesResponse, decode_json, read_body
+from services.wire.openai import usage_json
 
 _FIELDS = ("input", "model")
 

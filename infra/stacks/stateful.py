@@ -27,7 +27,7 @@ RUN_DLQ_LOGICAL_ID = "SwitchboardRunDeadLetterQueue"
 # watchdog interval while its run is alive, which this must not cut short.
 RUN_QUEUE_MAX_RECEIVES = 1000
 TTL_ATTRIBUTE = "expires_at"
-# Lists a tenant's conversations, most recently updated first (services/conversations.py).
+# Lists a tenant's conversations, most recently updated first (services/conversations/store.py).
 GSI1 = "gsi1"
 
 

@@ -17,21 +17,21 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, Response
 
-from services.auth import Authenticator, Principal, internal_headers
-from services.conversations import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
-from services.conversations_api import ConversationsAPI
+from services.conversations.api import ConversationsAPI
+from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
 from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
-from services.frontdoor import FrontDoorSettings
-from services.keys import KeyStore
-from services.limits import RESPONSE_HEADERS as LIMIT_HEADERS
-from services.params import page_limit
+from services.frontdoor.settings import FrontDoorSettings
+from services.frontdoor.worker_client import WorkerClient
 from services.runs.sse import parse_after, sse_frame
 from services.runs.store import RunStore
-from services.worker_client import WorkerClient
+from services.tenancy.auth import Authenticator, Principal, internal_headers
+from services.tenancy.keys import KeyStore
+from services.tenancy.limits import RESPONSE_HEADERS as LIMIT_HEADERS
+from services.web.params import page_limit
 
 if TYPE_CHECKING:
     # Imported where first used: a cold start loads only what every request needs.
-    from services.admin_api import AdminAPI
+    from services.tenancy.admin_api import AdminAPI
     from services.usage.report import UsageReports
 
 DEADLINE_HEADER = "x-switchboard-deadline-ms"
@@ -274,7 +274,7 @@ def run_tool(name: str) -> Response[Any]:
 # go straight to S3 through a presigned URL, and downloads are redirects to S3.
 @functools.cache
 def _document_body_limit() -> int:
-    from services.documents import DocumentSettings
+    from services.documents.store import DocumentSettings
 
     return DocumentSettings.from_env(os.environ).max_body_bytes
 
@@ -443,7 +443,7 @@ def delete_conversation(conversation_id: str) -> Response[Any]:
     return _answer(conversations().delete(principal, conversation_id))
 
 
-# The admin API (services/admin_api.py): tenants, keys and limits, for the admin key only.
+# The admin API (services/tenancy/admin_api.py): tenants, keys and limits, for the admin key only.
 _admin_api: AdminAPI | None = None
 
 
@@ -453,8 +453,8 @@ def admin() -> AdminAPI:
     if _admin_api is None:
         import boto3
 
-        from services.admin_api import AdminAPI, AdminCredential
-        from services.tenants import TenantStore
+        from services.tenancy.admin_api import AdminAPI, AdminCredential
+        from services.tenancy.tenants import TenantStore
 
         rt = runtime()
         dynamodb, table = boto3.client("dynamodb"), rt.settings.table

@@ -21,17 +21,17 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from services.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
-from services.auth import Authenticator, Principal, internal_headers
-from services.conversations import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
-from services.conversations_api import ConversationsAPI
-from services.documents import DocumentSettings
+from services.conversations.api import ConversationsAPI
+from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
+from services.documents.store import DocumentSettings
 from services.errors import GatewayTimeout, InvalidRequest, ServiceUnavailable
-from services.frontdoor import FrontDoorSettings
-from services.keys import KeyStore
-from services.limits import RESPONSE_HEADERS as LIMIT_HEADERS
-from services.sse import HEADERS as SSE_HEADERS
+from services.frontdoor.settings import FrontDoorSettings
+from services.tenancy.auth import Authenticator, Principal, internal_headers
+from services.tenancy.keys import KeyStore
+from services.tenancy.limits import RESPONSE_HEADERS as LIMIT_HEADERS
 from services.usage.report import UsageReports, reports_for_table
+from services.web.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
+from services.web.sse import HEADERS as SSE_HEADERS
 
 _RELAYED_HEADERS = (
     "content-type",

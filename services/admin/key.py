@@ -7,8 +7,8 @@ from typing import Any
 
 from services.admin.cli import Context
 from services.admin.tenant import when
-from services.keys import ApiKey, KeyStore, MintedKey
-from services.tenants import TenantStore
+from services.tenancy.keys import ApiKey, KeyStore, MintedKey
+from services.tenancy.tenants import TenantStore
 
 COLUMNS = ("id", "name", "prefix", "status", "created", "revoked")
 SHOWN_ONCE = "Store the key now: only its hash is kept, it cannot be shown again."

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from services.admin.cli import Context
-from services.tenants import (
+from services.tenancy.tenants import (
     UNSET,
     Limits,
     Tenant,

@@ -54,7 +54,7 @@ class AgentEnv:
     catalogue: Any
     documents: Any = None
     embeddings: Any = None
-    conversations: Any = None  # services.conversations.ConversationStore, built on first use
+    conversations: Any = None  # services.conversations.store.ConversationStore, built on first use
 
 
 OutcomeStatus = Literal["answered", "planned", "rejected"]

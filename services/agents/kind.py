@@ -20,7 +20,7 @@ from services.errors import APIError, InvalidRequest
 from services.tools.base import Tool
 
 if TYPE_CHECKING:
-    from services.catalogue import Catalogue
+    from services.models.catalogue import Catalogue
     from services.runs.kinds import RunContext
 
 _FIELDS = ("agent", "input", "model", "max_steps")

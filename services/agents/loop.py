@@ -44,7 +44,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.agents.actions import ACTIONS, ASK_USER_DEFINITION, AskUserInput
 from services.agents.base import ASK_USER, Agent, AgentEnv, Outcome, OutcomeStatus
-from services.conversations import message_from_json, message_to_json
+from services.conversations.store import message_from_json, message_to_json
 from services.errors import APIError, InvalidRequest, NotFound
 from services.providers.base import (
     CompletionRequest,

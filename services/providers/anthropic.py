@@ -2,7 +2,7 @@
 
 One `AsyncAnthropic` client per provider (pooled connections), with the SDK's own retries
 off: the router decides what to retry. Translation to the Messages format is in
-`services.anthropic_wire`, shared with the inbound `/v1/messages` endpoint.
+`services.wire.anthropic`, shared with the inbound `/v1/messages` endpoint.
 
 Usage: Anthropic reports input tokens in `message_start` and cumulative counts in
 `message_delta`; the stream reports each part as a `UsageReport` holding only what is new,
@@ -23,7 +23,6 @@ from anthropic.types import Message as NativeMessage
 from anthropic.types import MessageDeltaUsage, RawMessageStreamEvent
 from anthropic.types import Usage as NativeUsage
 
-from services.anthropic_wire import DEFAULT_MAX_TOKENS, request_body, stop_reason, usage
 from services.config import env_int
 from services.providers._per_loop import PerLoop
 from services.providers.base import (
@@ -46,6 +45,7 @@ from services.providers.errors import (
     timed_out,
 )
 from services.providers.timeouts import Timeouts
+from services.wire.anthropic import DEFAULT_MAX_TOKENS, request_body, stop_reason, usage
 
 NAME = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"

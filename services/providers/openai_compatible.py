@@ -3,7 +3,7 @@ LM Studio, llama.cpp's server), at a configured base URL, with its own key or no
 
 The translation is the `openai` adapter's, in the older dialect these servers all read:
 the reply limit goes as `max_tokens` and `developer` messages go as `system`. The wire is
-not the SDK's: requests go over the lean pooled HTTP/1.1 client (`services/http1.py`) and
+not the SDK's: requests go over the lean pooled HTTP/1.1 client (`services/web/http1.py`) and
 orjson, because this is the path that self-hosted models take at volume, where the SDK's
 own cost per call (milliseconds of CPU) would exceed everything else Switchboard does.
 
@@ -25,7 +25,6 @@ from typing import Any
 
 import orjson
 
-from services import http1
 from services.config import env_int
 from services.providers._per_loop import PerLoop
 from services.providers.base import (
@@ -54,6 +53,7 @@ from services.providers.openai import (
     retry_after,
 )
 from services.providers.timeouts import Timeouts
+from services.web import http1
 
 
 class OpenAICompatibleProvider(OpenAIProvider):

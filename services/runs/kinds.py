@@ -18,15 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from services.agents.kind import AgentKind
-from services.catalogue import Catalogue
 from services.errors import APIError, InvalidRequest
-from services.openai_chat import (
-    ChatCompletionRequest,
-    completion_json,
-    new_completion_id,
-    parse_chat_request,
-    to_canonical,
-)
+from services.models.catalogue import Catalogue
 from services.providers.base import (
     Completion,
     Finish,
@@ -38,6 +31,13 @@ from services.providers.base import (
 )
 from services.runs.events import EventLog
 from services.runs.model import Run
+from services.wire.openai import (
+    ChatCompletionRequest,
+    completion_json,
+    new_completion_id,
+    parse_chat_request,
+    to_canonical,
+)
 
 MAX_STEPS = 20
 _REFERENCE = re.compile(r"\{\{\s*steps\[(\d+)\]\.output\s*\}\}")
@@ -51,10 +51,11 @@ class RunContext:
     log: EventLog
     catalogue: Catalogue
     checkpoint: Checkpoint
-    # What tools may use (services.documents.DocumentStore, services.embeddings.Embeddings).
+    # What tools may use (services.documents.store.DocumentStore and
+    # services.documents.embeddings.Embeddings).
     documents: Any = None
     embeddings: Any = None
-    conversations: Any = None  # services.conversations.ConversationStore
+    conversations: Any = None  # services.conversations.store.ConversationStore
 
 
 class Kind(Protocol):

@@ -31,15 +31,15 @@ from typing import Any
 
 import httpx
 
-from services.auth import Principal, internal_headers
-from services.catalogue import Catalogue
 from services.errors import APIError, InvalidRequest, ServiceUnavailable
+from services.models.catalogue import Catalogue
 from services.runs.events import Channel, EventLog, Hub
 from services.runs.inputs import AwaitingInput, parse_answer
 from services.runs.kinds import KINDS, RunContext
 from services.runs.model import Event, Run
 from services.runs.sse import parse_sse
 from services.runs.store import RunStore, new_run_id, not_awaiting, request_hash
+from services.tenancy.auth import Principal, internal_headers
 from services.usage.context import bind as bind_caller
 
 log = logging.getLogger("switchboard.runs")

@@ -20,7 +20,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from services.documents import DOCUMENT_ID
+from services.documents.store import DOCUMENT_ID
 from services.errors import APIError, InvalidRequest
 from services.providers.base import ContentPart, ImagePart, Message, TextPart
 from services.tools.base import ToolContext, ToolFailed

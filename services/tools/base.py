@@ -73,8 +73,8 @@ class ToolContext:
     - `tenant_id`/`key_id`: the caller; every document access is scoped to `tenant_id`.
     - `catalogue`: resolve `route` (or the caller's override) to a provider; usage is
       accounted per provider call by the router, not by the tool.
-    - `documents`: the tenant's document store (`services.documents.DocumentStore`).
-    - `embeddings`: the embeddings service (`services.embeddings`), for `suggest_related`.
+    - `documents`: the tenant's document store (`services.documents.store.DocumentStore`).
+    - `embeddings`: the embeddings service (`services.documents.embeddings`), for `suggest_related`.
     - `emit`: progress events (`tool.progress`), a no-op outside a run.
     - `usage`/`model_calls`: what `complete` has spent so far in this context.
     """

@@ -1,7 +1,7 @@
 """`suggest_related`: the tenant's documents most similar to one document or a text, by
 embedding similarity (cosine). Calls the embeddings service, not a chat model.
 
-A document's vector is made once and kept (`services.embeddings`): of its file name and
+A document's vector is made once and kept (`services.documents.embeddings`): of its file name and
 the start of its text, or, for an image, of its file name and folder only."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """TransactWriteItems over HTTP, for the usage writer: the same request boto3 would send,
 without botocore's per-attribute request serializer and without a thread: sent on the
-worker's event loop through the lean HTTP client (services.http1).
+worker's event loop through the lean HTTP client (services.web.http1).
 
 The writer builds every item itself, always in the same shape, and writes one transaction
 per group of calls all day long; in the worker's process (whose CPU is the product), the
@@ -19,8 +19,8 @@ from typing import Any
 
 import orjson
 
-from services import http1
 from services.providers._per_loop import PerLoop
+from services.web import http1
 
 _TARGET = "DynamoDB_20120810.TransactWriteItems"
 

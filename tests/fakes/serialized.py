@@ -18,7 +18,7 @@ import boto3
 from moto import mock_aws
 
 from devstack.tables import create_table
-from services.documents import DocumentSettings, DocumentStore
+from services.documents.store import DocumentSettings, DocumentStore
 
 _LOCK = threading.RLock()  # one for every wrapped client: they share moto's backends
 

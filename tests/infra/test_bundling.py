@@ -91,7 +91,7 @@ def test_pip_runs_once_per_requirements_platform_and_python(
 @pytest.mark.parametrize(
     ("path", "redeploys"),
     [
-        ("services/chat.py", True),
+        ("services/chat/completions.py", True),
         ("lambdas/__init__.py", True),
         ("lambdas/gateway/handler.py", True),
         ("lambdas/stream/app.py", False),
@@ -105,7 +105,7 @@ def test_gateway_asset_hash_covers_only_what_is_bundled(
     tmp_path: Path, path: str, redeploys: bool
 ) -> None:
     files = [
-        "services/chat.py",
+        "services/chat/completions.py",
         "lambdas/__init__.py",
         "lambdas/gateway/handler.py",
         "lambdas/stream/app.py",

@@ -202,7 +202,7 @@ def test_with_a_certificate_the_front_doors_use_https_to_the_worker_domain(
 def test_emulator_answers_a_failed_function_as_the_default_5xx_template_renders(
     synth: Synth,
 ) -> None:
-    from services.gateway_responses import FUNCTION_FAILED
+    from services.frontdoor.gateway_responses import FUNCTION_FAILED
 
     template = _gateway_responses(synth)["DEFAULT_5XX"]["ResponseTemplates"]["application/json"]
     rendered = template.replace("$context.error.messageString", '"Internal server error"')

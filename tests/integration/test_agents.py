@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from devstack.stack import LocalStack, StackConfig
-from services.keys import KeyStore
 from services.runs.store import RunStore
+from services.tenancy.keys import KeyStore
 from tests.fakes import openai as openai_fake
 from tests.fakes.script import Script, ToolCallScript
 from tests.fakes.upstream import FakeUpstream

@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from devstack.stack import LocalStack, StackConfig
-from services.keys import KeyStore
+from services.tenancy.keys import KeyStore
 
 MODEL = "local/simulator"
 DOORS = ["api", "stream"]

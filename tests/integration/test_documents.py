@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from devstack.stack import LocalStack, StackConfig
-from services.keys import KeyStore
+from services.tenancy.keys import KeyStore
 from tests.pdf import encrypt_pdf, make_pdf
 
 MAX_UPLOAD = 96 * 1024  # its base64 is more than the 64 KiB limit of other requests

@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from devstack.stack import LocalStack
-from services.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER
+from services.tenancy.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER
 from tests.integration.conftest import MAX_REQUEST_BYTES
 
 DOORS = ["api", "stream"]

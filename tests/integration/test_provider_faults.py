@@ -176,7 +176,7 @@ def test_models_lists_the_configured_providers_and_the_route(client: openai.Open
 
 
 def test_catalogue_file_is_read_from_the_setting(tmp_path: Path) -> None:
-    from services.catalogue import CatalogueConfig
+    from services.models.catalogue import CatalogueConfig
 
     path = tmp_path / "m.toml"
     path.write_text(CATALOGUE)

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from devstack.stack import LocalStack, StackConfig
-from services.keys import KeyStore
 from services.runs.store import RunStore
+from services.tenancy.keys import KeyStore
 
 STEP = {"model": "local/simulator", "messages": [{"role": "user", "content": "step"}]}
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from devstack.stack import LocalStack
-from services.documents import DocumentSettings, DocumentStore
-from services.keys import KeyStore
+from services.documents.store import DocumentSettings, DocumentStore
+from services.tenancy.keys import KeyStore
 from services.tools import registry
 from tests.pdf import make_pdf
 

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from devstack.stack import LocalStack, StackConfig
-from services.keys import KeyStore
 from services.providers.base import Usage
+from services.tenancy.keys import KeyStore
 from services.usage.prices import PriceTable
 from services.usage.store import UsageStore
 from tests.fakes import anthropic, bedrock, openai, openai_compatible

@@ -16,8 +16,8 @@ from pydantic import BaseModel
 
 from services.agents.base import ASK_USER, Agent, AgentEnv, Opening, PlannedCall
 from services.agents.loop import AgentFailed, AgentLoop
-from services.catalogue import Catalogue
 from services.errors import InvalidRequest
+from services.models.catalogue import Catalogue
 from services.providers.base import (
     Completion,
     CompletionRequest,

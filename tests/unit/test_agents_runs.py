@@ -20,14 +20,14 @@ from services.agents.base import AgentEnv, Outcome
 from services.agents.builtin import docs_chat
 from services.agents.kind import AgentKind, parse_request
 from services.agents.registry import agents
-from services.auth import Principal
-from services.catalogue import Catalogue
-from services.conversations import ConversationStore
+from services.conversations.store import ConversationStore
 from services.errors import APIError
+from services.models.catalogue import Catalogue
 from services.providers.local import LocalProvider
 from services.runs.kinds import KINDS
 from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
+from services.tenancy.auth import Principal
 from tests.unit.test_agents_loop import Echo, Move, ScriptedProvider, Turn, agent
 
 TABLE = "agents-test"

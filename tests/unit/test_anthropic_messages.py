@@ -11,13 +11,12 @@ from typing import Any
 import pytest
 from anthropic.types import Message as SDKMessage
 
-from services.anthropic_messages import (
+from services.chat.messages import (
     message_json,
     parse_messages_request,
     stream_frames,
     to_canonical,
 )
-from services.auth import bearer_token
 from services.errors import InvalidRequest, UpstreamError
 from services.providers.base import (
     Completion,
@@ -31,6 +30,7 @@ from services.providers.base import (
     UsageReport,
 )
 from services.providers.errors import timed_out
+from services.tenancy.auth import bearer_token
 
 BASE: dict[str, Any] = {
     "model": "m",

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from services.anthropic_wire import DEFAULT_MAX_TOKENS, request_body, stop_reason
 from services.errors import InvalidRequest
 from services.providers.anthropic import AnthropicProvider, AnthropicSettings, create
 from services.providers.base import (
@@ -20,6 +19,7 @@ from services.providers.base import (
     ToolDefinition,
 )
 from services.providers.errors import ProviderError
+from services.wire.anthropic import DEFAULT_MAX_TOKENS, request_body, stop_reason
 from tests.fakes.anthropic import API_KEY, MODEL, FakeAnthropic
 from tests.fakes.http import FakeHTTPServer, Request, Writer
 from tests.fakes.registry import provider_for

@@ -11,7 +11,7 @@ from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolv
 from starlette.testclient import TestClient
 
 from devstack.apigw import PAYLOAD_LIMIT_BYTES, EmulatorSettings, create_app
-from services import gateway_responses
+from services.frontdoor import gateway_responses
 
 SETTINGS = EmulatorSettings(integration_timeout_seconds=0.3, lambda_timeout_seconds=5, stage="api")
 

@@ -1,4 +1,4 @@
-"""services.asgi: routes served as plain ASGI (the worker's hot path) answer as Starlette's
+"""services.web.asgi: routes served as plain ASGI (the worker's hot path) answer as Starlette's
 would, errors included, and an event stream stops its source when the client leaves."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from services.asgi import (
+from services.errors import RateLimited
+from services.web.asgi import (
     App,
     EventStream,
     Exchange,
@@ -23,7 +24,6 @@ from services.asgi import (
     install_error_handlers,
     read_body,
 )
-from services.errors import RateLimited
 
 seen: list[Exchange] = []
 

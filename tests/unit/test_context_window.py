@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.context_window import estimate_tokens, fit, reply_budget
+from services.chat.context_window import estimate_tokens, fit, reply_budget
 from services.providers.base import CompletionRequest, Message, TextPart, ToolCall
 from services.providers.local import LocalProvider, _plan
 

@@ -13,19 +13,19 @@ import pytest
 from moto import mock_aws
 
 from devstack.tables import create_table
-from services.catalogue import Catalogue
-from services.chat import ChatService
-from services.conversation_chat import ConversationChat
-from services.conversations import (
+from services.chat.completions import ChatService
+from services.chat.conversation import ConversationChat
+from services.conversations.store import (
     CONVERSATION_ID,
     ConversationConflict,
     ConversationStore,
     new_conversation_id,
 )
 from services.errors import InvalidRequest, NotFound
-from services.openai_chat import parse_chat_request
+from services.models.catalogue import Catalogue
 from services.providers.base import Message, TextPart, ToolCall
 from services.providers.local import LocalProvider
+from services.wire.openai import parse_chat_request
 
 TABLE = "switchboard-test"
 BUCKET = "switchboard-test-bucket"
@@ -312,7 +312,7 @@ def test_the_counter_sees_every_call(store: ConversationStore, aws: dict[str, An
 
 
 def test_conversation_json_is_plain(store: ConversationStore) -> None:
-    from services.conversations_api import conversation_json
+    from services.conversations.api import conversation_json
 
     conv = store.create("a", title="t", metadata={"k": "v"})
     data = conversation_json(conv)

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from services.costmodel import costs as est
-from services.costmodel.__main__ import main
-from services.costmodel.files import (
+from costmodel import costs as est
+from costmodel.__main__ import main
+from costmodel.files import (
     DEFAULT_PRICES,
     PRICE_KEYS,
     WorkloadError,
@@ -24,7 +24,7 @@ from services.costmodel.files import (
     parse_prices,
     parse_workload,
 )
-from services.costmodel.model import GIB, DesignCost, Prices, SwitchboardSizing
+from costmodel.model import GIB, DesignCost, Prices, SwitchboardSizing
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "workload.toml"
@@ -538,7 +538,7 @@ def test_the_seed_workload_is_the_issues() -> None:
 
 def test_the_seed_workload_prints_every_design_and_the_break_even() -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "services.costmodel", str(SEED)],
+        [sys.executable, "-m", "costmodel", str(SEED)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -551,7 +551,7 @@ def test_the_seed_workload_prints_every_design_and_the_break_even() -> None:
     assert "Break-even" in out and "requests/month" in out
 
     as_json = subprocess.run(
-        [sys.executable, "-m", "services.costmodel", str(SEED), "--json"],
+        [sys.executable, "-m", "costmodel", str(SEED), "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,

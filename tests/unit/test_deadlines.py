@@ -1,4 +1,4 @@
-"""services.deadlines: `async with Deadline(s)` as `asyncio.timeout(s)`, with one timer per loop."""
+"""services.web.deadlines: `async with Deadline(s)` as `asyncio.timeout(s)`, with one timer per loop."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.deadlines import RESOLUTION, Deadline, _deadlines
+from services.web.deadlines import RESOLUTION, Deadline, _deadlines
 
 
 def test_a_deadline_that_passes_raises_timeout_error_not_early() -> None:

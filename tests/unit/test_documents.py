@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from devstack.tables import create_table
 from services.config import ConfigError
-from services.documents import (
+from services.documents.store import (
     Document,
     DocumentRejected,
     DocumentSettings,

@@ -11,10 +11,10 @@ from typing import Any, TypeVar
 
 import pytest
 
-from services.catalogue import Catalogue, CatalogueConfig
-from services.documents import DocumentStore
-from services.embeddings import EmbeddingLimits, EmbeddingResult, Embeddings, cosine
+from services.documents.embeddings import EmbeddingLimits, EmbeddingResult, Embeddings, cosine
+from services.documents.store import DocumentStore
 from services.errors import APIError, InvalidRequest, NotFound
+from services.models.catalogue import Catalogue, CatalogueConfig
 from services.providers import bedrock, factories
 from services.providers.base import EmbeddingBatch, Provider
 from services.providers.local import LocalProvider, embed_text

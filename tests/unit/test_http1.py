@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services import http1
+from services.web import http1
 from tests.fakes.http import FakeHTTPServer, Request, Writer
 
 SEEN: list[tuple[str, int]] = []

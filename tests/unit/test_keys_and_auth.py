@@ -10,15 +10,15 @@ import pytest
 from moto import mock_aws
 
 from devstack.tables import create_table
-from services.auth import (
+from services.errors import AuthenticationFailed
+from services.tenancy.auth import (
     INTERNAL_TOKEN_HEADER,
     KEY_ID_HEADER,
     TENANT_HEADER,
     Authenticator,
     Principal,
 )
-from services.errors import AuthenticationFailed
-from services.keys import KeyStore, hash_key
+from services.tenancy.keys import KeyStore, hash_key
 
 TABLE = "switchboard-test"
 
@@ -167,7 +167,7 @@ def test_no_internal_credential_configured_refuses_internal_calls(dynamodb: Any)
 def test_the_key_command_mints_a_working_key(
     dynamodb: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from services.keys import main
+    from services.tenancy.keys import main
 
     args = ["create", "--table", TABLE, "--tenant", "acme", "--name", "ci", "--region", "us-east-1"]
     assert main(args) == 0

@@ -19,13 +19,13 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from devstack.tables import create_table
-from services.asgi import JSONBytesResponse, install_error_handlers
-from services.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
-from services.auth import Principal as P
 from services.errors import InvalidRequest, RateLimited
-from services.keys import KeyStore
-from services.limits import Admission, AdmissionResult, guard
-from services.tenants import Limits, TenantStore
+from services.tenancy.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
+from services.tenancy.auth import Principal as P
+from services.tenancy.keys import KeyStore
+from services.tenancy.limits import Admission, AdmissionResult, guard
+from services.tenancy.tenants import Limits, TenantStore
+from services.web.asgi import JSONBytesResponse, install_error_handlers
 
 TABLE = "switchboard-test"
 # 2026-11-30 23:59:00 UTC: the last minute of a month.

@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from services.errors import InvalidRequest
-from services.openai_chat import parse_chat_json, parse_chat_request, to_canonical
 from services.providers.base import ImagePart, TextPart, ToolCall
+from services.wire.openai import parse_chat_json, parse_chat_request, to_canonical
 
 USER = {"role": "user", "content": "hi"}
 

@@ -7,7 +7,7 @@ import pytest
 from moto import mock_aws
 
 from services.config import ConfigError
-from services.provider_keys import provider_env
+from services.models.provider_keys import provider_env
 from services.providers import build_providers
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from services.catalogue import Catalogue, CatalogueConfig
 from services.errors import APIError
+from services.models.catalogue import Catalogue, CatalogueConfig
+from services.models.routing import Breaker, Breakers, Router, RoutingSettings, Target
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -24,7 +25,6 @@ from services.providers.base import (
 )
 from services.providers.errors import ProviderError, from_status
 from services.providers.timeouts import Timeouts
-from services.routing import Breaker, Breakers, Router, RoutingSettings, Target
 
 REQUEST = CompletionRequest(model="ignored", messages=[Message("user", [TextPart("hi")])])
 

@@ -11,8 +11,8 @@ import pytest
 from moto import mock_aws
 
 from devstack.tables import create_table
-from services.catalogue import Catalogue
 from services.errors import APIError, InvalidRequest
+from services.models.catalogue import Catalogue
 from services.providers.local import LocalProvider
 from services.runs.events import Channel, EventLog
 from services.runs.model import Event, Run
@@ -215,7 +215,7 @@ def receive(aws: dict[str, Any], queue: str) -> list[dict[str, Any]]:
 def test_a_queued_run_is_claimed_and_finished_from_its_message(aws: dict[str, Any]) -> None:
     async def scenario() -> Run:
         svc = service(aws)
-        from services.auth import Principal
+        from services.tenancy.auth import Principal
 
         run, _ = await svc.create(
             Principal("t", "k"), "pipeline", {"steps": [STEP, STEP]}, background=True

@@ -6,7 +6,7 @@ from moto import mock_aws
 
 from containers.worker.settings import WorkerSettings
 from services.config import ConfigError
-from services.frontdoor import FrontDoorSettings
+from services.frontdoor.settings import FrontDoorSettings
 
 FRONT = {
     "SWITCHBOARD_TABLE": "t",

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from services.singleflight import SingleFlight
+from services.web.singleflight import SingleFlight
 
 
 def test_concurrent_callers_of_one_key_share_one_call() -> None:

@@ -15,8 +15,6 @@ from moto import mock_aws
 
 from devstack.tables import create_table
 from services.admin import main as admin
-from services.admin_api import AdminAPI, AdminCredential
-from services.auth import Authenticator, Principal
 from services.errors import (
     APIError,
     AuthenticationFailed,
@@ -24,8 +22,10 @@ from services.errors import (
     NotFound,
     PermissionDenied,
 )
-from services.keys import KeyRevoked, KeyStore, hash_key
-from services.tenants import Limits, TenantExists, TenantStore
+from services.tenancy.admin_api import AdminAPI, AdminCredential
+from services.tenancy.auth import Authenticator, Principal
+from services.tenancy.keys import KeyRevoked, KeyStore, hash_key
+from services.tenancy.tenants import Limits, TenantExists, TenantStore
 from services.usage.prices import PriceTable
 from services.usage.store import UsageRecord, UsageStore
 

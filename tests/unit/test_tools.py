@@ -18,12 +18,10 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from containers.worker.tools_api import tool_routes
-from services.asgi import install_error_handlers
-from services.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
-from services.catalogue import Catalogue, CatalogueConfig
-from services.documents import DocumentStore
-from services.embeddings import Embeddings
+from services.documents.embeddings import Embeddings
+from services.documents.store import DocumentStore
 from services.errors import APIError
+from services.models.catalogue import Catalogue, CatalogueConfig
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -33,8 +31,10 @@ from services.providers.base import (
     Usage,
 )
 from services.providers.local import LocalProvider, LocalSettings
+from services.tenancy.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
 from services.tools import registry
 from services.tools.base import Tool, ToolContext, ToolLimits, inline_refs
+from services.web.asgi import install_error_handlers
 from tests.fakes.serialized import moto_documents
 from tests.pdf import make_pdf
 

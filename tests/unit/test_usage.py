@@ -19,11 +19,11 @@ import pytest
 from moto import mock_aws
 
 from devstack.tables import create_table
-from services.catalogue import DEFAULT_CONFIG, Catalogue
-from services.chat import ChatService
+from services.chat.completions import ChatService
 from services.config import ConfigError
 from services.errors import APIError
-from services.openai_chat import parse_chat_request
+from services.models.catalogue import DEFAULT_CONFIG, Catalogue
+from services.models.routing import Breakers, Router, RoutingSettings, Target
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -37,7 +37,6 @@ from services.providers.base import (
     UsageReport,
 )
 from services.providers.errors import ProviderError, from_status
-from services.routing import Breakers, Router, RoutingSettings, Target
 from services.usage import __main__ as cli
 from services.usage.calls import ProviderCall
 from services.usage.context import CALLER, Caller, bind
@@ -45,6 +44,7 @@ from services.usage.prices import Price, PriceTable
 from services.usage.report import UsageReports, parse_query, report, summarize, to_csv
 from services.usage.store import UsageRecord, UsageStore, batches, iso, month_of
 from services.usage.writer import UsageSettings, UsageWriter, prompt_tokens, to_record
+from services.wire.openai import parse_chat_request
 
 TABLE = "usage-test"
 PROMPT = "please summarise the attached quarterly report for the board"

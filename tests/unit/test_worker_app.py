@@ -13,9 +13,7 @@ from starlette.testclient import TestClient
 
 from containers.worker.app import GIL_SWITCH_SECONDS, create_app
 from containers.worker.settings import WorkerSettings
-from services.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
 from services.errors import UpstreamError
-from services.limits import Admission
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -27,6 +25,8 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.tenancy.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
+from services.tenancy.limits import Admission
 
 TOKEN = "internal-test-token"
 HEADERS = {INTERNAL_TOKEN_HEADER: TOKEN, TENANT_HEADER: "t", KEY_ID_HEADER: "k"}
@@ -207,7 +207,7 @@ def test_unexpected_errors_do_not_leak_details() -> None:
 
 def test_streamed_chunks_are_exactly_the_chunk_json_serialization() -> None:
     """The stream writes chunk JSON from a prebuilt template; it must equal chunk_json's."""
-    from services.openai_chat import chunk_json
+    from services.wire.openai import chunk_json
 
     events: list[StreamEvent] = [
         TextDelta('quote " and \\ and ünïcode'),

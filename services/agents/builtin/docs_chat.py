@@ -1,7 +1,7 @@
 """`docs_chat`: a conversation about the tenant's documents, answered with citations.
 
 Each run is one turn: the person's message goes into a stored conversation
-(`services.conversations`; new if no `conversation_id` is given), the model searches the
+(`services.conversations.store`; new if no `conversation_id` is given), the model searches the
 documents (`search_documents`, `extract_text`) as often as it needs, and answers citing
 document ids as `[doc_...]`. The turn (the message and the answer) is stored in the
 conversation, so `GET /v1/conversations/{id}` shows it and the next turn reads it.
@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.agents.base import Agent, AgentEnv, Opening, Outcome
-from services.conversations import History, check_conversation_id
+from services.conversations.store import History, check_conversation_id
 from services.errors import ServiceUnavailable
 from services.providers.base import Message, TextPart
 

@@ -1,6 +1,6 @@
 """Tenants: who owns API keys, and the limits and monthly budget that apply to them.
 
-Table layout (the single table; see services/keys.py for the keys under a tenant):
+Table layout (the single table; see services/tenancy/keys.py for the keys under a tenant):
 
 | item   | pk                   | sk       | attributes                                        |
 | ------ | -------------------- | -------- | ------------------------------------------------- |
@@ -8,7 +8,7 @@ Table layout (the single table; see services/keys.py for the keys under a tenant
 |        |                      |          | rpm (N), tpm (N), gsi1pk `TENANTS`, gsi1sk <id>   |
 
 A limit that is absent is no limit. `rpm` and `tpm` apply to each of the tenant's keys;
-`monthly_budget_usd` to the tenant as a whole (services/limits.py enforces all three). The
+`monthly_budget_usd` to the tenant as a whole (services/tenancy/limits.py enforces all three). The
 gsi1 entry lists tenants in id order without a scan.
 
 A tenant id is 1 to 64 characters of letters, digits, `.`, `_` and `-`, starting with a

@@ -21,15 +21,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.anthropic_wire import (
-    NATIVE_STOP_REASONS,
-    canonical_tool_choice,
-    image_url,
-    native_usage,
-)
-from services.catalogue import Catalogue
 from services.errors import APIError, InvalidRequest, UpstreamError
-from services.openai_chat import invalid_request, valid_json
+from services.models.catalogue import Catalogue
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -46,7 +39,14 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
-from services.sse import event
+from services.web.sse import event
+from services.wire.anthropic import (
+    NATIVE_STOP_REASONS,
+    canonical_tool_choice,
+    image_url,
+    native_usage,
+)
+from services.wire.openai import invalid_request, valid_json
 
 
 class _Strict(BaseModel):

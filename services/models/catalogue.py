@@ -2,7 +2,7 @@
 
 Names are provider models (`<provider>/<model>`, for example `local/simulator`), aliases
 of one model, and routes (an ordered list of models, with fallback along it), all read
-from `services/models.toml`. Only what a configured provider serves appears: a provider
+from `services/models/models.toml`. Only what a configured provider serves appears: a provider
 without credentials is never offered, and a route keeps only its available models.
 
 Every name resolves to a `Route` whose `provider` is a `Router`, so retries, fallback,
@@ -19,9 +19,9 @@ from pathlib import Path
 
 from services.config import ConfigError
 from services.errors import InvalidRequest, NotFound
+from services.models.routing import Breakers, Router, RoutingSettings, Target
 from services.providers.base import Provider
 from services.providers.timeouts import Timeouts
-from services.routing import Breakers, Router, RoutingSettings, Target
 from services.usage.calls import CallRecorder
 
 DEFAULT_CONFIG = Path(__file__).with_name("models.toml")

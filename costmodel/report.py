@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.costmodel.costs import TITLES
-from services.costmodel.model import BreakEven, DesignCost, Estimate, LineItem
+from costmodel.costs import TITLES
+from costmodel.model import BreakEven, DesignCost, Estimate, LineItem
 
 _NAME = 48
 _QUANTITY = 22

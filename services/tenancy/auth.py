@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from services.errors import AuthenticationFailed
-from services.keys import ApiKey, KeyStore, hash_key
-from services.singleflight import SingleFlight
+from services.tenancy.keys import ApiKey, KeyStore, hash_key
+from services.web.singleflight import SingleFlight
 
 INTERNAL_TOKEN_HEADER = "x-switchboard-internal-token"
 TENANT_HEADER = "x-switchboard-tenant"

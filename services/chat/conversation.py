@@ -8,7 +8,7 @@ assistant's last tool calls. Switchboard then
 
 1. loads the history with one Query (`ConversationStore.history`),
 2. prepends the conversation's system prompt, leaves out the oldest turns if the history
-   does not fit the model's context window (`services.context_window`),
+   does not fit the model's context window (`services.chat.context_window`),
 3. calls the model, and
 4. stores the new messages and the reply with one TransactWriteItems
    (`ConversationStore.append_turn`; a turn that raced another is a 409 and stores nothing).
@@ -31,10 +31,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from services.catalogue import Route
-from services.chat import ChatService
-from services.context_window import fit, reply_budget
-from services.conversations import (
+from services.chat.completions import ChatService
+from services.chat.context_window import fit, reply_budget
+from services.conversations.store import (
     CONVERSATION_HEADER,
     DEFAULT_MAX_TURN_CHARS,
     TRIMMED_HEADER,
@@ -43,12 +42,7 @@ from services.conversations import (
     check_conversation_id,
 )
 from services.errors import APIError, InvalidRequest
-from services.openai_chat import (
-    ChatCompletionRequest,
-    completion_json,
-    new_completion_id,
-    to_canonical,
-)
+from services.models.catalogue import Route
 from services.providers.base import (
     CompletionRequest,
     Message,
@@ -57,6 +51,12 @@ from services.providers.base import (
     TextPart,
     ToolCall,
     ToolCallDelta,
+)
+from services.wire.openai import (
+    ChatCompletionRequest,
+    completion_json,
+    new_completion_id,
+    to_canonical,
 )
 
 log = logging.getLogger("switchboard.conversations")

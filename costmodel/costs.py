@@ -53,7 +53,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from services.costmodel.model import (
+from costmodel.model import (
     GIB,
     BreakEven,
     Crossing,

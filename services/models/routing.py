@@ -30,13 +30,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from services.config import env_float, env_int
-from services.deadlines import Deadline
 from services.errors import APIError, ServiceUnavailable
 from services.providers.base import Completion, CompletionRequest, Provider, StreamEvent, Usage
 from services.providers.errors import ProviderError, timed_out
 from services.providers.timeouts import Timeouts
 from services.usage.calls import CallRecorder, ProviderCall, StreamMeter, outcome_of
 from services.usage.context import CALLER, Caller
+from services.web.deadlines import Deadline
 
 T = TypeVar("T")
 
@@ -178,7 +178,7 @@ class Router(Provider):
             started, clock = time.time(), time.perf_counter()
             try:
                 # A deadline on this task, not a wait_for (which runs the call as a task of
-                # its own), nor asyncio.timeout (a loop timer per call): services.deadlines.
+                # its own), nor asyncio.timeout (a loop timer per call): services.web.deadlines.
                 try:
                     async with Deadline(target.timeouts.total):
                         completion = await target.provider.complete(_for(request, target))

@@ -8,16 +8,8 @@ from typing import Any
 
 import orjson
 
-from services.catalogue import Catalogue
 from services.errors import APIError
-from services.openai_chat import (
-    ChatCompletionRequest,
-    chunk_json,
-    completion_json,
-    new_completion_id,
-    to_canonical,
-    usage_chunk_json,
-)
+from services.models.catalogue import Catalogue
 from services.providers.base import (
     Finish,
     StreamEvent,
@@ -26,7 +18,15 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
-from services.sse import DONE, event
+from services.web.sse import DONE, event
+from services.wire.openai import (
+    ChatCompletionRequest,
+    chunk_json,
+    completion_json,
+    new_completion_id,
+    to_canonical,
+    usage_chunk_json,
+)
 
 
 class ChatService:

@@ -8,7 +8,7 @@ or, for a Starlette route, `guard(authenticator, admission, handler)` does both 
 the headers on error responses too). Every AI route of the worker goes through it: chat
 completions, Anthropic messages, run creation, and any route that calls a provider.
 
-- The tenant's limits (services/tenants.py) are cached per process for `cache_seconds`
+- The tenant's limits (services/tenancy/tenants.py) are cached per process for `cache_seconds`
   (5 s by default, `SWITCHBOARD_LIMITS_CACHE_SECONDS`), so a change takes effect on every
   worker within that bound. A tenant without limits, or without a tenant record, then costs
   no DynamoDB call per request.
@@ -35,15 +35,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from services.auth import REFRESH_AHEAD, Authenticator, Principal
 from services.errors import APIError, RateLimited
-from services.singleflight import SingleFlight
-from services.tenants import Limits, TenantStore
+from services.tenancy.auth import REFRESH_AHEAD, Authenticator, Principal
+from services.tenancy.tenants import Limits, TenantStore
+from services.web.singleflight import SingleFlight
 
 if TYPE_CHECKING:
     from starlette.responses import Response
 
-    from services.asgi import Incoming
+    from services.web.asgi import Incoming
 
 DEFAULT_CACHE_SECONDS = 5.0
 WINDOW_SECONDS = 60

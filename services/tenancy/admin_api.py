@@ -29,10 +29,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from services.auth import Authenticator, bearer_token
 from services.errors import AuthenticationFailed, InvalidRequest, PermissionDenied
-from services.keys import KEY_PREFIX, KeyStore
-from services.tenants import (
+from services.tenancy.auth import Authenticator, bearer_token
+from services.tenancy.keys import KEY_PREFIX, KeyStore
+from services.tenancy.tenants import (
     LIMIT_FIELDS,
     MAX_NAME_CHARS,
     UNSET,

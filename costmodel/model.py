@@ -2,7 +2,7 @@
 
 Everything here is a frozen dataclass and every figure a float in US dollars, hours,
 seconds, bytes or counts per month. Nothing calls AWS; the arithmetic is in
-``services.costmodel.estimate``.
+``costmodel.estimate``.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ class SwitchboardSizing:
     poll_interval_seconds: float = 5.0
     auth_reads_per_request: float = 1.0
     # services/usage/store.py: one TransactWriteItems of 3 items of < 1 KB (the record, the
-    # spend counter, the rate window), 2 units each; services/limits.py: the budget check
+    # spend counter, the rate window), 2 units each; services/tenancy/limits.py: the budget check
     # (a strongly consistent GetItem) and the rate-limit UpdateItem, for tenants and keys
     # that have them.
     usage_writes_per_request: float = 6.0

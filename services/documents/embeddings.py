@@ -21,10 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.catalogue import Catalogue
 from services.config import env_int
-from services.documents import DocumentStore
+from services.documents.store import DocumentStore
 from services.errors import InvalidRequest, ServiceUnavailable
+from services.models.catalogue import Catalogue
 from services.providers.errors import malformed
 
 DEFAULT_MODEL = "local/embedding"

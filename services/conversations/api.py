@@ -14,7 +14,7 @@ openai SDK work unchanged.
 
 To chat in a conversation, send `POST /v1/chat/completions` with
 `"metadata": {"conversation_id": "conv_..."}` and only the new user message
-(see `services.conversation_chat`).
+(see `services.chat.conversation`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from services.auth import Principal
-from services.conversations import (
+from services.conversations.store import (
     MAX_PAGE,
     Conversation,
     ConversationStore,
@@ -32,6 +31,7 @@ from services.conversations import (
 )
 from services.errors import InvalidRequest
 from services.providers.base import TextPart
+from services.tenancy.auth import Principal
 
 MAX_TITLE_CHARS = 256
 MAX_MODEL_CHARS = 256

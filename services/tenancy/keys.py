@@ -19,7 +19,7 @@ be reversed or guessed, and it keeps the lookup a single read.
 Revoking sets both items' status in one transaction; rotating mints the successor and
 revokes the old key in one transaction, so there is no moment with neither key valid. A
 front door or worker that cached the old key's record keeps accepting it for at most its
-key cache bound (services/auth.py).
+key cache bound (services/tenancy/auth.py).
 """
 
 from __future__ import annotations
@@ -296,7 +296,7 @@ def _not_found(tenant_id: str, key_id: str) -> NotFound:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m services.keys create --table T --tenant ID [--name N] [--region R]`: kept
+    """`python -m services.tenancy.keys create --table T --tenant ID [--name N] [--region R]`: kept
     for the commands already written down; it is the admin CLI's `key create`, creating the
     tenant first if it does not exist (see `python -m services.admin --help`)."""
     import sys
@@ -305,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] != ["create"]:
-        print("usage: python -m services.keys create --table T --tenant ID", file=sys.stderr)
+        print(
+            "usage: python -m services.tenancy.keys create --table T --tenant ID", file=sys.stderr
+        )
         print("(the admin CLI does more: python -m services.admin --help)", file=sys.stderr)
         return 2
     return admin_main(["key", "create", "--create-tenant", *args[1:]])

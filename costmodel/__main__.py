@@ -1,4 +1,4 @@
-"""``python -m services.costmodel [WORKLOAD] [--prices FILE] [--json]``.
+"""``python -m costmodel [WORKLOAD] [--prices FILE] [--json]``.
 
 Prints the monthly cost of the Lambda-only design (on demand, and with provisioned
 concurrency) and of Switchboard for the workload, and the traffic where they cross. A bad
@@ -11,16 +11,16 @@ import argparse
 import json
 import sys
 
-from services.costmodel.costs import estimate
-from services.costmodel.files import DEFAULT_PRICES, WorkloadError, load_prices, load_workload
-from services.costmodel.report import as_json, text
+from costmodel.costs import estimate
+from costmodel.files import DEFAULT_PRICES, WorkloadError, load_prices, load_workload
+from costmodel.report import as_json, text
 
 DEFAULT_WORKLOAD = "examples/workload.toml"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m services.costmodel",
+        prog="python -m costmodel",
         description="Monthly infrastructure cost: Lambda-only vs Switchboard, and break-even.",
     )
     parser.add_argument(

@@ -13,7 +13,7 @@ Workload file (every key but ``classes`` is optional)::
     share_of_requests = 0.8      # share of the month's requests in those hours
 
     [lambda_only]                # the old platform: memory_mb, cold_starts_per_month, init_seconds
-    [switchboard]                # any SwitchboardSizing field (services/costmodel/model.py)
+    [switchboard]                # any SwitchboardSizing field (costmodel/model.py)
 
     [[classes]]
     name = "chat agent"
@@ -38,7 +38,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from services.costmodel.model import (
+from costmodel.model import (
     HOURS_PER_MONTH,
     Bucket,
     LambdaOnly,

@@ -1,0 +1,3 @@
+"""Chat: completions (OpenAI), messages (Anthropic), turns in a stored conversation, and the
+context window.
+"""

@@ -1,0 +1,1 @@
+"""Conversations: history kept server-side (the store) and its API."""

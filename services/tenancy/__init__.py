@@ -1,0 +1,1 @@
+"""Tenancy: who is calling (auth), API keys, tenants, their limits, and the admin API."""

@@ -1,0 +1,3 @@
+"""Wire formats: the OpenAI and Anthropic request and response shapes, translated to and from
+the canonical types.
+"""
