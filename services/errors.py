@@ -109,6 +109,15 @@ class GatewayTimeout(APIError):
     code = "gateway_timeout"
 
 
+class ToolFailed(APIError):
+    """The work could not be done as asked (a corrupt document, a model that answered
+    something unusable). 422: the request was well formed, the work failed."""
+
+    status = 422
+    type = "tool_error"
+    code = "tool_failed"
+
+
 def error_body(
     message: str, type: str, *, param: str | None = None, code: str | None = None
 ) -> dict[str, Any]:

@@ -293,25 +293,3 @@ def _not_found(tenant_id: str, key_id: str) -> NotFound:
     return NotFound(
         f"Tenant '{tenant_id}' has no API key with id '{key_id}'.", code="key_not_found"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m services.tenancy.keys create --table T --tenant ID [--name N] [--region R]`: kept
-    for the commands already written down; it is the admin CLI's `key create`, creating the
-    tenant first if it does not exist (see `python -m services.admin --help`)."""
-    import sys
-
-    from services.admin import main as admin_main
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] != ["create"]:
-        print(
-            "usage: python -m services.tenancy.keys create --table T --tenant ID", file=sys.stderr
-        )
-        print("(the admin CLI does more: python -m services.admin --help)", file=sys.stderr)
-        return 2
-    return admin_main(["key", "create", "--create-tenant", *args[1:]])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -167,9 +167,9 @@ def test_no_internal_credential_configured_refuses_internal_calls(dynamodb: Any)
 def test_the_key_command_mints_a_working_key(
     dynamodb: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from services.tenancy.keys import main
+    from services.admin import main
 
-    args = ["create", "--table", TABLE, "--tenant", "acme", "--name", "ci", "--region", "us-east-1"]
+    args = ["key", "create", "--create-tenant", "--table", TABLE, "--tenant", "acme", "--name", "ci", "--region", "us-east-1"]
     assert main(args) == 0
     printed = capsys.readouterr().out
     secret = next(line.split()[-1] for line in printed.splitlines() if line.startswith("API key:"))
