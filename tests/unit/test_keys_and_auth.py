@@ -169,7 +169,19 @@ def test_the_key_command_mints_a_working_key(
 ) -> None:
     from services.admin import main
 
-    args = ["key", "create", "--create-tenant", "--table", TABLE, "--tenant", "acme", "--name", "ci", "--region", "us-east-1"]
+    args = [
+        "key",
+        "create",
+        "--create-tenant",
+        "--table",
+        TABLE,
+        "--tenant",
+        "acme",
+        "--name",
+        "ci",
+        "--region",
+        "us-east-1",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     secret = next(line.split()[-1] for line in printed.splitlines() if line.startswith("API key:"))
