@@ -111,3 +111,18 @@ def test_the_launcher_refuses_another_http_implementation() -> None:
     )
     assert result.returncode == 2
     assert "httptools only" in result.stderr
+
+
+def test_every_server_that_ships_starts_through_the_launcher() -> None:
+    """The worker image, the stream Lambda and the local stack (uvicorn alone would answer
+    a malformed request in text/plain)."""
+    from devstack.stack import LocalStack, StackConfig
+
+    dockerfile = (ROOT / "containers" / "worker" / "Dockerfile").read_text()
+    cmd = dockerfile[dockerfile.index("\nCMD ") :]
+    assert '"-m", "services.uvicorn_json", "containers.worker.app:create_app"' in cmd
+    run_sh = (ROOT / "lambdas" / "stream" / "run.sh").read_text()
+    assert "exec python3 -m services.uvicorn_json lambdas.stream.app:create_app" in run_sh
+    stack = LocalStack(StackConfig())
+    for worker in (False, True):
+        assert stack._uvicorn("m", 1, worker=worker)[:2] == ["-m", "services.uvicorn_json"]
