@@ -216,6 +216,9 @@ class LambdaProxyIntegration:
         except FunctionError as exc:
             log.error("%s the gateway function failed: %s", request_id, exc.report)
             return _gateway_response(502, gateway_responses.FUNCTION_FAILED)
+        except Exception:
+            log.exception("%s the gateway function could not be invoked", request_id)
+            return _gateway_response(502, gateway_responses.FUNCTION_FAILED)
         if outcome.error is not None:
             log.error(
                 "%s the gateway handler raised %s: %s",

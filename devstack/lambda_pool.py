@@ -73,7 +73,6 @@ class FunctionError(Exception):
 class _Environment:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
-        self.served = 0
 
     @property
     def alive(self) -> bool:
@@ -192,10 +191,13 @@ class LambdaPool:
         try:
             if environment is None:
                 environment = await self._start(request_id)
-            await environment.send(
-                {"event": event, "request_id": request_id, "timeout_ms": int(timeout * 1000)}
-            )
+            invocation = {
+                "event": event,
+                "request_id": request_id,
+                "timeout_ms": int(timeout * 1000),
+            }
             try:
+                await environment.send(invocation)
                 reply = await asyncio.wait_for(environment.receive(), timeout)
             except TimeoutError:
                 log.warning(
@@ -213,7 +215,6 @@ class LambdaPool:
                 raise FunctionError(
                     "Runtime.ExitError", f"The runtime exited with code {code}."
                 ) from None
-            environment.served += 1
             return Invocation(
                 result=reply.get("result"),
                 error=reply.get("error"),

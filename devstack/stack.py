@@ -205,6 +205,7 @@ def component_environment(
     """The environment every component starts from: `environ` with the platform's state on
     the embedded AWS endpoint, and only the credentials the stack means to pass on."""
     env = {k: v for k, v in environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env.pop("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", None)  # it would ignore ours too
     bedrock = any(environ.get(name) for name in BEDROCK_SETTINGS)
     if inherit_credentials:
         # Endpoints the developer set for other services (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)
@@ -613,7 +614,9 @@ class LocalStack:
                     )
             for name, url in list(pending.items()):
                 try:
-                    status = httpx.get(url, timeout=1.0).status_code
+                    # Long enough for the gateway Lambda's first cold start: a shorter probe
+                    # would give up on it and start another environment.
+                    status = httpx.get(url, timeout=10.0).status_code
                 except httpx.TransportError:
                     continue
                 if status in (200, 401):

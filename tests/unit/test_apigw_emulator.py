@@ -26,7 +26,7 @@ from devstack.apigw import (
     LambdaProxyIntegration,
     create_app,
 )
-from devstack.lambda_pool import LambdaPool
+from devstack.lambda_pool import LambdaPool, LambdaSettings
 from services import gateway_responses
 
 T = TypeVar("T")
@@ -141,6 +141,21 @@ def test_an_environment_cold_starts_once_then_keeps_its_globals() -> None:
     first, second, third = run(settings(lambda_concurrency=1), scenario)
     assert first["pid"] == second["pid"] == third["pid"]
     assert [first["invocations"], second["invocations"], third["invocations"]] == [1, 2, 3]
+
+
+def test_the_pool_reports_a_cold_start_once_per_environment() -> None:
+    async def main() -> list[Any]:
+        pool = LambdaPool(LambdaSettings(handler=f"{HANDLERS}.echo", concurrency=1))
+        try:
+            event = {"headers": {}, "body": None}
+            return [await pool.invoke(event, f"r{i}") for i in range(3)]
+        finally:
+            await pool.aclose()
+
+    outcomes = asyncio.run(main())
+    assert [o.cold_start for o in outcomes] == [True, False, False]
+    assert len({o.environment for o in outcomes}) == 1
+    assert [json.loads(o.result["body"])["request_id"] for o in outcomes] == ["r0", "r1", "r2"]
 
 
 def test_integration_timeout_answers_504_while_the_function_runs_on(tmp_path: Path) -> None:

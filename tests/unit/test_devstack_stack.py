@@ -34,6 +34,7 @@ DEVELOPER = {
     "AWS_ENDPOINT_URL": "http://somewhere-else",
     "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": "http://bedrock.example",
     "AWS_ENDPOINT_URL_DYNAMODB": "http://not-the-stack",
+    "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
 }
 BEDROCK = {"SWITCHBOARD_BEDROCK_MODELS": "anthropic.claude-3-5-haiku-20241022-v1:0"}
 
@@ -56,6 +57,7 @@ def embedded(env: dict[str, str]) -> None:
     for service in EMBEDDED_SERVICES:
         assert env[f"AWS_ENDPOINT_URL_{service}"] == MOTO
     assert "AWS_ENDPOINT_URL" not in env
+    assert "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS" not in env
     assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "us-east-1"
 
 
