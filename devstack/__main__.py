@@ -132,7 +132,12 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(sys.argv[1:] if argv is None else argv)
     # The stack's own lines (a component restarted) go to stderr with the components' logs.
-    logging.basicConfig(level=logging.INFO, format="devstack: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("devstack: %(message)s"))
+    stack_log = logging.getLogger("switchboard.devstack")
+    stack_log.addHandler(handler)
+    stack_log.setLevel(logging.INFO)
+    stack_log.propagate = False
     stack = LocalStack(config)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
