@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import LocalStack, StackConfig, StackError
 
 
 def parse_args(argv: list[str]) -> StackConfig:
@@ -34,7 +37,14 @@ def parse_args(argv: list[str]) -> StackConfig:
         "--workers", type=int, default=2,
         help="worker processes behind the local load balancer (default 2)",
     )  # fmt: skip
+    p.add_argument(
+        "--lambda-concurrency", type=int, default=8, metavar="N",
+        help="execution environments the gateway Lambda may have at once; requests beyond "
+        "wait for one (default 8)",
+    )  # fmt: skip
     a = p.parse_args(argv)
+    if a.lambda_concurrency < 1:
+        p.error("--lambda-concurrency must be at least 1")
     return StackConfig(
         api_port=a.api_port,
         stream_port=a.stream_port,
@@ -46,13 +56,36 @@ def parse_args(argv: list[str]) -> StackConfig:
         chunk_ms=a.chunk_ms,
         dev_api_key=a.api_key,
         workers=a.workers,
+        lambda_concurrency=a.lambda_concurrency,
+        inherit_credentials=True,
+    )
+
+
+PROVIDERS = (
+    ("OPENAI_API_KEY", "OpenAI"),
+    ("ANTHROPIC_API_KEY", "Anthropic"),
+    ("SWITCHBOARD_BEDROCK_MODELS", "Bedrock"),
+    ("SWITCHBOARD_OPENAI_COMPATIBLE_BASE_URL", "an OpenAI-compatible server"),
+)
+
+
+def models_line(environ: Mapping[str, str]) -> str:
+    found = [name for variable, name in PROVIDERS if environ.get(variable)]
+    if not found:
+        return (
+            "The model is the local simulator (not a real model); export OPENAI_API_KEY "
+            "(or another provider's settings) before `make dev` for real ones."
+        )
+    return (
+        f"Models: {', '.join(found)} (configured in your environment) and the local "
+        "simulator; GET /v1/models lists them."
     )
 
 
 def banner(stack: LocalStack) -> str:
     key = stack.api_key
     return f"""
-Switchboard is running on 127.0.0.1 (the model is the local simulator, not a real model).
+Switchboard is running on 127.0.0.1. {models_line(os.environ)}
 
   API (API Gateway emulator)   {stack.api_url}
   Streaming (Function URL)     {stack.stream_url}
@@ -98,14 +131,27 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(sys.argv[1:] if argv is None else argv)
+    # The stack's own lines (a component restarted) go to stderr with the components' logs.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("devstack: %(message)s"))
+    stack_log = logging.getLogger("switchboard.devstack")
+    stack_log.addHandler(handler)
+    stack_log.setLevel(logging.INFO)
+    stack_log.propagate = False
     stack = LocalStack(config)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        stack.start()
+        try:
+            stack.start()
+        except StackError as exc:
+            print(f"make dev: {exc}", file=sys.stderr)
+            return 1
         print(banner(stack), flush=True)
-        while (exited := stack.exited()) is None:
+        # The stack restarts a component that dies; only the loss of the embedded AWS
+        # services (and the state in them) ends it.
+        while (failure := stack.failure()) is None:
             time.sleep(0.5)
-        print(f"{exited} exited; stopping the stack", file=sys.stderr)
+        print(f"make dev: {failure}; stopping the stack", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nstopping...", file=sys.stderr)

@@ -4,12 +4,25 @@ emulator in front of the gateway Lambda's handler, and the stream front door.
 Each component runs in its own process, as it would on AWS, configured only through the
 environment variables the CDK stacks set. `make dev` and the integration tests both use
 `LocalStack`.
+
+The stack supervises its components as AWS runs them: a component that dies is started
+again (a worker as ECS replaces a stopped task, under a new task id, so the survivors take
+its runs over), except the embedded AWS services, whose state dies with them: then
+`failure()` says so and `python -m devstack` stops.
+
+The platform's own state (DynamoDB, SQS, S3, Secrets Manager) is always the embedded one,
+through botocore's per-service endpoint variables (`AWS_ENDPOINT_URL_DYNAMODB`...), so any
+other AWS service a component calls (Bedrock) is the real one. With `inherit_credentials`
+(as `make dev` runs), the developer's provider keys reach the components, and so do their
+AWS credentials when Bedrock is configured; otherwise the components get placeholder
+credentials, which the embedded services accept.
 """
 
 from __future__ import annotations
 
-import ctypes
+import errno
 import json
+import logging
 import os
 import random
 import secrets
@@ -17,7 +30,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -25,6 +40,7 @@ from typing import IO, Any
 import boto3
 import httpx
 
+from devstack.processes import die_with_parent
 from devstack.tables import create_table
 from services.tenancy.keys import KeyStore
 from services.tenancy.tenants import TenantStore
@@ -32,6 +48,32 @@ from services.tenancy.tenants import TenantStore
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 DEV_TENANT = "dev"
+PLACEHOLDER_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+# The services the platform keeps its state in: always the embedded ones, named as
+# botocore's per-service endpoint variables name them (AWS_ENDPOINT_URL_<ID>).
+EMBEDDED_SERVICES = ("DYNAMODB", "SQS", "S3", "SECRETS_MANAGER")
+PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")
+# Where boto3 finds the developer's AWS identity (besides the shared config files).
+AWS_IDENTITY = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+)
+BEDROCK_SETTINGS = ("SWITCHBOARD_BEDROCK_MODELS", "SWITCHBOARD_BEDROCK_EMBEDDING_MODELS")
+# A component that exits sooner than this after its start is crash-looping: it is started
+# again after a growing pause (1, 2, 4... up to 30 s), as ECS backs off a failing task.
+STEADY_SECONDS = 10.0
+
+log = logging.getLogger("switchboard.devstack")
 
 
 @dataclass
@@ -58,6 +100,15 @@ class StackConfig:
     chunk_ms: float = 0.0
     words_per_chunk: int = 1
     max_request_bytes: int = 4 * 1024 * 1024
+    # How many execution environments the gateway Lambda may have at once; requests beyond
+    # that wait for one (SWITCHBOARD_LAMBDA_CONCURRENCY).
+    lambda_concurrency: int = 8
+    # Pass the developer's provider keys (OPENAI_API_KEY...) and, when Bedrock is
+    # configured, their AWS credentials to the components, as `make dev` does. Off, a
+    # stack is hermetic: a developer's keys never reach a test's stack.
+    inherit_credentials: bool = False
+    # Start a component again when it dies (the embedded AWS services excepted).
+    supervise: bool = True
     table: str = "switchboard-local"
     bucket: str = "switchboard-local"
     dev_api_key: str | None = None
@@ -73,6 +124,118 @@ class _Child:
     name: str
     process: subprocess.Popen[bytes]
     log: IO[bytes] | None
+    args: list[str]
+    env: dict[str, str]
+    started: float
+    incarnation: int = 1
+    crashes: int = 0  # exits in a row, each soon after its start
+    restart_at: float | None = None
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says what to do."""
+
+
+class PortInUse(StackError):
+    pass
+
+
+# The fixed ports a developer chooses, each with what uses it and the option that moves it.
+PORTS = {
+    "api": ("the API Gateway emulator", "--api-port"),
+    "stream": ("the stream front door", "--stream-port"),
+    "worker": ("the workers' load balancer", "--worker-port"),
+    "moto": ("the embedded DynamoDB/SQS/S3", "--aws-port"),
+}
+
+
+def check_port(host: str, port: int, name: str) -> None:
+    """Raise `PortInUse`, naming the port and the option that moves it, unless `port` is
+    free to listen on (as the component will: SO_REUSEADDR, so a port a stopped stack
+    left in TIME_WAIT counts as free)."""
+    what, option = PORTS[name]
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUse(
+                    f"Port {port} ({what}) is already in use on {host}, perhaps by another "
+                    f"`make dev`: stop that, or choose another port with "
+                    f"`.venv/bin/python -m devstack {option} <port>`."
+                ) from None
+            raise PortInUse(
+                f"Cannot listen on port {port} ({what}) on {host}: {exc.strerror}; choose "
+                f"another port with `.venv/bin/python -m devstack {option} <port>`."
+            ) from None
+
+
+def developer_has_aws_credentials() -> bool:
+    """Whether boto3 finds credentials for the developer (environment, profile, SSO,
+    config files), without probing EC2 instance metadata (a second or two off EC2)."""
+    import botocore.session
+
+    session = botocore.session.Session()
+    resolver = session.get_component("credential_provider")
+    resolver.remove("iam-role")
+    try:
+        return resolver.load_credentials() is not None
+    except Exception:
+        return False
+
+
+def developer_region(environ: Mapping[str, str]) -> str | None:
+    """The region the developer's AWS configuration names, if any."""
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if region:
+        return region
+    import botocore.session
+
+    try:
+        configured = botocore.session.Session().get_config_variable("region")
+    except Exception:
+        return None
+    return str(configured) if configured else None
+
+
+def component_environment(
+    environ: Mapping[str, str], aws_endpoint: str, *, inherit_credentials: bool
+) -> dict[str, str]:
+    """The environment every component starts from: `environ` with the platform's state on
+    the embedded AWS endpoint, and only the credentials the stack means to pass on."""
+    env = {k: v for k, v in environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env.pop("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", None)  # it would ignore ours too
+    bedrock = any(environ.get(name) for name in BEDROCK_SETTINGS)
+    if inherit_credentials:
+        # Endpoints the developer set for other services (AWS_ENDPOINT_URL_BEDROCK_RUNTIME)
+        # stay theirs; a global AWS_ENDPOINT_URL would send Bedrock to the embedded AWS.
+        env.update(
+            {
+                k: v
+                for k, v in environ.items()
+                if k.startswith("AWS_ENDPOINT_URL_")
+                and k.removeprefix("AWS_ENDPOINT_URL_") not in EMBEDDED_SERVICES
+            }
+        )
+    else:
+        for name in PROVIDER_KEYS:
+            env.pop(name, None)
+    if inherit_credentials and bedrock and developer_has_aws_credentials():
+        region = developer_region(environ)
+        if region and not environ.get("SWITCHBOARD_BEDROCK_REGION"):
+            env["SWITCHBOARD_BEDROCK_REGION"] = region
+    else:
+        # Nothing outside the stack needs AWS credentials: the embedded services take any,
+        # and a developer's expired session must not break them.
+        for name in AWS_IDENTITY:
+            env.pop(name, None)
+        env.update(PLACEHOLDER_CREDENTIALS)
+    for service in EMBEDDED_SERVICES:
+        env[f"AWS_ENDPOINT_URL_{service}"] = aws_endpoint
+    # The platform's state is in the embedded services' region (queue URLs name it).
+    env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = REGION
+    return env
 
 
 _given: set[int] = set()
@@ -113,15 +276,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:
-    """Children must not outlive the stack, even when it is killed (Linux only)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 class LocalStack:
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()
@@ -140,6 +294,10 @@ class LocalStack:
         self.admin_key = c.admin_key or "sb-admin-" + secrets.token_urlsafe(32)
         self.api_key = ""
         self._children: list[_Child] = []
+        self._lock = threading.Lock()  # the children, between the supervisor and `stop`
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+        self._failure: str | None = None
 
     # URLs a client uses: each is what an SDK's base_url should be.
     @property
@@ -161,7 +319,15 @@ class LocalStack:
         return [f"http://{self.config.host}:{port}" for port in self.worker_ports]
 
     def worker_process(self, index: int) -> subprocess.Popen[bytes]:
-        return next(c.process for c in self._children if c.name == f"worker-{index}")
+        """The process of worker `index` now (a new one after a restart)."""
+        with self._lock:
+            return next(c.process for c in self._children if c.name == f"worker-{index}")
+
+    @staticmethod
+    def worker_index(worker_id: str) -> int:
+        """The index of the worker whose id (a run's `owner`) is `worker_id`: `worker-N`,
+        or `worker-N.K` for its K-th incarnation."""
+        return int(worker_id.removeprefix("worker-").split(".")[0])
 
     @property
     def sync_deadline_seconds(self) -> float:
@@ -185,6 +351,13 @@ class LocalStack:
         )
 
     def start(self) -> LocalStack:
+        """Start every component and wait until each answers; raises `StackError` (a
+        sentence saying what to do) when a fixed port is taken, before starting anything."""
+        c = self.config
+        for name, port in (("api", c.api_port), ("stream", c.stream_port),
+                           ("worker", c.worker_port), ("moto", c.moto_port)):  # fmt: skip
+            if port:
+                check_port(c.host, port, name)
         try:
             self._spawn("aws", ["-m", "devstack.aws", "--host", self.config.host,
                                 "--port", str(self.ports["moto"])], self._env())  # fmt: skip
@@ -233,15 +406,24 @@ class LocalStack:
         except BaseException:
             self.stop()
             raise
+        if self.config.supervise:
+            self._supervisor = threading.Thread(
+                target=self._supervise, name="devstack-supervisor", daemon=True
+            )
+            self._supervisor.start()
         return self
 
     def stop(self) -> None:
         """Stop the components, then the AWS services they use: a worker that stops writes
         its queued usage records first, and needs DynamoDB to do it."""
-        services = [c for c in self._children if c.name == "aws"]
-        self._terminate([c for c in self._children if c.name != "aws"])
-        self._terminate(services)
-        self._children.clear()
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+            self._supervisor = None
+        with self._lock:
+            children, self._children = list(self._children), []
+        self._terminate([c for c in children if c.name != "aws"])
+        self._terminate([c for c in children if c.name == "aws"])
 
     @staticmethod
     def _terminate(children: list[_Child]) -> None:
@@ -264,9 +446,66 @@ class LocalStack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def exited(self) -> str | None:
-        """The name of a component whose process has exited, if any has."""
-        return next((c.name for c in self._children if c.process.poll() is not None), None)
+    def failure(self) -> str | None:
+        """Why the stack cannot go on, once it cannot (a sentence), else None."""
+        if self._failure is None and not self.config.supervise:
+            with self._lock:
+                dead = next((c for c in self._children if c.process.poll() is not None), None)
+            if dead is not None:
+                self._failure = f"{dead.name} exited with code {dead.process.returncode}"
+        return self._failure
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.2):
+            try:
+                self._check_children()
+            except Exception:
+                log.exception("the supervisor could not check the components")
+
+    def _check_children(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for child in self._children:
+                code = child.process.poll()
+                if code is None or self._stopping.is_set():
+                    continue
+                if child.name == "aws":
+                    if self._failure is None:
+                        self._failure = (
+                            f"the embedded AWS services exited ({_exit_status(code)}), and "
+                            "the platform's state with them"
+                        )
+                        log.error("%s; stopping the stack", self._failure)
+                    continue
+                if child.restart_at is None:
+                    lived = now - child.started
+                    child.crashes = child.crashes + 1 if lived < STEADY_SECONDS else 0
+                    pause = min(30.0, 2.0 ** (child.crashes - 1)) if child.crashes else 0.0
+                    child.restart_at = now + pause
+                    log.warning(
+                        "%s exited (%s); starting it again%s, as ECS replaces a stopped task",
+                        self._label(child), _exit_status(code),
+                        f" in {pause:.0f} s" if pause else "",
+                    )  # fmt: skip
+                if now >= child.restart_at:
+                    self._restart(child)
+
+    def _label(self, child: _Child) -> str:
+        worker_id = child.env.get("SWITCHBOARD_WORKER_ID")
+        return (
+            f"{child.name} ({worker_id})" if worker_id and worker_id != child.name else child.name
+        )
+
+    def _restart(self, child: _Child) -> None:
+        child.incarnation += 1
+        if "SWITCHBOARD_WORKER_ID" in child.env:
+            # A new task id, as ECS gives a replacement: the runs the dead one owned are
+            # taken over, not mistaken for this one's.
+            child.env = {**child.env, "SWITCHBOARD_WORKER_ID": f"{child.name}.{child.incarnation}"}
+        child.process = self._popen(child.args, child.env, child.log)
+        child.started = time.monotonic()
+        child.restart_at = None
+        log.warning("%s started again (pid %d)", self._label(child), child.process.pid)
 
     def logs(self, name: str) -> str:
         """What a child process has logged so far (only with `log_dir`)."""
@@ -278,14 +517,11 @@ class LocalStack:
     def _env(self) -> dict[str, str]:
         c = self.config
         env = {
-            **os.environ,
+            **component_environment(
+                os.environ, self.aws_endpoint, inherit_credentials=c.inherit_credentials
+            ),
             "PYTHONPATH": str(ROOT),
             "PYTHONUNBUFFERED": "1",
-            "AWS_ENDPOINT_URL": self.aws_endpoint,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
             "SWITCHBOARD_TABLE": c.table,
             "SWITCHBOARD_BUCKET": c.bucket,
             "SWITCHBOARD_INTERNAL_TOKEN": self.internal_token,
@@ -293,6 +529,7 @@ class LocalStack:
             "SWITCHBOARD_MAX_REQUEST_BYTES": str(c.max_request_bytes),
             "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": str(c.forward_timeout_seconds),
             "SWITCHBOARD_APIGW_TIMEOUT_SECONDS": str(c.integration_timeout_seconds),
+            "SWITCHBOARD_LAMBDA_CONCURRENCY": str(c.lambda_concurrency),
             "SWITCHBOARD_LOCAL_FIRST_TOKEN_MS": str(c.first_token_ms),
             "SWITCHBOARD_LOCAL_CHUNK_MS": str(c.chunk_ms),
             "SWITCHBOARD_LOCAL_WORDS_PER_CHUNK": str(c.words_per_chunk),
@@ -305,8 +542,6 @@ class LocalStack:
             "SWITCHBOARD_RUN_POLL_SECONDS": str(c.run_poll_seconds),
             "SWITCHBOARD_SYNC_DEADLINE_SECONDS": str(self.sync_deadline_seconds),
         }
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
-            env.pop(name, None)
         env.update(c.extra_env)
         return env
 
@@ -328,8 +563,10 @@ class LocalStack:
         )["QueueUrl"]
 
     def _uvicorn(self, module: str, port: int, *, worker: bool = False) -> list[str]:
+        # uvicorn through the launcher whose own errors have the OpenAI envelope, as in the
+        # worker image and the stream Lambda.
         args = [
-            "-m", "uvicorn", f"{module}:create_app", "--factory",
+            "-m", "services.web.serve", f"{module}:create_app", "--factory",
             "--host", self.config.host, "--port", str(port),
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
@@ -337,24 +574,31 @@ class LocalStack:
             # As in the image (containers/worker/Dockerfile): the worker never reads the
             # client's address, so no proxy-headers middleware runs on every request, and
             # its answers do not name the server (one header less to check and write).
-            args += ["--loop", "uvloop", "--http", "httptools", "--backlog", "16384"]
+            args += ["--loop", "uvloop", "--backlog", "16384"]
             args += ["--no-proxy-headers", "--no-server-header"]
         return args
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log: IO[bytes] | None = None
+        output: IO[bytes] | None = None
         if self.config.log_dir is not None:
             self.config.log_dir.mkdir(parents=True, exist_ok=True)
-            log = (self.config.log_dir / f"{name}.log").open("ab")
-        process = subprocess.Popen(
+            output = (self.config.log_dir / f"{name}.log").open("ab")
+        process = self._popen(args, env, output)
+        with self._lock:
+            self._children.append(_Child(name, process, output, args, env, time.monotonic()))
+
+    @staticmethod
+    def _popen(
+        args: list[str], env: dict[str, str], output: IO[bytes] | None
+    ) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [sys.executable, *args],
             cwd=ROOT,
             env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT if log else None,
-            preexec_fn=_die_with_parent,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+            preexec_fn=die_with_parent,
         )
-        self._children.append(_Child(name, process, log))
 
     def _wait_ready(self, probes: dict[str, str], timeout: float | None = None) -> None:
         """Wait until every probe answers 200 or 401, or fail naming what is not up."""
@@ -364,18 +608,29 @@ class LocalStack:
         while pending:
             for child in self._children:
                 if child.process.poll() is not None:
-                    raise RuntimeError(
+                    raise StackError(
                         f"{child.name} exited with code {child.process.returncode} during start-up"
                         + (f":\n{self.logs(child.name)}" if self.config.log_dir else "")
                     )
             for name, url in list(pending.items()):
                 try:
-                    status = httpx.get(url, timeout=1.0).status_code
+                    # Long enough for the gateway Lambda's first cold start: a shorter probe
+                    # would give up on it and start another environment.
+                    status = httpx.get(url, timeout=10.0).status_code
                 except httpx.TransportError:
                     continue
                 if status in (200, 401):
                     del pending[name]
             if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
+                raise StackError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
             if pending:
                 time.sleep(0.05)
+
+
+def _exit_status(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"

@@ -488,6 +488,11 @@ class RunService:
             if claimed is None:
                 await self._visibility(handle, min(self.settings.watchdog_seconds, 5))
                 return
+            if run.status == "running":
+                log.warning(
+                    "run %s taken over: owner %s let its lease lapse; new owner %s, attempt %d",
+                    run.id, run.owner, claimed.owner, claimed.attempts,
+                )  # fmt: skip
             await self._visibility(handle, self._hold_seconds())
 
             async def extend() -> None:

@@ -27,7 +27,8 @@ COMPONENTS = {
         [],
         "from containers.worker.app import create_app; create_app(); "
         "import services.providers.anthropic, services.providers.bedrock, "
-        "services.providers.openai, services.providers.openai_compatible",
+        "services.providers.openai, services.providers.openai_compatible, "
+        "services.web.serve",
     ),
     "gateway": (
         "lambdas/gateway/requirements.txt",
@@ -37,7 +38,7 @@ COMPONENTS = {
     "stream": (
         "lambdas/stream/requirements.txt",
         LAMBDA_RUNTIME,
-        "from lambdas.stream.app import create_app; create_app()",
+        "from lambdas.stream.app import create_app; create_app(); import services.web.serve",
     ),
 }
 
