@@ -91,6 +91,13 @@ class Conversation:
             return ""
         return " ".join(self.messages[self.last_user].text.split())
 
+    @property
+    def user_line(self) -> str:
+        """The first line of the person's last message."""
+        if self.last_user < 0:
+            return ""
+        return self.messages[self.last_user].text.strip().split("\n", 1)[0]
+
     def recent(self) -> list[_Call]:
         """The calls made since the person's last message."""
         return [c for c in self.calls if c.after_last_user]
@@ -377,8 +384,10 @@ def _slug(text: str) -> str:
 def answer_from_results(conversation: Conversation) -> str:
     """The simulator's answer once its tools have answered: what each result said, citing
     the documents they name as `[doc_...]`."""
-    parts = [_describe(c.call.name, c.result) for c in conversation.recent() if c.answered]
-    said = _clip(conversation.user_text)
+    described = [_describe(c.call.name, c.result) for c in conversation.recent() if c.answered]
+    counts = {part: described.count(part) for part in described}
+    parts = [part if n == 1 else f"{part} (x{n})" for part, n in counts.items()]
+    said = _clip(conversation.user_line, 80)
     return f'{LABEL} You said "{said}". From the tools: ' + "; ".join(parts) + "."
 
 
