@@ -4,6 +4,7 @@
 
 export class SSEParser {
   constructor() {
+    this.started = false;
     this.buffer = "";
     this.data = [];
     this.type = "";
@@ -12,6 +13,10 @@ export class SSEParser {
 
   // Feed decoded text; returns the events it completed: {type, data, id}.
   feed(text) {
+    if (!this.started && text) {
+      this.started = true;
+      if (text.startsWith("\uFEFF")) text = text.slice(1); // a byte order mark, once, at the start
+    }
     this.buffer += text;
     const events = [];
     let start = 0;

@@ -6,7 +6,9 @@ and last user messages said) with no network and no key. Latency before the firs
 and between chunks is configurable, so it can also stand in for a slow model.
 
 Token counts are whitespace-separated words (plus 3 per input message, as chat formats
-add framing tokens): an approximation that is stable across runs.
+add framing tokens; a tool call's name and arguments count too), as
+`services.context_window.estimate_tokens` counts them: an approximation that is stable
+across runs.
 
 When a system message asks for JSON by giving a JSON Schema after the words
 `JSON Schema:` (as the tools in `services/tools/` do), the reply is instead a JSON object
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from services.config import env_float, env_int
+from services.context_window import estimate_tokens
 from services.errors import InvalidRequest
 from services.providers._simulated_tools import Decision, decide
 from services.providers.base import (
@@ -188,10 +191,7 @@ def _plan(request: CompletionRequest, words_per_chunk: int) -> _Plan:
     chunks = [
         "".join(words[i : i + words_per_chunk]) for i in range(0, len(words), words_per_chunk)
     ]
-    input_tokens = sum(
-        len(m.text.split()) + 3 + sum(len(c.arguments.split()) for c in m.tool_calls)
-        for m in request.messages
-    )
+    input_tokens = sum(estimate_tokens(m) for m in request.messages)
     output_tokens = len(words) + sum(len(c.arguments.split()) for c in calls)
     if calls:
         stop_reason = "tool_calls"

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from devstack.stack import LocalStack, StackConfig
-from tests.browser.conftest import Tenant, screenshot, sign_in
+from tests.browser.conftest import Tenant, console_url, screenshot, sign_in
 
 # Streaming is shown token by token only where the door streams: add "api" when the API
 # Gateway emulator relays AI routes incrementally.
@@ -294,3 +294,35 @@ def test_conversations_documents_and_the_admin_view_work_from_the_gateways_conso
     limits = httpx.get(f"{stack.api_url}/admin/tenants/{tenant.id}", headers=admin).json()
     assert limits["limits"]["rpm"] == 60
     screenshot(page, "admin-tenant")
+
+
+def test_the_sse_parser_reads_frames_split_anywhere(page: Any, stack: LocalStack) -> None:
+    """The console's own SSE reader (console/static/sse.js), fed a stream cut at every
+    character: line endings of all three kinds, comments, multi-line data, an id that
+    carries over, a field without a space, a byte order mark."""
+    page.goto(console_url(stack, "stream"))
+    stream = (
+        "\ufeff: keep-alive\r\n\r\n"
+        'id: 1\nevent: text.delta\ndata: {"a": 1}\n\n'
+        "data:first\r\ndata: second\r\r"
+        "id: 7\n\n"  # an id without data: no event, but the id carries over
+        "event: end\ndata: é ☃\n\n"
+        "data: cut off at the end"
+    )
+    whole, pieces = page.evaluate(
+        """async (text) => {
+          const { SSEParser } = await import('./sse.js');
+          const once = new SSEParser().feed(text);
+          const parser = new SSEParser();
+          const pieces = [];
+          for (const c of text) pieces.push(...parser.feed(c));
+          return [once, pieces];
+        }""",
+        stream,
+    )
+    expected = [
+        {"type": "text.delta", "data": '{"a": 1}', "id": "1"},
+        {"type": "message", "data": "first\nsecond", "id": "1"},
+        {"type": "end", "data": "é ☃", "id": "7"},
+    ]
+    assert whole == expected and pieces == expected
