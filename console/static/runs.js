@@ -304,7 +304,7 @@ async function showRun(main, id) {
               saved.last = seq;
               save(id, saved);
               appendEvent(timeline, event);
-              if (event.type === "awaiting_input" || event.type.startsWith("run.")) refresh().catch(() => {});
+              if (event.type === "awaiting_input" || event.type.startsWith("run.")) refresh().catch(() => {}); // the loop shows errors
             },
           });
         } catch (error) {
@@ -313,7 +313,14 @@ async function showRun(main, id) {
           timeline.after(errorBox(error));
           if (error.status && error.status < 500) return;
         }
-        const run = await refresh();
+        let run;
+        try {
+          run = await refresh();
+        } catch (error) {
+          live.textContent = "";
+          timeline.after(errorBox(error));
+          return;
+        }
         if (TERMINAL.has(run.status) || run.status === "awaiting_input") {
           live.textContent = run.status === "awaiting_input" ? "waiting for input" : "ended";
           return;

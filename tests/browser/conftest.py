@@ -52,7 +52,7 @@ def chromium() -> Iterator[Any]:
             viewport={"width": 1200, "height": 900},
             env={**os.environ, "HOME": profile.name},
         )
-        context.set_default_timeout(20_000)
+        context.set_default_timeout(30_000)  # a busy 2-core machine runs an agent slowly
         yield context
         context.close()
     profile.cleanup()
