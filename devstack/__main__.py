@@ -91,6 +91,7 @@ Switchboard is running on 127.0.0.1. {models_line(os.environ)}
   Streaming (Function URL)     {stack.stream_url}
   Workers (load balancer)      {stack.worker_url}  ({len(stack.worker_urls)} processes)
   DynamoDB/SQS/S3 (moto)       {stack.aws_endpoint}
+  Web console                  {stack.stream_url.removesuffix("/v1")}/console/  (streams live; also on the API's port)
 
   Development API key          {key}   (tenant "dev")
   Admin key                    {stack.admin_key}

@@ -1,7 +1,8 @@
 """Lambda packaging without Docker.
 
-A front-door bundle is the shared ``services`` package, ``lambdas/<component>`` and the
-component's pinned requirements, installed by pip for the Lambda platform
+A front-door bundle is the shared ``services`` package, the web console (``console``, which
+both front doors serve under ``/console/``), ``lambdas/<component>`` and the component's
+pinned requirements, installed by pip for the Lambda platform
 (``manylinux2014_x86_64``, CPython ``config.python_version``, wheels only). Nothing else
 from the repository is staged: no tests, no provider SDKs, no CDK.
 """
@@ -37,6 +38,7 @@ def source_excludes(component: str) -> list[str]:
     return [
         "/*",
         "!/services",
+        "!/console",
         "!/lambdas",
         "/lambdas/*",
         "!/lambdas/__init__.py",
@@ -94,9 +96,10 @@ class LocalPythonBundler:
         out.mkdir(parents=True, exist_ok=True)
         shutil.copytree(self.dependencies(requirements), out, dirs_exist_ok=True, symlinks=True)
 
-        shutil.copytree(
-            self.repo_root / "services", out / "services", ignore=_SKIP, dirs_exist_ok=True
-        )
+        for package in ("services", "console"):
+            shutil.copytree(
+                self.repo_root / package, out / package, ignore=_SKIP, dirs_exist_ok=True
+            )
         (out / "lambdas").mkdir(exist_ok=True)
         shutil.copy2(self.repo_root / "lambdas" / "__init__.py", out / "lambdas" / "__init__.py")
         shutil.copytree(

@@ -535,6 +535,22 @@ def usage_report() -> Response[Any]:
     return Response(status_code=200, content_type=content_type, body=body)
 
 
+@app.get("/console")
+@app.get("/console/<name>")
+def console_file(name: str = "") -> Response[Any]:
+    """The web console (console/), served from the API's own origin; it needs no key to
+    load, and signs in with one in the browser."""
+    from console import serve
+
+    answer = serve(app.current_event.path, "GET", _headers().get("if-none-match"))
+    return Response(
+        status_code=answer.status,
+        content_type=answer.content_type,
+        body=answer.body.decode(),
+        headers=answer.headers,
+    )
+
+
 @app.not_found
 def not_found(exc: Exception) -> Response[Any]:
     event = app.current_event

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from console import serve as serve_console
 from services.conversations.api import ConversationsAPI
 from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
 from services.documents.store import DocumentSettings
@@ -192,6 +193,15 @@ def create_app(
     async def document(request: Request) -> Response:
         return await relay(request, await authenticate(request), request.method, None)
 
+    async def console_file(request: Request) -> Response:
+        """The web console (console/), from the same origin as the API it calls."""
+        answer = serve_console(
+            request.url.path, request.method, request.headers.get("if-none-match")
+        )
+        return Response(
+            answer.body, answer.status, headers=answer.headers, media_type=answer.content_type
+        )
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -230,6 +240,7 @@ def create_app(
             Route("/v1/documents/{document_id}/complete", post_json, methods=["POST"]),
             Route("/v1/documents/{document_id}/content", get, methods=["GET"]),
             Route("/v1/embeddings", post_json, methods=["POST"]),
+            Route("/console{rest:path}", console_file, methods=["GET", "HEAD"]),
         ],
         lifespan=lifespan,
     )

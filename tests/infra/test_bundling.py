@@ -41,6 +41,10 @@ def test_gateway_bundle_holds_the_handler_the_library_and_its_pinned_deps(
     assert (gateway_bundle / "lambdas" / "__init__.py").is_file()
     assert (gateway_bundle / "services" / "__init__.py").is_file()
     assert (gateway_bundle / "aws_lambda_powertools").is_dir()
+    # The web console, served by the gateway under /console/.
+    assert (gateway_bundle / "console" / "__init__.py").is_file()
+    assert (gateway_bundle / "console" / "static" / "index.html").is_file()
+    assert (gateway_bundle / "console" / "static" / "app.js").is_file()
     assert not (gateway_bundle / "lambdas" / "stream").exists()
     assert not (gateway_bundle / "containers").exists()
 
@@ -66,6 +70,7 @@ def test_stream_bundle_has_an_executable_run_sh(tmp_path: Path) -> None:
     assert os.access(run_sh, os.X_OK)
     assert (tmp_path / "uvicorn").is_dir()
     assert (tmp_path / "lambdas" / "stream" / "app.py").is_file()
+    assert (tmp_path / "console" / "static" / "index.html").is_file()  # served under /console/
 
 
 def test_pip_runs_once_per_requirements_platform_and_python(
@@ -94,6 +99,8 @@ def test_pip_runs_once_per_requirements_platform_and_python(
         ("services/chat/completions.py", True),
         ("lambdas/__init__.py", True),
         ("lambdas/gateway/handler.py", True),
+        ("console/static/app.js", True),
+        ("console/__init__.py", True),
         ("lambdas/stream/app.py", False),
         ("containers/worker/app.py", False),
         ("README.md", False),
@@ -108,6 +115,8 @@ def test_gateway_asset_hash_covers_only_what_is_bundled(
         "services/chat/completions.py",
         "lambdas/__init__.py",
         "lambdas/gateway/handler.py",
+        "console/static/app.js",
+        "console/__init__.py",
         "lambdas/stream/app.py",
         "containers/worker/app.py",
         "README.md",

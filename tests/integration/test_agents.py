@@ -403,6 +403,70 @@ def test_asset_organizer_rejected_approval_moves_nothing(
         assert stored["folder"] == ""
 
 
+# --- the same agents with no model but the simulator (what `make dev` runs) -------------
+SIMULATOR_LABEL = "[local simulator, not a model]"
+
+
+def test_docs_chat_on_the_simulator_searches_reads_and_answers_citing_ids(
+    stack: LocalStack,
+) -> None:
+    tenant = Tenant(stack, "offline-chat")
+    fenders = tenant.upload("fenders.txt", "text/plain", b"The north quay needs new fenders.")
+    tenant.upload("cake.md", "text/markdown", b"# Cake\n\nFlour, eggs and sugar.")
+    run = tenant.start("docs_chat", {"message": "What does the north quay need?"})
+    done = tenant.wait(run["id"], "succeeded")["result"]
+    calls = [c for step in done["steps"] for c in step["calls"]]
+    assert [c["name"] for c in calls] == ["search_documents", "extract_text"]
+    assert json.loads(calls[0]["arguments"]) == {"query": "What does the north quay need?"}
+    # It reads the best match the search returned, and cites what the tools gave it.
+    assert json.loads(calls[1]["arguments"]) == {"document_id": fenders["id"]}
+    assert done["output"].startswith(SIMULATOR_LABEL)
+    assert f"fenders.txt [{fenders['id']}]" in done["output"]
+    assert done["citations"][0] == fenders["id"]
+    turn = tenant.get(f"/conversations/{done['conversation_id']}").json()["messages"]["data"]
+    assert [m["role"] for m in turn] == ["user", "assistant"]
+    assert fenders["id"] in json.dumps(turn[1])
+    listed = tenant.get("/runs?limit=1").json()["data"][0]
+    assert listed["id"] == run["id"]
+
+
+def test_asset_organizer_on_the_simulator_asks_proposes_revises_and_moves(
+    stack: LocalStack,
+) -> None:
+    tenant = Tenant(stack, "offline-organize")
+    images = _images(tenant)
+    before = _keys(stack, tenant)
+    run = tenant.start("asset_organizer", {})
+    question = tenant.wait(run["id"], "awaiting_input")["pending_input"]
+    assert question["type"] == "question"
+    _answer(tenant, run["id"], {"input": "By subject, please."})
+
+    proposal = tenant.wait(run["id"], "awaiting_input")["pending_input"]
+    assert proposal["type"] == "approval" and proposal["detail"]["tool"] == "move_documents"
+    moves = proposal["detail"]["arguments"]["moves"]
+    assert sorted(m["document_id"] for m in moves) == sorted(i["id"] for i in images)
+    assert {m["folder"].split("/")[0] for m in moves} == {"subject"}  # the person's criterion
+    assert _keys(stack, tenant) == before  # nothing moves before the approval
+    _answer(tenant, run["id"], {"approve": False, "feedback": "Use an archive folder instead."})
+
+    revised = tenant.wait(run["id"], "awaiting_input")["pending_input"]
+    folders = {m["document_id"]: m["folder"] for m in revised["detail"]["arguments"]["moves"]}
+    assert {f.split("/")[0] for f in folders.values()} == {"archive"}  # the change asked for
+    assert _keys(stack, tenant) == before
+    _answer(tenant, run["id"], {"approve": True})
+
+    done = tenant.wait(run["id"], "succeeded")["result"]
+    assert done["outcome"] == "answered" and done["proposals"] == 2
+    assert done["output"].startswith(SIMULATOR_LABEL) and "moved to archive/" in done["output"]
+    assert {m["document_id"]: m["to_folder"] for m in done["moved"]} == folders
+    after = _keys(stack, tenant)
+    assert not before & after  # every object was copied to its folder, then deleted
+    for image in images:
+        folder = folders[image["id"]]
+        prefix = f"tenants/{tenant.id}/documents/{folder}/"
+        assert any(k.startswith(prefix) and image["id"] in k for k in after), (folder, after)
+
+
 def test_a_worker_killed_between_steps_resumes_without_redoing_finished_steps(
     stack: LocalStack,
 ) -> None:

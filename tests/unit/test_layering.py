@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME_ROOTS = ["services", "lambdas", "containers", "devstack"]
+RUNTIME_ROOTS = ["services", "lambdas", "containers", "devstack", "console"]
 
 
 def imported_modules(path: Path) -> set[str]:
