@@ -263,12 +263,19 @@ def door_figures(
     }
     results.append("Added latency of the stream front door (door minus worker, same run):")
     for name, value in added.items():
-        target, ok = ("<= 1.0 ms", value <= 1.0) if "p50" in name else ("(none)", None)
-        ratio = value / worker_added[name] if worker_added[name] > 0 else float("nan")
-        results.append(row(name, value, "ms", target, ok) + f"  ({ratio:.1f}x the worker's)")
+        if "p50" in name:
+            ratio = value / worker_added[name] if worker_added[name] > 0 else float("nan")
+            results.append(
+                row(name, value, "ms", "<= 1.0 ms", value <= 1.0)
+                + f"  ({ratio:.1f}x the worker's {worker_added[name]:.3f} ms)"
+            )
+        else:  # a difference of two tails: noise on a shared machine, shown for reference
+            results.append(row(name, value, "ms", "(none)", None))
     results.append(
         f"    (p50 via worker {percentile(w, 0.5):.3f} ms, via door {percentile(d, 0.5):.3f} ms; "
-        f"stream via worker {percentile(ws, 0.5):.3f} ms, via door {percentile(ds, 0.5):.3f} ms)"
+        f"stream via worker {percentile(ws, 0.5):.3f} ms, via door {percentile(ds, 0.5):.3f} ms; "
+        f"p99 via worker {percentile(w, 0.99):.3f} / {percentile(ws, 0.99):.3f} ms, via door "
+        f"{percentile(d, 0.99):.3f} / {percentile(ds, 0.99):.3f} ms)"
     )
 
     print(f"stream door throughput: 32 connections for {args.seconds:g} s", flush=True)
@@ -300,22 +307,23 @@ def door_figures(
     )
 
     n = args.burst
-    print(f"stream door burst: {n} concurrent streams, upstream waits 3 s", flush=True)
+    print(f"stream door burst: {n} concurrent streams, upstream waits 10 s", flush=True)
     stats_url = f"http://127.0.0.1:{upstream_port}/stats"
     urllib.request.urlopen(urllib.request.Request(stats_url, method="POST")).close()
     hold_body = json.dumps(
-        {"model": "openai_compatible/bench-3000ms", "messages": messages, "stream": True}
+        {"model": "openai_compatible/bench-10000ms", "messages": messages, "stream": True}
     )
-    cpu_before = cpu_seconds(door_pid)
+    cpu_before, worker_before = cpu_seconds(door_pid), cpu_seconds(worker_pid)
     with Prober(f"http://127.0.0.1:{door_port}/health") as probe:
         held = node(
             "bench/hold.js", f"http://127.0.0.1:{door_port}{path}", str(n), hold_body,
             json.dumps(auth),
         )  # fmt: skip
     burst_cpu = (cpu_seconds(door_pid) - cpu_before) / max(held["ok"], 1) * 1000
+    worker_burst_cpu = (cpu_seconds(worker_pid) - worker_before) / max(held["ok"], 1) * 1000
     with urllib.request.urlopen(stats_url) as r:
         at_once = json.loads(r.read())["max_waiting"]
-    results.append(f"{n} concurrent streams through the stream door, upstream waits 3 s:")
+    results.append(f"{n} concurrent streams through the stream door, upstream waits 10 s:")
     results.append(row("streams completed", held["ok"], "", f"= {n}", held["ok"] == n))
     results.append(
         row("streams held at once (upstream's count)", at_once, "", f"= {n}", at_once == n)
@@ -328,8 +336,9 @@ def door_figures(
     results.append(
         f"    ({held['failed']} failed, took {held['seconds']:.1f} s; /health answered "
         f"{len(probe.latencies)} times, p50 {percentile(probe.latencies or [0.0], 0.5):.1f} ms, "
-        f"{probe.failures} failed {probe.first_failure}; door CPU {burst_cpu:.3f} ms per stream;"
-        f" first error: {held['first_error']})"
+        f"p99 {percentile(probe.latencies or [0.0], 0.99):.1f} ms, {probe.failures} failed "
+        f"{probe.first_failure}; CPU per stream: door {burst_cpu:.3f} ms, worker "
+        f"{worker_burst_cpu:.3f} ms; first error: {held['first_error']})"
     )
     return results
 
@@ -366,7 +375,7 @@ def main() -> int:
     assert upstream.stdout is not None and upstream.stdout.readline().strip() == b"ready"
     env = {
         "SWITCHBOARD_OPENAI_COMPATIBLE_BASE_URL": f"http://127.0.0.1:{upstream_port}/v1",
-        "SWITCHBOARD_OPENAI_COMPATIBLE_MODELS": "bench-0ms,bench-20ms,bench-3000ms,bench-10000ms",
+        "SWITCHBOARD_OPENAI_COMPATIBLE_MODELS": "bench-0ms,bench-20ms,bench-10000ms",
         "SWITCHBOARD_OPENAI_COMPATIBLE_TIMEOUT_FIRST_BYTE_SECONDS": "60",
         # Usage records are written as in production (priced, grouped, signed, sent), to a
         # stub that acknowledges them: see bench/upstream.js.
