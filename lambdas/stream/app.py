@@ -234,7 +234,7 @@ def _too_large(limit: int) -> PayloadTooLarge:
 def _no_route(method: str, path: str, allowed: tuple[str, ...]) -> APIError:
     shown = path if len(path) <= _ECHO else path[:_ECHO] + "..."
     if not allowed:
-        return NotFound(f"Unknown request URL: {method} {shown}.", code="unknown_url")
+        return NotFound(f"Unknown request URL: {method} {shown}.")
     return MethodNotAllowed(
         f"Method {method} is not allowed on {shown}; use {allowed_text(allowed)}.",
         headers={"allow": ", ".join(allowed)},
