@@ -157,13 +157,8 @@ def start_door(stack: LocalStack, upstream_url: str) -> tuple[subprocess.Popen[b
         "AWS_SECRET_ACCESS_KEY": "local",
         "SWITCHBOARD_TABLE": stack.config.table,
         "SWITCHBOARD_UPSTREAM_URL": upstream_url,
-        # What the door before the relay (an httpx client with the internal token) read.
-        "SWITCHBOARD_WORKER_URL": upstream_url,
-        "SWITCHBOARD_INTERNAL_TOKEN": stack.internal_token,
     }
-    args = [sys.executable, "-m", "uvicorn", "lambdas.stream.app:create_app", "--factory"]
-    args += [*door_uvicorn_flags(), "--host", "127.0.0.1", "--port", str(port)]
-    args += ["--log-level", "warning"]
+    args = [*door_command(port), "--log-level", "warning"]
     door = subprocess.Popen(args, cwd=ROOT, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -177,21 +172,15 @@ def start_door(stack: LocalStack, upstream_url: str) -> tuple[subprocess.Popen[b
     raise RuntimeError("the stream front door did not answer /health within 60 s")
 
 
-def door_uvicorn_flags() -> list[str]:
-    """uvicorn's flags in lambdas/stream/run.sh (but its host and port): the bench runs the
-    door as the Lambda does."""
+def door_command(port: int) -> list[str]:
+    """The command lambdas/stream/run.sh starts the door with (its server, module and
+    flags), on 127.0.0.1:`port`: the bench and the burst test run the door as the Lambda
+    does."""
     words = (ROOT / "lambdas" / "stream" / "run.sh").read_text().replace("\\\n", " ").split()
-    words = words[words.index("lambdas.stream.app:create_app") + 1 :]
-    flags: list[str] = []
-    while words:
-        word = words.pop(0)
-        if word in ("--host", "--port"):
-            words.pop(0)
-        elif word.startswith("--"):
-            flags.append(word)
-        elif flags:
-            flags.append(word)  # a flag's value
-    return flags
+    words = words[words.index("python3") + 1 :]
+    words[words.index("--host") + 1] = "127.0.0.1"
+    words[words.index("--port") + 1] = str(port)
+    return [sys.executable, *words]
 
 
 class Prober:

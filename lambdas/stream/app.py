@@ -45,6 +45,7 @@ _HEALTH = b'{"status":"ok"}'
 _JSON = b"application/json"
 _ANTHROPIC_PATH = "/v1/messages"  # the route whose errors are Anthropic's
 _ECHO = 120  # characters of a path an error message repeats, at most
+_CONSOLE = "/console"  # the web console's files (console/), served as the gateway serves them
 
 
 class StreamDoor:
@@ -77,6 +78,9 @@ class StreamDoor:
     async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         method: str = scope["method"]
         path: str = scope["path"]
+        if path == _CONSOLE or path.startswith(_CONSOLE + "/"):
+            await _console(scope, send)
+            return
         if path == "/health":
             if method == "GET":
                 await _send(send, 200, [(b"content-type", _JSON)], _HEALTH)
@@ -225,6 +229,24 @@ async def _read_body(receive: Receive, limit: int, declared: bytes | None) -> by
     if message["type"] == "http.disconnect":
         raise _ClientGone
     return bytes(parts)
+
+
+async def _console(scope: dict[str, Any], send: Send) -> None:
+    """The web console (the `console` package, shared with the gateway Lambda), from the
+    same origin as the API it calls."""
+    from console import serve
+
+    if_none_match = next(
+        (v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match"), None
+    )
+    answer = serve(scope["path"], scope["method"], if_none_match)
+    headers = [(b"content-type", answer.content_type.encode("latin-1"))]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+    if answer.status == 304:
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await _send(send, answer.status, headers, answer.body)  # uvicorn drops a HEAD's body
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

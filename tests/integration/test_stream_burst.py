@@ -14,7 +14,6 @@ import os
 import resource
 import shutil
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import door_command
 from devstack.stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,14 +57,6 @@ def _process(
             process.wait()
 
 
-def _door_args(port: int) -> list[str]:
-    """run.sh's uvicorn command, on `port`."""
-    words = (ROOT / "lambdas" / "stream" / "run.sh").read_text().replace("\\\n", " ").split()
-    args = words[words.index("uvicorn") :]
-    args[args.index("--port") + 1] = str(port)
-    return [sys.executable, "-m", *args]
-
-
 def _get(url: str, timeout: float = 5.0) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return bytes(response.read())
@@ -81,7 +73,7 @@ def test_two_thousand_concurrent_streams_through_the_door() -> None:
     }
     with (
         _process(["node", "bench/upstream.js", str(upstream_port)]) as upstream,
-        _process(_door_args(door_port), env) as door,
+        _process(door_command(door_port), env) as door,
     ):
         assert upstream.stdout is not None and upstream.stdout.readline().strip() == b"ready"
         deadline = time.monotonic() + 60

@@ -9,8 +9,10 @@ import asyncio
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
+import types
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -600,3 +602,37 @@ def test_an_upstream_a_key_must_not_go_to_is_refused_at_start_up(url: str, says:
 def test_the_upstream_url_is_required() -> None:
     with pytest.raises(ConfigError, match="SWITCHBOARD_UPSTREAM_URL is required"):
         StreamSettings.from_env({"SWITCHBOARD_TABLE": "t"})
+
+
+def test_the_web_console_is_served_by_the_console_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The door hands /console paths to `console.serve` (as the gateway does) and sends its
+    answer as it is; a 304 goes without a body or a length."""
+
+    @dataclass
+    class ConsoleAnswer:
+        status: int
+        content_type: str
+        body: bytes
+        headers: dict[str, str]
+
+    calls: list[tuple[str, str, str | None]] = []
+
+    def serve(path: str, method: str = "GET", if_none_match: str | None = None) -> ConsoleAnswer:
+        calls.append((path, method, if_none_match))
+        if if_none_match == '"v1"':
+            return ConsoleAnswer(304, "text/html; charset=utf-8", b"", {"etag": '"v1"'})
+        return ConsoleAnswer(200, "text/html; charset=utf-8", b"<html></html>", {"etag": '"v1"'})
+
+    monkeypatch.setitem(sys.modules, "console", types.SimpleNamespace(serve=serve))
+    with upstream(echo_json) as up, door(up.url) as base:
+        page = httpx.get(f"{base}/console/")
+        cached = httpx.get(f"{base}/console/app.js", headers={"if-none-match": '"v1"'})
+        head = httpx.head(f"{base}/console/")
+    assert (page.status_code, page.text, page.headers["etag"]) == (200, "<html></html>", '"v1"')
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+    assert cached.status_code == 304 and cached.content == b""
+    assert "content-length" not in cached.headers
+    assert head.status_code == 200 and head.headers["content-length"] == "13"
+    assert calls == [("/console/", "GET", None), ("/console/app.js", "GET", '"v1"'),
+                     ("/console/", "HEAD", None)]  # fmt: skip
+    assert up.seen == []
