@@ -387,7 +387,11 @@ class LocalStack:
                  "--port", str(self.ports["worker"]), *backends],
                 env,
             )  # fmt: skip
-            self._spawn("stream", self._uvicorn("lambdas.stream.app", self.ports["stream"]), env)
+            # The stream door relays AI routes with the client's own key: to the worker's
+            # load balancer here, which authenticates that key as the API's authorizer would.
+            stream_env = {"SWITCHBOARD_UPSTREAM_URL": self.worker_url, **env}
+            self._spawn("stream", self._uvicorn("lambdas.stream.app", self.ports["stream"]),
+                        stream_env)  # fmt: skip
             self._spawn(
                 "apigw",
                 self._uvicorn("devstack.apigw", self.ports["api"]),

@@ -101,6 +101,12 @@ class FrontDoorStack(Stack):
                 "AWS_LWA_INVOKE_MODE": "response_stream",
                 "AWS_LWA_PORT": str(LWA_PORT),
                 "AWS_LWA_READINESS_CHECK_PATH": "/health",
+                # The door relays AI routes to the REST API, over HTTPS, with the client's
+                # own key (a Function URL cannot stream from inside the VPC).
+                "SWITCHBOARD_UPSTREAM_URL": (
+                    f"https://{self.api.rest_api_id}.execute-api.{Aws.REGION}.{Aws.URL_SUFFIX}"
+                    f"/{API_STAGE_NAME}"
+                ),
             },
             **shared,
         ).function

@@ -149,6 +149,11 @@ def test_stream_function_runs_under_the_lambda_web_adapter(synth: Synth) -> None
     assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/health"
     assert env["POWERTOOLS_SERVICE_NAME"] == "switchboard-stream"
     assert "SwitchboardBucket" in json.dumps(env["SWITCHBOARD_BUCKET"])
+    # AI routes are relayed to the REST API's invoke URL (with its stage), over HTTPS.
+    upstream = json.dumps(env["SWITCHBOARD_UPSTREAM_URL"])
+    assert '"https://"' in upstream and ".execute-api." in upstream and '"/api"' in upstream
+    (api_id,) = resources(synth.raw("frontdoor"), "AWS::ApiGateway::RestApi")
+    assert {"Ref": api_id} in env["SWITCHBOARD_UPSTREAM_URL"]["Fn::Join"][1]
 
 
 def test_stream_function_url_streams_without_iam_auth(synth: Synth) -> None:

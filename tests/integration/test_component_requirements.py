@@ -71,6 +71,7 @@ def test_component_runs_with_only_its_requirements(component: str) -> None:
         "SWITCHBOARD_TABLE": "t",
         "SWITCHBOARD_WORKER_URL": "http://127.0.0.1:9",
         "SWITCHBOARD_INTERNAL_TOKEN": "token",
+        "SWITCHBOARD_UPSTREAM_URL": "https://abc123.execute-api.us-east-1.amazonaws.com/api",
     }
     result = subprocess.run(
         [str(python), "-c", code], cwd=ROOT, env=env, capture_output=True, text=True

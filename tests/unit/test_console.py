@@ -14,7 +14,7 @@ from console import PREFIX, SECURITY_HEADERS, STATIC, files, serve
 from devstack.apigw import EmulatorSettings
 from devstack.apigw import create_app as emulator
 from lambdas.stream.app import create_app as stream_app
-from services.frontdoor.settings import FrontDoorSettings
+from lambdas.stream.settings import StreamSettings
 
 TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
 
@@ -141,13 +141,7 @@ def test_the_gateway_serves_the_console_behind_the_api_gateway_stage() -> None:
 
 
 def test_the_stream_door_serves_the_console() -> None:
-    settings = FrontDoorSettings(
-        table="t",
-        worker_url="http://127.0.0.1:9",
-        internal_token="internal",
-        internal_token_secret_arn=None,
-    )
-    app = stream_app(settings, authenticator=object(), internal_token="internal")  # type: ignore[arg-type]
+    app = stream_app(StreamSettings(table="t", upstream_url="http://127.0.0.1:9"))
     with TestClient(app) as client:
         page = client.get("/console/")
         assert page.status_code == 200 and page.text == (STATIC / "index.html").read_text()

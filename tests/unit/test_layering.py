@@ -53,7 +53,7 @@ HEAVY = ["openai", "anthropic", "pydantic", "aws_cdk", "jsii", "starlette", "htt
     ("module", "allowed"),
     [
         ("lambdas.gateway.handler", set()),
-        ("lambdas.stream.app", {"starlette", "httpx"}),
+        ("lambdas.stream.app", set()),
     ],
 )
 def test_front_doors_import_no_provider_sdk(module: str, allowed: set[str]) -> None:
