@@ -3,9 +3,9 @@ against Switchboard unchanged, whichever provider serves the model.
 
 Requests are validated with pydantic (the worker only: the front doors forward the body
 unread). Whatever has no canonical equivalent is a 400 naming the field, never a silent
-drop. Errors keep Switchboard's OpenAI shape, `{"error": {"message", "type", "param",
-"code"}}`: the SDK reads `error.message` and `error.type` from it as from its own
-(`{"type": "error", "error": {...}}`), so nothing on the client side changes.
+drop. Errors have Anthropic's envelope, `{"type": "error", "error": {"type", "message"}}`,
+with Anthropic's error types (`services.errors.envelope_for`), in a response and as a
+stream's `error` event alike.
 
 Streams follow the Messages event sequence: `message_start` (with the input usage known
 so far), content blocks, then `message_delta` with the stop reason and the cumulative
@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.errors import APIError, InvalidRequest, UpstreamError
+from services.errors import APIError, InvalidRequest, UpstreamError, anthropic_body
 from services.models.catalogue import Catalogue
 from services.providers.base import (
     Completion,
@@ -340,7 +340,7 @@ async def stream_frames(
             for frame in encoder.feed(item):
                 yield frame
     except APIError as exc:
-        yield event(exc.body(), name="error")
+        yield event(anthropic_body(exc), name="error")
         return
     for frame in encoder.end():
         yield frame
