@@ -39,6 +39,7 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.usage.context import Tally, counting
 from services.web.sse import event
 from services.wire.anthropic import (
     NATIVE_STOP_REASONS,
@@ -306,9 +307,11 @@ class MessagesService:
         self.catalogue = catalogue
 
     async def complete(self, request: MessagesRequest) -> dict[str, Any]:
+        """The message; its `model` is the provider model that answered."""
         route = self.catalogue.resolve(request.model)
-        completion = await route.provider.complete(to_canonical(request, route.model))
-        return message_json(completion, id=new_message_id(), model=route.public_name)
+        with counting(Tally()) as tally:
+            completion = await route.provider.complete(to_canonical(request, route.model))
+        return message_json(completion, id=new_message_id(), model=tally.model or route.public_name)
 
     async def stream(self, request: MessagesRequest) -> AsyncIterator[bytes]:
         """SSE bytes for a streamed message.
@@ -319,11 +322,12 @@ class MessagesService:
         """
         route = self.catalogue.resolve(request.model)
         events = route.provider.stream(to_canonical(request, route.model)).__aiter__()
-        try:
-            first: list[StreamEvent] = [await events.__anext__()]
-        except StopAsyncIteration:
-            first = []
-        return stream_frames(route.public_name, first, events)
+        with counting(Tally()) as tally:  # the router opens the stream on the first read
+            try:
+                first: list[StreamEvent] = [await events.__anext__()]
+            except StopAsyncIteration:
+                first = []
+        return stream_frames(tally.model or route.public_name, first, events)
 
 
 async def stream_frames(

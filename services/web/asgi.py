@@ -32,8 +32,9 @@ log = logging.getLogger("switchboard")
 
 
 class JSONBytesResponse(Response):
-    """JSON by orjson (or bytes already JSON); a 200 without extra headers, the hot path's
-    answer, is built without Starlette's header handling (the same headers result)."""
+    """JSON by orjson (or bytes already JSON); the hot path's answer (a status with a body,
+    headers that leave the content type alone) is built without Starlette's header
+    handling (the same headers result)."""
 
     media_type = "application/json"
 
@@ -43,7 +44,11 @@ class JSONBytesResponse(Response):
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if headers or status_code < 200 or status_code in (204, 304):
+        if (
+            status_code < 200
+            or status_code in (204, 304)
+            or (headers and any(k.lower().startswith("content-") for k in headers))
+        ):
             super().__init__(content, status_code, headers)
             return
         self.status_code = status_code
@@ -53,6 +58,10 @@ class JSONBytesResponse(Response):
             (b"content-length", b"%d" % len(self.body)),
             (b"content-type", b"application/json"),
         ]
+        if headers:
+            self.raw_headers += [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+            ]
 
     def render(self, content: Any) -> bytes:
         return content if isinstance(content, bytes) else orjson.dumps(content)
