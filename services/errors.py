@@ -97,6 +97,16 @@ class RateLimited(APIError):
     code = "rate_limit_exceeded"
 
 
+class ToolFailed(APIError):
+    """A tool could not do what it was asked (a corrupt document, a model that answered
+    something unusable). 422: the request was well formed, the work failed. Here, not in
+    the tool port, so what tools read (the documents) can raise it without pydantic."""
+
+    status = 422
+    type = "tool_error"
+    code = "tool_failed"
+
+
 class UpstreamError(APIError):
     status = 502
     type = "upstream_error"

@@ -58,6 +58,7 @@ from services.errors import (
     InvalidRequest,
     NotFound,
     PayloadTooLarge,
+    ToolFailed,
     UnsupportedMediaType,
 )
 
@@ -832,8 +833,6 @@ class DocumentStore:
     def text_sync(self, tenant_id: str, document_id: str) -> str:
         document = self._ready(tenant_id, document_id)
         if document.kind == "image":
-            from services.tools.base import ToolFailed  # the tool port imports pydantic
-
             raise ToolFailed(
                 f"Document {document_id} ({document.filename}) is an image: it has no text.",
                 param="document_id",

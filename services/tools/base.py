@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from services.errors import APIError, InvalidRequest
+from services.errors import ToolFailed as ToolFailed  # the tools' own error, defined low
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -28,15 +29,6 @@ from services.providers.base import (
     Usage,
 )
 from services.usage.context import Tally, counting
-
-
-class ToolFailed(APIError):
-    """The tool could not do what it was asked (a corrupt document, a model that answered
-    something unusable). 422: the request was well formed, the work failed."""
-
-    status = 422
-    type = "tool_error"
-    code = "tool_failed"
 
 
 class ToolTimedOut(APIError):
