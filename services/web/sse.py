@@ -21,8 +21,7 @@ interpreted ("Server-sent events", *Interpreting an event stream*):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -70,10 +69,10 @@ def _one_line(text: str, what: str) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     """One dispatched event: its data (lines joined with LF), its type and the last
-    event id the stream had set when it was dispatched ("" for none)."""
+    event id the stream had set when it was dispatched ("" for none). A tuple: a stream
+    provider makes one per chunk."""
 
     data: str
     type: str = "message"
@@ -86,7 +85,7 @@ class Parser:
     __slots__ = ("_at_start", "_buffer", "_data", "_pending", "_skip_lf", "_type", "id", "retry")
 
     def __init__(self) -> None:
-        self._buffer = b""  # the start of a line whose end has not come yet
+        self._buffer = b""  # what a read left unfinished: the start of a line or an event
         self._skip_lf = False  # the last read ended with a CR: an LF first is its pair
         self._at_start = True  # a byte order mark may still come
         self._data: list[bytes] = []
@@ -101,6 +100,37 @@ class Parser:
         return self._pending or bool(self._buffer)
 
     def feed(self, chunk: bytes) -> list[Event]:
+        """The events `chunk` completes (with what earlier reads left unfinished)."""
+        if self._at_start:  # one byte order mark may open the stream, itself cut anywhere
+            chunk, self._buffer = self._buffer + chunk, b""
+            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
+                self._buffer = chunk
+                return []
+            self._at_start = False
+            if chunk.startswith(_BOM):
+                chunk = chunk[len(_BOM) :]
+        if self._skip_lf or self._pending or b"\r" in chunk:
+            return self._lines(chunk)
+        # The usual stream (LF line ends, one `data:` line per event), in whole events: a
+        # stream provider's hot path. Anything else in an event goes through `_lines`.
+        buffer = self._buffer
+        blocks = (buffer + chunk if buffer else chunk).split(b"\n\n")
+        self._buffer = blocks.pop()  # the start of an event not complete yet, or b""
+        if not blocks:
+            return []
+        rest, self._buffer = self._buffer, b""
+        events: list[Event] = []
+        for block in blocks:
+            if block.startswith(b"data: ") and b"\n" not in block:
+                text = block[6:].decode("utf-8", "replace")
+                events.append(_new_event(Event, (text, "message", self.id)))
+            elif block:
+                events += self._lines(block + b"\n\n")
+        self._buffer = rest
+        return events
+
+    def _lines(self, chunk: bytes) -> list[Event]:
+        """`feed`, line by line: any line ends, fields, comments, a cut anywhere."""
         if self._skip_lf and chunk:
             self._skip_lf = False
             if chunk[0] == 0x0A:
@@ -108,13 +138,6 @@ class Parser:
         if self._buffer:
             chunk = self._buffer + chunk
             self._buffer = b""
-        if self._at_start:
-            if len(chunk) < len(_BOM) and _BOM.startswith(chunk):
-                self._buffer = chunk
-                return []
-            self._at_start = False
-            if chunk.startswith(_BOM):
-                chunk = chunk[len(_BOM) :]
         events: list[Event] = []
         for line in chunk.splitlines(keepends=True):
             last = line[-1:]
@@ -164,6 +187,10 @@ class Parser:
             return None
         text = (data[0] if len(data) == 1 else b"\n".join(data)).decode("utf-8", "replace")
         return Event(text, kind or "message", self.id)
+
+
+# Event(...) without NamedTuple's Python-level __new__: half the cost, once per chunk.
+_new_event = tuple.__new__
 
 
 def parse(stream: bytes) -> list[Event]:

@@ -111,6 +111,35 @@ def test_real_streams_parse_the_same_however_they_are_cut(name: str, end: bytes)
     assert feed_all(Parser(), single) == want
 
 
+MIXED = (
+    b"data: plain\n\n"
+    b": a comment\n\n"
+    b"data:no space\ndata:  two spaces\n\n"
+    b"\n\n"
+    b"id: 4\nevent: named\ndata: {}\n\n"
+    b"data: after\n\n"
+    b"retry: 10\n\n"
+    b"data: last\n\n"
+)
+MIXED_EVENTS = [
+    Event("plain"),
+    Event("no space\n two spaces"),
+    Event("{}", "named", "4"),
+    Event("after", "message", "4"),
+    Event("last", "message", "4"),
+]
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"], ids=["LF", "CRLF", "CR"])
+def test_every_kind_of_line_cut_at_every_byte(end: bytes) -> None:
+    stream = with_line_ends(MIXED, end)
+    assert parse(stream) == MIXED_EVENTS
+    for at in range(1, len(stream)):
+        for second in (at + 1, at + 5, len(stream)):
+            parts = [stream[:at], stream[at:second], stream[second:]]
+            assert feed_all(Parser(), parts) == MIXED_EVENTS, (at, second)
+
+
 def test_every_cut_of_a_crlf_stream_in_three_parts() -> None:
     stream = with_line_ends(OPENAI[:400] + b"\n\n", b"\r\n")
     want = parse(stream)
