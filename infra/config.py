@@ -40,6 +40,8 @@ LAMBDA_MAX_TIMEOUT_SECONDS = 900
 ALB_MAX_IDLE_TIMEOUT_SECONDS = 4000
 # A synchronous Lambda invocation carries at most 6 MB, headers and base64 included.
 MAX_REQUEST_BYTES_LIMIT = 6 * 1024 * 1024
+# Where the offline simulator may answer (SWITCHBOARD_SIMULATOR; services.models.catalogue).
+SIMULATOR_MODES = ("off", "on", "fallback")
 
 
 class StageConfigError(ValueError):
@@ -83,6 +85,8 @@ class StageConfig:
     # How long a front door or worker may keep accepting a revoked key.
     key_cache_seconds: int = 5
     conversation_retention_days: int = 30
+    # The worker's SWITCHBOARD_SIMULATOR: off unless a stage explicitly enables it.
+    simulator: str = "off"
 
     retain_data: bool = True
     termination_protection: bool = True
@@ -228,6 +232,8 @@ class StageConfig:
             yield f"key_cache_seconds {self.key_cache_seconds} must be 0-3600"
         if not 1 <= self.conversation_retention_days <= 3650:
             yield f"conversation_retention_days {self.conversation_retention_days} must be 1-3650"
+        if self.simulator not in SIMULATOR_MODES:
+            yield f"simulator {self.simulator!r} must be one of {SIMULATOR_MODES}"
 
 
 def _allowed_types(hint: object) -> tuple[type, ...]:

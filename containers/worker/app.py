@@ -3,6 +3,9 @@
 Run it with `uvicorn containers.worker.app:create_app --factory`. It answers only callers
 it can authenticate (an API key, or the internal credential of a front door); `/health`
 is open so the load balancer can probe it and says nothing about the deployment.
+`/ready` says whether the worker can do real work: 200, or 503 with the reason in the
+OpenAI error envelope (today: no real model provider is configured, which is also logged
+as a warning at start).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import logging
 import os
 import resource
 import sys
@@ -43,8 +47,8 @@ from services.chat.messages import (
 from services.conversations.store import ConversationSettings
 from services.documents.embeddings import EmbeddingLimits, Embeddings
 from services.documents.store import DocumentSettings, DocumentStore, build_store
-from services.errors import InvalidRequest
-from services.models.catalogue import Catalogue, CatalogueConfig
+from services.errors import InvalidRequest, ServiceUnavailable
+from services.models.catalogue import ROUTE_HEADER, Catalogue, CatalogueConfig
 from services.models.provider_keys import provider_env
 from services.models.routing import RoutingSettings
 from services.providers import build_providers
@@ -72,6 +76,7 @@ from services.web.sse import HEADERS as SSE_HEADERS
 from services.wire.openai import ChatCompletionRequest, parse_chat_json, parse_chat_request
 
 GIL_SWITCH_SECONDS = 0.0005
+log = logging.getLogger("switchboard.worker")
 
 
 def create_app(
@@ -110,7 +115,11 @@ def create_app(
         routing=RoutingSettings.from_env(os.environ),
         timeouts={name: Timeouts.from_env(os.environ, name) for name in providers},
         recorder=usage,
+        simulator=settings.simulator,
     )
+    not_ready = _readiness(catalogue)
+    if not_ready is not None:
+        log.warning("%s", not_ready.message)
     chat = ChatService(catalogue)
     messages = MessagesService(catalogue)
     conversation_settings = ConversationSettings.from_env(os.environ)
@@ -140,6 +149,11 @@ def create_app(
     async def health(request: Request) -> Response:
         return JSONBytesResponse({"status": "ok"})
 
+    async def ready(request: Request) -> Response:
+        if not_ready is not None:
+            raise not_ready
+        return JSONBytesResponse({"status": "ready"})
+
     async def list_models(request: Request) -> Response:
         await authenticator.authenticate_async(request.headers)
         data = [
@@ -163,6 +177,7 @@ def create_app(
                 conversations(), principal.tenant_id, parsed, conversation_id
             )
         key = idempotency_key(request)
+        asked = {ROUTE_HEADER: parsed.model}  # the body's `model` is the one that answered
         if parsed.stream:
             if key is not None:
                 raise InvalidRequest(
@@ -171,10 +186,10 @@ def create_app(
                     param="Idempotency-Key",
                     code="unsupported_parameter",
                 )
-            return EventStream(await chat.stream(parsed), SSE_HEADERS)
+            return EventStream(await chat.stream(parsed), {**SSE_HEADERS, **asked})
         wait = deadline(request)
         if runs is None or (key is None and wait is None):
-            return JSONBytesResponse(await chat.complete(parsed))
+            return JSONBytesResponse(await chat.complete(parsed), headers=asked)
         if key is not None:
             # A retried request with the same key gets the same run, and so the same answer.
             run, _ = await runs.create(
@@ -188,7 +203,7 @@ def create_app(
                 principal, run, wait if wait is not None else settings.run_wait_seconds
             )
             if run.status == "succeeded":
-                return JSONBytesResponse(run.result)
+                return JSONBytesResponse(run.result, headers=asked)
             if run.terminal:
                 return JSONBytesResponse({"error": run.error}, status_code=_status_of(run.error))
             return accepted(run)
@@ -197,7 +212,7 @@ def create_app(
         work = asyncio.create_task(chat.complete(parsed))
         done, _ = await asyncio.wait({work}, timeout=wait)
         if done:
-            return JSONBytesResponse(work.result())
+            return JSONBytesResponse(work.result(), headers=asked)
         return accepted(await runs.promote(principal, decode_json(raw), work))
 
     async def anthropic_messages(request: Exchange, principal: Principal) -> Response:
@@ -205,9 +220,10 @@ def create_app(
         bind_caller(principal, "/v1/messages")
         raw = await read_body(request, settings.max_request_bytes)
         parsed = parse_messages_json(raw) or parse_messages_request(decode_json(raw))
+        asked = {ROUTE_HEADER: parsed.model}
         if parsed.stream:
-            return EventStream(await messages.stream(parsed), SSE_HEADERS)
-        return JSONBytesResponse(await messages.complete(parsed))
+            return EventStream(await messages.stream(parsed), {**SSE_HEADERS, **asked})
+        return JSONBytesResponse(await messages.complete(parsed), headers=asked)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -243,6 +259,7 @@ def create_app(
     app = App(
         routes=[
             Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/chat/completions", Plain(admitted(chat_completions)), methods=["POST"]),
             Route("/v1/messages", Plain(admitted(anthropic_messages)), methods=["POST"]),
@@ -274,6 +291,22 @@ def create_app(
     )
     install_error_handlers(app)
     return app
+
+
+def _readiness(catalogue: Catalogue) -> ServiceUnavailable | None:
+    """Why this worker cannot do real work, or None when it can."""
+    if catalogue.real_models():
+        return None
+    if catalogue.simulator == "off":
+        also = "and the simulator is off: no model can answer"
+    else:
+        also = f"only the simulator answers (SWITCHBOARD_SIMULATOR={catalogue.simulator})"
+    return ServiceUnavailable(
+        "No real model provider is configured (no provider key in the environment or in "
+        f"the provider-keys secret), {also}. Set a provider's key; see the README's "
+        "Providers section.",
+        code="no_provider_configured",
+    )
 
 
 def _allow_open_files() -> None:
@@ -324,8 +357,9 @@ async def _conversation_turn(
     conversations: ConversationChat, tenant: str, parsed: ChatCompletionRequest, cid: str
 ) -> Response:
     """A chat completion in a stored conversation (see services.chat.conversation)."""
+    asked = {ROUTE_HEADER: parsed.model}
     if parsed.stream:
         frames, headers = await conversations.stream(tenant, parsed, cid)
-        return EventStream(frames, {**SSE_HEADERS, **headers})
+        return EventStream(frames, {**SSE_HEADERS, **headers, **asked})
     body, headers = await conversations.complete(tenant, parsed, cid)
-    return JSONBytesResponse(body, headers=headers)
+    return JSONBytesResponse(body, headers={**headers, **asked})

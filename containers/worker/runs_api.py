@@ -13,12 +13,13 @@ from starlette.routing import Route
 from services.errors import AuthenticationFailed, InvalidRequest, NotFound
 from services.runs.model import Run
 from services.runs.service import RunService, unavailable
-from services.runs.sse import parse_after, sse_frame
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.limits import Admission, guard
+from services.web import sse
 from services.web.asgi import Incoming, JSONBytesResponse, decode_json, read_body
 from services.web.params import page_limit
 from services.web.sse import HEADERS as SSE_HEADERS
+from services.web.sse import parse_after
 
 DEADLINE_HEADER = "x-switchboard-deadline-ms"
 IDEMPOTENCY_HEADER = "idempotency-key"
@@ -228,7 +229,7 @@ def _event_stream(
         async def pump() -> None:
             try:
                 async for event in service.subscribe(principal, run, after):
-                    await queue.put(sse_frame(event))
+                    await queue.put(event.frame())
             finally:
                 await queue.put(None)
 
@@ -239,7 +240,7 @@ def _event_stream(
                 try:
                     frame = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"  # load balancers close idle connections
+                    yield sse.comment("keep-alive")  # load balancers close idle connections
                     continue
                 if frame is None:
                     finished = True

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.config import ConfigError, env_float, env_int, env_optional, env_str
-from services.models.catalogue import DEFAULT_CONFIG
+from services.models.catalogue import DEFAULT_CONFIG, SIMULATOR_MODES
 
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024
 
@@ -38,6 +38,9 @@ class WorkerSettings:
     # each request allocates a few hundred objects, and collecting every couple of
     # requests cost ~6% of the worker's CPU in the benchmark.
     gc_threshold: int = 20_000
+    # Where the simulator may answer (services.models.catalogue): `fallback` by default,
+    # for `make dev`; the deployed worker stack sets `off` unless its stage enables it.
+    simulator: str = "fallback"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -69,7 +72,13 @@ class WorkerSettings:
             run_poll_seconds=env_float(env, "SWITCHBOARD_RUN_POLL_SECONDS", 0.5, minimum=0.05),
             run_retention_days=env_int(env, "SWITCHBOARD_RUN_RETENTION_DAYS", 30, minimum=1),
             gc_threshold=env_int(env, "SWITCHBOARD_GC_THRESHOLD", 20_000, minimum=1),
+            simulator=env_str(env, "SWITCHBOARD_SIMULATOR", "fallback").strip().lower(),
         )
+        if settings.simulator not in SIMULATOR_MODES:
+            raise ConfigError(
+                f"SWITCHBOARD_SIMULATOR must be one of {', '.join(SIMULATOR_MODES)}, "
+                f"got {settings.simulator!r}"
+            )
         if settings.run_heartbeat_seconds * 2 > settings.run_lease_seconds:
             raise ConfigError(
                 "SWITCHBOARD_RUN_HEARTBEAT_SECONDS must be at most half of "

@@ -3,10 +3,13 @@
 - `GET /v1/tools`: every registered tool with its input and output JSON Schema, default
   route and limits; `GET /v1/tools/{name}`: one of them.
 - `POST /v1/tools/{name}` with `{"input": {...}, "model": "<name>"?}`: runs the tool and
-  answers `{"object": "tool.result", "tool", "model", "output", "usage"}`. `model`
-  overrides the tool's default route with any name `GET /v1/models` lists (a tool that
-  calls no model refuses it). `usage` adds up the tool's model calls (null when it made
-  none).
+  answers `{"object": "tool.result", "tool", "model", "models", "output", "usage"}`. The
+  request's `model` overrides the tool's default route with any name `GET /v1/models`
+  lists (a tool that calls no chat model refuses it). The answer's `model` is the model
+  that answered (the last one, when several did: `models` lists each, in order; the
+  simulator shows there as `local/simulator`), null when the tool called none; the route
+  asked for is in the `x-switchboard-route` header. `usage` adds up every model call the
+  tool made, embeddings included (null when it made none).
 
 Errors: 400 naming the field for bad input (`input.<field>`), 404 for an unknown tool,
 model or document, 422 `tool_failed` when the tool could not do the work, provider errors
@@ -28,7 +31,7 @@ from starlette.routing import Route
 
 from containers.worker.runs_api import deadline
 from services.errors import GatewayTimeout, InvalidRequest
-from services.models.catalogue import Catalogue
+from services.models.catalogue import ROUTE_HEADER, Catalogue
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.limits import Admission, guard
 from services.tools import registry
@@ -90,14 +93,17 @@ def tool_routes(
                 "stream URL, which has no such limit, or from an agent run.",
                 code="tool_timeout",
             ) from None
+        tally = ctx.tally
         return JSONBytesResponse(
             {
                 "object": "tool.result",
                 "tool": tool.name,
-                "model": route if tool.uses_model else None,
+                "model": tally.model,
+                "models": tally.models,
                 "output": output,
-                "usage": usage_json(ctx.usage) if ctx.model_calls else None,
-            }
+                "usage": usage_json(tally.usage) if tally.calls else None,
+            },
+            headers={ROUTE_HEADER: route} if tool.uses_model else None,
         )
 
     return [

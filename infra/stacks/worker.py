@@ -121,6 +121,7 @@ class WorkerStack(Stack):
                 "SWITCHBOARD_RUN_QUEUE_URL": run_queue.queue_url,
                 "SWITCHBOARD_RUN_DLQ_URL": run_dead_letters.queue_url,
                 "SWITCHBOARD_PROVIDER_KEYS_SECRET_ARN": provider_keys.secret_arn,
+                "SWITCHBOARD_SIMULATOR": config.simulator,
             },
             secrets={
                 "SWITCHBOARD_INTERNAL_TOKEN": ecs.Secret.from_secrets_manager(internal_token),

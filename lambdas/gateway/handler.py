@@ -22,12 +22,12 @@ from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, Co
 from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from services.frontdoor.settings import FrontDoorSettings
 from services.frontdoor.worker_client import WorkerClient
-from services.runs.sse import parse_after, sse_frame
 from services.runs.store import RunStore
 from services.tenancy.auth import Authenticator, Principal, internal_headers
 from services.tenancy.keys import KeyStore
 from services.tenancy.limits import RESPONSE_HEADERS as LIMIT_HEADERS
 from services.web.params import page_limit
+from services.web.sse import parse_after
 
 if TYPE_CHECKING:
     # Imported where first used: a cold start loads only what every request needs.
@@ -355,7 +355,7 @@ def run_events(run_id: str) -> Response[Any]:
         _headers().get("last-event-id"), (event.query_string_parameters or {}).get("after")
     )
     run = rt.runs.require(principal.tenant_id, run_id)
-    frames = b"".join(sse_frame(e) for e in rt.runs.events(run, after))
+    frames = b"".join(e.frame() for e in rt.runs.events(run, after))
     return Response(
         status_code=200,
         content_type="text/event-stream",

@@ -36,8 +36,7 @@ from services.models.catalogue import Catalogue
 from services.runs.events import Channel, EventLog, Hub
 from services.runs.inputs import AwaitingInput, parse_answer
 from services.runs.kinds import KINDS, RunContext
-from services.runs.model import Event, Run
-from services.runs.sse import parse_sse
+from services.runs.model import Event, Run, read_events
 from services.runs.store import RunStore, new_run_id, not_awaiting, request_hash
 from services.tenancy.auth import Principal, internal_headers
 from services.usage.context import bind as bind_caller
@@ -398,7 +397,7 @@ class RunService:
         ) as response:
             if response.status_code != 200:
                 raise RemoteUnavailable
-            async for event in parse_sse(response.aiter_lines()):
+            async for event in read_events(response.aiter_bytes()):
                 yield event
 
     def owns(self, run_id: str) -> bool:

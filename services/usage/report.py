@@ -206,13 +206,13 @@ class UsageReports:
         return "application/json", json.dumps(body)
 
 
-def reports_for_table(table: str) -> UsageReports:
-    """Reports on `table`, with a boto3 client made on first use (imported lazily: the
-    gateway Lambda must stay light at import)."""
+def reports_for_table(table: str, region: str | None = None) -> UsageReports:
+    """Reports on `table`, with a boto3 client (in `region`, else boto3's) made on first
+    use (imported lazily: the gateway Lambda must stay light at import)."""
 
     def client() -> Any:
         import boto3
 
-        return boto3.client("dynamodb")
+        return boto3.client("dynamodb", region_name=region)
 
     return UsageReports(UsageStore(client, table), PriceTable.load())

@@ -1,5 +1,6 @@
 """What the ASGI entry points (the worker and the stream front door) share: bounded body
-reading, JSON decoding and OpenAI-shaped errors for everything, 404 and 405 included.
+reading, JSON decoding and errors in the route's envelope (OpenAI's; Anthropic's on
+`/v1/messages`) for everything, 404 and 405 included.
 
 The worker's AI routes are its hot path, and each layer of a framework costs every request
 CPU time that the benchmark counts (`make bench`). `App` is Starlette, except that a route
@@ -25,14 +26,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from services.errors import APIError, InvalidRequest, PayloadTooLarge, error_from_status
+from services.errors import APIError, InvalidRequest, PayloadTooLarge, error_from_status, render
 
 log = logging.getLogger("switchboard")
 
 
 class JSONBytesResponse(Response):
-    """JSON by orjson (or bytes already JSON); a 200 without extra headers, the hot path's
-    answer, is built without Starlette's header handling (the same headers result)."""
+    """JSON by orjson (or bytes already JSON); the hot path's answer (a status with a body,
+    headers that leave the content type alone) is built without Starlette's header
+    handling (the same headers result)."""
 
     media_type = "application/json"
 
@@ -42,7 +44,11 @@ class JSONBytesResponse(Response):
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if headers or status_code < 200 or status_code in (204, 304):
+        if (
+            status_code < 200
+            or status_code in (204, 304)
+            or (headers and any(k.lower().startswith("content-") for k in headers))
+        ):
             super().__init__(content, status_code, headers)
             return
         self.status_code = status_code
@@ -52,6 +58,10 @@ class JSONBytesResponse(Response):
             (b"content-length", b"%d" % len(self.body)),
             (b"content-type", b"application/json"),
         ]
+        if headers:
+            self.raw_headers += [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+            ]
 
     def render(self, content: Any) -> bytes:
         return content if isinstance(content, bytes) else orjson.dumps(content)
@@ -120,10 +130,10 @@ class Plain:
         try:
             response = await self.endpoint(Exchange(scope, receive))
         except APIError as exc:
-            response = error_response(exc)
+            response = error_response(exc, scope["path"])
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            response = error_response(_internal())
+            response = error_response(_internal(), scope["path"])
         await response(scope, receive, send)
 
 
@@ -241,13 +251,14 @@ def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
 
 
-def error_response(error: APIError) -> Response:
-    return JSONBytesResponse(error.json(), status_code=error.status, headers=error.headers)
+def error_response(error: APIError, path: str) -> Response:
+    """`error` in the envelope the client of `path` expects (services.errors.envelope_for)."""
+    return JSONBytesResponse(render(path, error), status_code=error.status, headers=error.headers)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return error_response(exc)
+    return error_response(exc, request.url.path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -258,12 +269,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"Method {request.method} is not allowed on {request.url.path}."
     else:
         message = str(exc.detail)
-    return error_response(error_from_status(exc.status_code, message))
+    return error_response(error_from_status(exc.status_code, message), request.url.path)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(_internal())
+    return error_response(_internal(), request.url.path)
 
 
 def _internal() -> APIError:

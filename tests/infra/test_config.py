@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from infra.config import LOG_RETENTION_DAYS, StageConfig, StageConfigError
+from infra.config import LOG_RETENTION_DAYS, SIMULATOR_MODES, StageConfig, StageConfigError
 from infra.constructs.logs import RETENTION
 
 
@@ -105,3 +105,13 @@ def test_from_context_rejects_unknown_and_malformed_values() -> None:
 
 def test_every_accepted_retention_maps_to_a_cdk_value() -> None:
     assert set(RETENTION) == set(LOG_RETENTION_DAYS)
+
+
+def test_the_simulator_setting_is_checked_and_matches_the_worker() -> None:
+    from services.models.catalogue import SIMULATOR_MODES as WORKER_MODES
+
+    assert StageConfig().simulator == "off"
+    assert SIMULATOR_MODES == WORKER_MODES
+    assert StageConfig.from_context("demo", {"simulator": "fallback"}).simulator == "fallback"
+    with pytest.raises(StageConfigError, match="simulator 'maybe'"):
+        StageConfig(simulator="maybe")

@@ -22,6 +22,12 @@ def _container(synth: Synth) -> dict[str, Any]:
     return dict(container)
 
 
+def test_the_simulator_is_off_unless_the_stage_enables_it(synth: Synth, https_synth: Synth) -> None:
+    assert _env(_container(synth))["SWITCHBOARD_SIMULATOR"] == "off"
+    assert https_synth.config.simulator == "fallback"
+    assert _env(_container(https_synth))["SWITCHBOARD_SIMULATOR"] == "fallback"
+
+
 def test_vpc_spans_two_azs_with_one_nat_gateway(synth: Synth) -> None:
     template = synth.template("worker")
     template.resource_count_is("AWS::EC2::VPC", 1)

@@ -216,6 +216,19 @@ def test_document_analyst_streams_its_five_steps_over_a_multipage_pdf(stack: Loc
         other["id"]
     ]
     assert tenant.events(_run_id(tenant)) == events  # the same events, replayed
+    # The run's usage is every model call its tools made, as /v1/usage counts them.
+    usage = result["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert result["models"] == ["local/simulator", "local/embedding"]
+    counted = (0, 0)
+    deadline = time.monotonic() + 15
+    while counted != (usage["input_tokens"], usage["output_tokens"]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)  # usage records reach the table about 100 ms after their call
+        totals = tenant.get("/usage").json()["totals"]
+        counted = (totals["input_tokens"], totals["output_tokens"])
+    assert counted == (usage["input_tokens"], usage["output_tokens"])
 
 
 def _run_id(tenant: Tenant) -> str:

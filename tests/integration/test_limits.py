@@ -98,7 +98,10 @@ def test_budget_wall_refuses_before_any_provider_call(stack: LocalStack) -> None
     for response in refused:
         assert response.status_code == 429, response.text
         error = response.json()["error"]
-        assert (error["type"], error["code"]) == ("insufficient_quota", "budget_exceeded")
+        if response.url.path.endswith("/messages"):  # Anthropic's envelope and error type
+            assert response.json()["type"] == "error" and error["type"] == "rate_limit_error"
+        else:
+            assert (error["type"], error["code"]) == ("insufficient_quota", "budget_exceeded")
         assert "monthly budget of $2.50" in error["message"]
         assert response.headers["x-should-retry"] == "false"
 

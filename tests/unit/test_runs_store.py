@@ -17,7 +17,6 @@ from services.providers.local import LocalProvider
 from services.runs.events import Channel, EventLog
 from services.runs.model import Event, Run
 from services.runs.service import RunService, RunSettings
-from services.runs.sse import parse_after, parse_sse, sse_frame
 from services.runs.store import IdempotencyMismatch, RunStore, new_run_id
 
 TABLE = "runs-test"
@@ -129,32 +128,6 @@ def test_list_newest_first_with_an_opaque_cursor(aws: dict[str, Any]) -> None:
     for bad in ("garbage", other_cursor or "x"):
         with pytest.raises(InvalidRequest):
             store.page("t", cursor=bad)
-
-
-def test_resume_position_parsing() -> None:
-    assert parse_after(None, None) == 0
-    assert parse_after("7", "3") == 7  # the header wins
-    assert parse_after(None, "3") == 3
-    for bad in ("-1", "abc", "1.5", "99999999999"):
-        with pytest.raises(InvalidRequest):
-            parse_after(bad, None)
-
-
-def test_sse_frames_parse_back() -> None:
-    events = [
-        Event(1, "run.started", {"a": 1}, 1.5),
-        Event(2, "text.delta", {"content": "x\ny"}, 2.0),
-    ]
-    text = b"".join(sse_frame(e) for e in events).decode() + ": keep-alive\n\n"
-
-    async def parse() -> list[Event]:
-        async def lines() -> Any:
-            for line in text.split("\n"):
-                yield line
-
-        return [e async for e in parse_sse(lines())]
-
-    assert asyncio.run(parse()) == events
 
 
 def test_event_log_persists_before_it_publishes() -> None:

@@ -455,7 +455,10 @@ def test_post_a_tool_answers_its_output_and_usage(api: TestClient) -> None:
     answer = api.post("/v1/tools/summarize", headers=HEADERS, json={"input": {"text": ARTICLE}})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert (body["object"], body["tool"], body["model"]) == ("tool.result", "summarize", "fast")
+    assert (body["object"], body["tool"]) == ("tool.result", "summarize")
+    # The model that answered (the route's simulator fallback here), and the route asked for.
+    assert (body["model"], body["models"]) == ("local/simulator", ["local/simulator"])
+    assert answer.headers["x-switchboard-route"] == "fast"
     assert "local simulator" in body["output"]["summary"]
     assert body["usage"]["completion_tokens"] > 0
     # The caller may name another model or route.
