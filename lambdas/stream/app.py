@@ -12,9 +12,7 @@ worker itself. It routes by the route table (`services/frontdoor/routes.py`):
   (`control.py`), after authenticating the key.
 - Any other path is a 404, another method a 405 naming the allowed ones.
 
-Errors have the OpenAI envelope. On `/v1/messages` they should have Anthropic's; until
-`services/errors.py` offers it they keep the OpenAI one, which the `anthropic` SDK reads
-too (see services/chat/messages.py).
+Errors have the OpenAI envelope, and Anthropic's on `/v1/messages`.
 """
 
 from __future__ import annotations
@@ -34,6 +32,7 @@ from services.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    render,
 )
 from services.frontdoor.routes import Body, Match, Owner, RouteSpec, allowed_text, match
 from services.tenancy.auth import Authenticator, bearer_token
@@ -271,10 +270,11 @@ async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], bod
 
 
 async def _send_error(send: Send, error: APIError, *, anthropic: bool) -> None:
-    """`error` in the route's envelope: OpenAI's, and on /v1/messages, for now, too."""
+    """`error` in the route's envelope: Anthropic's on /v1/messages, OpenAI's elsewhere."""
     headers = [(b"content-type", _JSON)]
     headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
-    await _send(send, error.status, headers, error.json())
+    body = render(_ANTHROPIC_PATH, error) if anthropic else error.json()
+    await _send(send, error.status, headers, body)
 
 
 def _allow_open_files() -> None:

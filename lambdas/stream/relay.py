@@ -23,7 +23,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-from services.errors import APIError, GatewayTimeout, ServiceUnavailable, UpstreamError
+from services.errors import (
+    APIError,
+    GatewayTimeout,
+    ServiceUnavailable,
+    UpstreamError,
+    anthropic_body,
+)
 from services.web import http1
 from services.web.sse import event
 
@@ -196,7 +202,8 @@ class Relay:
             await send({"type": "http.response.body", "body": b""})
             return
         if sse:
-            frame = event(failure.body(), name=error_event)
+            body = anthropic_body(failure) if error_event else failure.body()
+            frame = event(body, name=error_event)
             await send({"type": "http.response.body", "body": frame})
         # Otherwise the answer stays unfinished: the server closes the connection, and the
         # client sees a body cut short rather than a shorter one passed off as whole.

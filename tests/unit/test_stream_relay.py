@@ -407,14 +407,14 @@ def test_an_upstream_that_fails_before_its_answer_is_a_502(failure: str) -> None
 
 
 @pytest.mark.parametrize(
-    ("path", "frame_start"),
+    ("path", "frame_start", "kind"),
     [
-        ("/v1/chat/completions", b'data: {"error"'),
-        ("/v1/messages", b'event: error\ndata: {"error"'),
+        ("/v1/chat/completions", b'data: {"error"', "upstream_error"),
+        ("/v1/messages", b'event: error\ndata: {"type":"error"', "api_error"),
     ],
 )
 def test_a_stream_cut_by_the_upstream_ends_with_an_error_event(
-    path: str, frame_start: bytes
+    path: str, frame_start: bytes, kind: str
 ) -> None:
     async def cut(seen: Seen, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(SSE_HEAD + chunk(b"data: first\n\n"))
@@ -429,7 +429,25 @@ def test_a_stream_cut_by_the_upstream_ends_with_an_error_event(
     assert first == b"data: first"
     assert last.startswith(frame_start), response.content
     error = json.loads(last.split(b"data: ", 1)[1])["error"]
-    assert error["code"] == "bad_gateway" and error["type"] == "upstream_error"
+    assert error["type"] == kind and "ended the answer" in error["message"]
+
+
+def test_messages_errors_have_anthropics_envelope() -> None:
+    with door("http://127.0.0.1:9") as base:
+        refused = httpx.post(f"{base}/v1/messages", content=b"{}")
+        other = httpx.post(f"{base}/v1/chat/completions", content=b"{}")
+    # Nothing listens upstream: the door answers itself, in each route's envelope.
+    assert refused.status_code == 503
+    assert refused.json() == {
+        "type": "error",
+        "error": {"type": "overloaded_error", "message": refused.json()["error"]["message"]},
+    }
+    assert other.status_code == 503 and set(other.json()["error"]) == {
+        "message",
+        "type",
+        "param",
+        "code",
+    }
 
 
 def test_a_json_answer_cut_by_the_upstream_is_not_passed_off_as_whole() -> None:
