@@ -24,7 +24,9 @@ from starlette.routing import Route
 from services.conversations.api import ConversationsAPI
 from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
 from services.documents.store import DocumentSettings
-from services.errors import GatewayTimeout, InvalidRequest, ServiceUnavailable
+from services.errors import GatewayTimeout, InvalidRequest, NotFound, ServiceUnavailable
+from services.frontdoor import public
+from services.frontdoor.routes import ROUTES
 from services.frontdoor.settings import FrontDoorSettings
 from services.tenancy.auth import Authenticator, Principal, internal_headers
 from services.tenancy.keys import KeyStore
@@ -192,6 +194,13 @@ def create_app(
     async def document(request: Request) -> Response:
         return await relay(request, await authenticate(request), request.method, None)
 
+    async def describe_api(request: Request) -> Response:
+        """The contract and its reference page, without a key (services/frontdoor/public.py)."""
+        found = public.answer(request.url.path)
+        if found is None:
+            raise NotFound(f"Unknown request URL: GET {request.url.path}.")
+        return Response(found.body, media_type=found.content_type, headers=found.headers)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -230,6 +239,7 @@ def create_app(
             Route("/v1/documents/{document_id}/complete", post_json, methods=["POST"]),
             Route("/v1/documents/{document_id}/content", get, methods=["GET"]),
             Route("/v1/embeddings", post_json, methods=["POST"]),
+            *(Route(r.path, describe_api, methods=[r.method]) for r in ROUTES if r.public),
         ],
         lifespan=lifespan,
     )
