@@ -537,7 +537,7 @@ def usage_report() -> Response[Any]:
     return Response(status_code=200, content_type=content_type, body=body)
 
 
-def describe_api() -> Response[Any]:
+def describe_api(**_path_params: str) -> Response[Any]:
     """The contract and its reference page, without a key (services/frontdoor/public.py)."""
     path = app.current_event.path
     found = public.answer(path)

@@ -442,7 +442,8 @@ def _responses(route: RouteSpec, op: Op, ok: Any = None) -> dict[str, Any]:
     else:
         content = {}
     if op.stream:
-        content = {**content, "text/event-stream": {"schema": {"type": "string"}}}
+        event = {"description": f"Each event's data: {op.stream}"}
+        content = {**content, "text/event-stream": {"schema": event}}
     answer: dict[str, Any] = {"description": "OK"}
     if op.stream:
         answer["description"] = f"OK. Streamed (server-sent events): {op.stream}"
