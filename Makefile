@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: install dev test test-unit test-integration test-infra test-browser lint format bench cost synth deploy clean
+.PHONY: install dev test test-unit test-integration test-infra test-browser lint format bench cost synth deploy clean openapi reference-assets
 
 install: $(STAMP)
 
@@ -65,6 +65,15 @@ format: install
 
 bench: install
 	$(PY) -m bench
+
+## Write services/frontdoor/openapi.json from the code (the route table and the models).
+openapi: install
+	$(PY) -m services.frontdoor.openapi
+
+## Copy Swagger UI (pinned in package.json) into the package that serves /docs.
+REFERENCE_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE
+reference-assets: node_modules/.installed-stamp
+	cp $(addprefix node_modules/swagger-ui-dist/,$(REFERENCE_FILES)) services/frontdoor/reference/
 
 ## Monthly cost of the seed workload: Lambda-only vs Switchboard, and the break-even.
 cost: install

@@ -24,14 +24,15 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from services.documents.embeddings import Embeddings
+from services.documents.requests import DocumentUpload, EmbeddingRequest, UploadRequest
 from services.documents.store import DocumentStore, check_document_id
 from services.errors import InvalidRequest
 from services.tenancy.auth import Authenticator, Principal
@@ -42,31 +43,6 @@ from services.web.params import page_limit
 from services.wire.openai import invalid_request
 
 CONTENT_URL_SECONDS = 300
-
-
-class _Upload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    filename: str
-    content_type: str = ""
-    data: str
-    folder: str = ""
-
-
-class _UploadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    filename: str
-    content_type: str = ""
-    size_bytes: int | None = Field(default=None, ge=1)
-    folder: str = ""
-
-
-class _EmbeddingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    input: str | list[str]
-    model: str | None = None
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
-    user: str | None = None
 
 
 def _parse(model: type[BaseModel], body: Any) -> Any:
@@ -97,7 +73,7 @@ def document_routes(
         principal = await principal_of(request, "/v1/documents")
         store = documents()
         body = decode_json(await read_body(request, store.settings.max_body_bytes))
-        parsed: _Upload = _parse(_Upload, body)
+        parsed: DocumentUpload = _parse(DocumentUpload, body)
         try:
             data = base64.b64decode(parsed.data, validate=True)
         except (binascii.Error, ValueError):
@@ -114,7 +90,7 @@ def document_routes(
     async def create_upload(request: Request) -> Response:
         principal = await principal_of(request, "/v1/documents/uploads")
         body = decode_json(await read_body(request, max_request_bytes))
-        parsed: _UploadRequest = _parse(_UploadRequest, body)
+        parsed: UploadRequest = _parse(UploadRequest, body)
         document, target = await documents().create_upload(
             principal.tenant_id,
             parsed.filename,
@@ -175,7 +151,7 @@ def document_routes(
                 param="input",
                 code="unsupported_parameter",
             )
-        parsed: _EmbeddingRequest = _parse(_EmbeddingRequest, body)
+        parsed: EmbeddingRequest = _parse(EmbeddingRequest, body)
         inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
         result = await embeddings().embed(parsed.model, inputs, dimensions=parsed.dimensions)
         return JSONBytesResponse(result.public(parsed.encoding_format))

@@ -20,6 +20,8 @@ from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolv
 from services.conversations.api import ConversationsAPI
 from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
 from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from services.frontdoor import public
+from services.frontdoor.routes import ROUTES
 from services.frontdoor.settings import FrontDoorSettings
 from services.frontdoor.worker_client import WorkerClient
 from services.runs.store import RunStore
@@ -549,6 +551,19 @@ def console_file(name: str = "") -> Response[Any]:
         body=answer.body.decode(),
         headers=answer.headers,
     )
+
+
+def describe_api(**_path_params: str) -> Response[Any]:
+    """The contract and its reference page, without a key (services/frontdoor/public.py)."""
+    path = app.current_event.path
+    found = public.answer(path)
+    if found is None:
+        raise NotFound(f"Unknown request URL: GET {path}.")
+    return Response(200, found.content_type, found.body, headers=found.headers)
+
+
+for _public in (r for r in ROUTES if r.public):
+    app.route(_public.path.replace("{", "<").replace("}", ">"), _public.method)(describe_api)
 
 
 @app.not_found

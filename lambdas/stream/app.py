@@ -34,6 +34,7 @@ from services.errors import (
     PayloadTooLarge,
     render,
 )
+from services.frontdoor import public
 from services.frontdoor.routes import Body, Match, Owner, RouteSpec, allowed_text, match
 from services.tenancy.auth import Authenticator, bearer_token
 from services.web import http1
@@ -93,6 +94,8 @@ class StreamDoor:
                 raise _no_route(method, path, found.allowed)
             if route.owner is Owner.WORKER:
                 await self._relay(scope, receive, send, route)
+            elif route.public:
+                await _describe_api(path, send)
             else:
                 answer = await self._control(scope, receive, route, found.params)
                 headers = [(b"content-type", answer.content_type.encode("latin-1"))]
@@ -267,6 +270,16 @@ async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], bod
     start: Message = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)
     await send({"type": "http.response.body", "body": body})
+
+
+async def _describe_api(path: str, send: Send) -> None:
+    """The contract and its reference page, without a key (services/frontdoor/public.py)."""
+    found = public.answer(path)
+    if found is None:
+        raise NotFound(f"Unknown request URL: GET {path[:_ECHO]}.")
+    headers = [(b"content-type", found.content_type.encode("latin-1"))]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in found.headers.items()]
+    await _send(send, 200, headers, found.body.encode())
 
 
 async def _send_error(send: Send, error: APIError, *, anthropic: bool) -> None:

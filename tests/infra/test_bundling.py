@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,27 @@ def test_gateway_bundle_has_no_sdk_no_cdk_no_bytecode(gateway_bundle: Path) -> N
         assert unwanted not in top
     assert not list(gateway_bundle.rglob("__pycache__"))
     assert not list(gateway_bundle.rglob("*.pyc"))
+
+
+def test_gateway_bundle_serves_the_contract_and_the_reference_page(gateway_bundle: Path) -> None:
+    """The bundle's own files answer /v1/openapi.json and /docs (no pydantic needed)."""
+    code = (
+        "import json, sys\n"
+        "from services.frontdoor import public\n"
+        "doc = json.loads(public.answer('/v1/openapi.json').body)\n"
+        "page = public.answer('/docs').body\n"
+        "js = public.answer('/docs/swagger-ui-bundle.js').body\n"
+        "print(doc['openapi'], len(doc['paths']), 'swagger-ui' in page.lower() or 'docs/' in page,"
+        " len(js) > 100_000, 'pydantic' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=gateway_bundle,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == ["3.1.0", out[1], "True", "True", "False"] and int(out[1]) > 30
 
 
 def test_stream_bundle_has_an_executable_run_sh(tmp_path: Path) -> None:

@@ -554,7 +554,7 @@ def test_unknown_paths_and_methods_come_from_the_table() -> None:
 
 
 def test_control_routes_are_answered_by_the_door_not_relayed() -> None:
-    control = [r for r in ROUTES if r.owner is Owner.CONTROL and not r.admin]
+    control = [r for r in ROUTES if r.owner is Owner.CONTROL and not r.admin and not r.public]
     with upstream(echo_json) as up, door(up.url) as base:
         for route in control:
             path = route.path.replace("{", "").replace("}", "_1")
@@ -570,8 +570,19 @@ def test_control_routes_are_answered_by_the_door_not_relayed() -> None:
 def test_every_control_route_but_the_admin_api_is_implemented() -> None:
     app = create_app(settings_for("http://127.0.0.1:9"))
     served = set(app.control.handlers)
-    control = {(r.method, r.path) for r in routes_of(Owner.CONTROL) if not r.admin}
+    control = {(r.method, r.path) for r in routes_of(Owner.CONTROL) if not (r.admin or r.public)}
     assert served == control
+
+
+def test_the_api_description_is_answered_without_a_key() -> None:
+    with upstream(echo_json) as up, door(up.url) as base:
+        contract = httpx.get(f"{base}/v1/openapi.json")
+        page = httpx.get(f"{base}/docs")
+        missing = httpx.get(f"{base}/docs/nothing.js")
+    assert contract.status_code == 200 and contract.json()["openapi"].startswith("3.1")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert_envelope(missing, 404, None)
+    assert up.seen == []
 
 
 def test_health_is_answered_without_the_upstream() -> None:
