@@ -6,7 +6,8 @@ One run measures, each as a figure beside its target:
   interleaved in blocks so that machine noise hits both alike;
 - throughput and the worker's CPU time per request at 32 connections, upstream 20 ms;
 - concurrent streams one worker process holds while the upstream waits 10 s, and its
-  peak memory.
+  peak memory;
+- each front-door Lambda's cold import from its own built bundle (bench/cold_import.py).
 The upstream is Node's http module (bench/upstream.js): a Python upstream would be the
 bottleneck. The worker runs as in `make dev` (uvicorn, uvloop, httptools), with the
 `openai_compatible` provider pointed at the upstream.
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import cold_import
 from devstack.stack import LocalStack, StackConfig, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -151,7 +153,13 @@ def main() -> int:
         "--seconds", type=float, default=10.0, help="duration of the 32-connection run"
     )
     parser.add_argument("--streams", type=int, default=10_000, help="concurrent waiting streams")
+    parser.add_argument(
+        "--import-samples", type=int, default=9, help="fresh interpreters per cold import"
+    )
     args = parser.parse_args()
+    print(f"cold imports: {args.import_samples} fresh interpreters per front door", flush=True)
+    figures, skipped = cold_import.measure(args.import_samples)
+    imports = cold_import.report(figures, skipped, args.import_samples)
     if shutil.which("node") is None:
         print("bench needs node (for the upstream and the load generator)", file=sys.stderr)
         return 2
@@ -333,7 +341,7 @@ def main() -> int:
     finally:
         upstream.terminate()
     print()
-    print("\n".join(results))
+    print("\n".join(results + imports))
     print(f"\n(CPU: {os.cpu_count()} cores; one run; figures vary with the machine's load)")
     return 0
 

@@ -12,6 +12,7 @@ from aws_cdk import App, Stack, Tags
 
 from infra.config import StageConfig
 from infra.stacks import FrontDoorStack, StatefulStack, WorkerStack
+from infra.stacks.frontdoor import WorkerEdge
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +43,6 @@ def build(app: App, config: StageConfig, *, repo_root: Path = REPO_ROOT) -> dict
         run_queue=stateful.run_queue,
         run_dead_letters=stateful.run_dead_letters,
         provider_keys=stateful.provider_keys,
-        internal_token=stateful.internal_token,
     )
     frontdoor = FrontDoorStack(
         app,
@@ -52,9 +52,12 @@ def build(app: App, config: StageConfig, *, repo_root: Path = REPO_ROOT) -> dict
         repo_root=repo_root,
         table=stateful.table,
         bucket=stateful.bucket,
-        internal_token=stateful.internal_token,
         admin_key=stateful.admin_key,
-        worker_url=worker.worker_url,
+        worker=WorkerEdge(
+            vpc_link=worker.vpc_link,
+            load_balancer=worker.load_balancer,
+            url=worker.worker_url,
+        ),
     )
     stacks: dict[str, Stack] = {"stateful": stateful, "worker": worker, "frontdoor": frontdoor}
     for stack in stacks.values():

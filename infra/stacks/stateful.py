@@ -1,5 +1,5 @@
 """Data that must outlive every other stack: the state table, the bucket for large
-conversation messages, and the internal credential."""
+conversation messages, the run queues and the secrets (admin key, provider keys)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,8 @@ from constructs import Construct
 
 from infra.config import StageConfig
 
-# Pinned so that moving a construct in the tree can never replace the table or the secret.
+# Pinned so that moving a construct in the tree can never replace the table or a secret.
 TABLE_LOGICAL_ID = "SwitchboardTable"
-INTERNAL_TOKEN_LOGICAL_ID = "SwitchboardInternalToken"
 BUCKET_LOGICAL_ID = "SwitchboardBucket"
 PROVIDER_KEYS_LOGICAL_ID = "SwitchboardProviderKeys"
 ADMIN_KEY_LOGICAL_ID = "SwitchboardAdminKey"
@@ -32,7 +31,12 @@ GSI1 = "gsi1"
 
 
 class StatefulStack(Stack):
-    """The single-table DynamoDB store, the bucket and the front-door-to-worker secret.
+    """The single-table DynamoDB store, the bucket, the run queues and the secrets.
+
+    There is no front-door-to-worker credential: the worker authenticates each caller's
+    own key. (Stacks deployed before this held an ``InternalToken`` secret; removed from
+    the template, a retained secret is left in the account, unused: delete it with
+    ``aws secretsmanager delete-secret``. A dev stage's is deleted with the stack update.)
 
     All are retained when the stack is deleted and the stack is termination-protected
     (unless the stage config says otherwise), so losing them takes deliberate steps.
@@ -43,7 +47,7 @@ class StatefulStack(Stack):
             scope,
             id,
             termination_protection=config.termination_protection,
-            description=f"Switchboard {config.name}: state table and internal credential",
+            description=f"Switchboard {config.name}: state table, bucket, run queues, secrets",
             **kwargs,
         )
         removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
@@ -81,19 +85,6 @@ class StatefulStack(Stack):
             removal_policy=removal,
         )
         _pin(self.bucket, BUCKET_LOGICAL_ID)
-
-        self.internal_token = secretsmanager.Secret(
-            self,
-            "InternalToken",
-            description=(
-                f"Switchboard {config.name}: credential the front doors present to the worker"
-            ),
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True
-            ),
-            removal_policy=removal,
-        )
-        _pin(self.internal_token, INTERNAL_TOKEN_LOGICAL_ID)
 
         # The admin API's key (tenants, keys, limits): generated, read only by the gateway.
         # Operators fetch it with `aws secretsmanager get-secret-value`.

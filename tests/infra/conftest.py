@@ -81,7 +81,7 @@ def https_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         name="tls",
         certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/abcd-1234",
         worker_domain_name="worker.switchboard.example.com",
-        nat_gateways=0,
+        nat_gateways=1,
     )
     with pytest.MonkeyPatch.context() as monkeypatch:
         return _synth(config, tmp_path_factory.mktemp("cdk-https"), monkeypatch)

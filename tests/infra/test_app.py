@@ -75,3 +75,20 @@ def test_app_rejects_a_misspelt_context_key(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "unknown context key 'nat_gateway'; did you mean 'nat_gateways'?" in result.stderr
+
+
+def test_app_refuses_an_internet_facing_plain_http_worker_outside_dev(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(tmp_path),
+        "CDK_CONTEXT_JSON": json.dumps(
+            {**cdk_json_context(), "stage": "prod", "alb_internet_facing": "true"}
+        ),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "plain HTTP" in result.stderr and "certificate_arn" in result.stderr
+    assert not (tmp_path / "manifest.json").exists()

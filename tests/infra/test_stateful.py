@@ -7,7 +7,7 @@ from aws_cdk.assertions import Match
 from infra.stacks.stateful import (
     ADMIN_KEY_LOGICAL_ID,
     BUCKET_LOGICAL_ID,
-    INTERNAL_TOKEN_LOGICAL_ID,
+    PROVIDER_KEYS_LOGICAL_ID,
     TABLE_LOGICAL_ID,
 )
 from tests.infra.conftest import Synth
@@ -24,14 +24,12 @@ def test_stack_is_named_for_the_stage_and_termination_protected(synth: Synth) ->
 def test_logical_ids_are_pinned(synth: Synth) -> None:
     # These exact strings are the identity of the data: changing one replaces the table.
     assert TABLE_LOGICAL_ID == "SwitchboardTable"
-    assert INTERNAL_TOKEN_LOGICAL_ID == "SwitchboardInternalToken"
     assert BUCKET_LOGICAL_ID == "SwitchboardBucket"
+    assert PROVIDER_KEYS_LOGICAL_ID == "SwitchboardProviderKeys"
     template = synth.raw("stateful")
     assert template["Resources"]["SwitchboardTable"]["Type"] == "AWS::DynamoDB::Table"
     assert template["Resources"]["SwitchboardBucket"]["Type"] == "AWS::S3::Bucket"
-    assert (
-        template["Resources"]["SwitchboardInternalToken"]["Type"] == "AWS::SecretsManager::Secret"
-    )
+    assert template["Resources"]["SwitchboardProviderKeys"]["Type"] == "AWS::SecretsManager::Secret"
 
 
 def test_table_shape(synth: Synth) -> None:
@@ -69,9 +67,11 @@ def test_table_shape(synth: Synth) -> None:
     assert "TableName" not in props
 
 
-def test_internal_token_secret(synth: Synth) -> None:
+def test_no_shared_credential_between_front_doors_and_worker(synth: Synth) -> None:
+    # The worker authenticates each caller's own key: no internal token exists to leak.
     template = synth.template("stateful")
-    template.resource_count_is("AWS::SecretsManager::Secret", 3)  # provider keys, admin key
+    template.resource_count_is("AWS::SecretsManager::Secret", 2)  # provider keys, admin key
+    assert "SwitchboardInternalToken" not in synth.raw("stateful")["Resources"]
     template.has_resource(
         "AWS::SecretsManager::Secret",
         {
