@@ -48,7 +48,8 @@ count above ``worker_max_count`` is costed as needed, with a note), the internal
 (hours, and LCU-hours on the highest dimension; no public address), the VPC link, NAT
 gateways if configured (hours, and every provider byte processed), public IPv4 addresses
 (one per task without NAT, one per NAT gateway), idle SQS long polls (one per task per
-``receive_wait_seconds``), and Secrets Manager secrets.
+``receive_wait_seconds``), Secrets Manager secrets, and what operators watch: alarms,
+the dashboard, the EMF custom metrics and the log lines.
 """
 
 from __future__ import annotations
@@ -368,6 +369,21 @@ def switchboard(workload: Workload, prices: Prices) -> DesignCost:
             "Data transfer out (answers, provider requests)",
             egress / GIB,
             prices["data_transfer_out_gb"],
+        ),
+        LineItem(
+            "CloudWatch alarms", float(s.alarm_metrics), prices["cloudwatch_alarm_metric_month"]
+        ),
+        LineItem("CloudWatch dashboard", float(s.dashboards), prices["cloudwatch_dashboard_month"]),
+        LineItem(
+            "CloudWatch custom metrics (EMF)",
+            float(s.custom_metrics),
+            prices["cloudwatch_custom_metric_month"],
+        ),
+        LineItem(
+            "CloudWatch Logs ingested",
+            (workload.requests_per_month + api_requests) * s.log_bytes_per_request / GIB,
+            prices["cloudwatch_logs_ingested_gb"],
+            "access lines at the edge and in the worker, EMF records",
         ),
     ]
     notes = []

@@ -74,6 +74,10 @@ PRICE_KEYS = (
     "sqs_request",
     "secrets_manager_secret_month",
     "data_transfer_out_gb",
+    "cloudwatch_alarm_metric_month",
+    "cloudwatch_dashboard_month",
+    "cloudwatch_custom_metric_month",
+    "cloudwatch_logs_ingested_gb",
 )
 _SHARE_TOLERANCE = 1e-9
 _T = TypeVar("_T", LambdaOnly, SwitchboardSizing)

@@ -169,6 +169,14 @@ class SwitchboardSizing:
     # Streamed answers through the stream Lambda's Function URL (it relays to the API, so
     # they also pay an API request and an authorizer run); the rest stream through the API.
     stream_url_share: float = 0.0
+    # Observability (infra/stacks/observability.py, services/metrics_names.py): 15 alarms,
+    # the 5xx-rate alarm's metric math reading 2 metrics; one dashboard; 10 metrics per
+    # service plus Errors per route (4 routes in use assumed); log lines per request (the
+    # edge access line, the worker's access line and its EMF record).
+    alarm_metrics: int = 16
+    dashboards: int = 1
+    custom_metrics: int = 14
+    log_bytes_per_request: float = 2048.0
     poll_interval_seconds: float = 5.0
     auth_reads_per_request: float = 1.0
     # services/usage/store.py: one TransactWriteItems of 3 items of < 1 KB (the record, the

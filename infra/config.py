@@ -37,6 +37,8 @@ LOG_RETENTION_DAYS = (
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MODEL_FAMILY = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
@@ -110,8 +112,26 @@ class StageConfig:
     key_cache_seconds: int = 5
     conversation_retention_days: int = 30
 
-    retain_data: bool = True
-    termination_protection: bool = True
+    # None: decided by the stage. A dev stage is destroyable (data deleted with its stack,
+    # no termination protection); every other stage keeps its data and is protected.
+    retain_data: bool | None = None
+    termination_protection: bool | None = None
+
+    # Operations (issue 13).
+    alarm_email: str | None = None  # subscribed to the alarm topic (confirm the email)
+    alarm_api_5xx_percent: float = 1.0
+    alarm_first_token_p99_ms: int = 15_000
+    alarm_budget_refusals_per_5_minutes: int = 50
+    alarm_oldest_run_message_seconds: int = 600
+    api_throttle_rate_limit: int = 200  # requests per second, stage-wide
+    api_throttle_burst_limit: int = 400
+    # API Gateway writes access logs only with an account-level CloudWatch role. One per
+    # account and region: set false where another stack already manages it.
+    manage_apigw_account_role: bool = True
+    waf: bool = False  # AWS managed common rules and a per-IP rate rule on the API stage
+    waf_requests_per_ip_per_5_minutes: int = 2000
+    # Bedrock model-id prefixes the worker may invoke (comma-separated), e.g. "anthropic".
+    bedrock_model_families: str = "anthropic,amazon.nova"
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -127,6 +147,20 @@ class StageConfig:
     @property
     def worker_scheme(self) -> str:
         return "https" if self.certificate_arn else "http"
+
+    @property
+    def retains_data(self) -> bool:
+        return (not self.is_dev) if self.retain_data is None else self.retain_data
+
+    @property
+    def protected(self) -> bool:
+        if self.termination_protection is None:
+            return not self.is_dev
+        return self.termination_protection
+
+    @property
+    def bedrock_families(self) -> tuple[str, ...]:
+        return tuple(f.strip() for f in self.bedrock_model_families.split(",") if f.strip())
 
     @property
     def is_dev(self) -> bool:
@@ -285,6 +319,30 @@ class StageConfig:
         if self.worker_domain_name and not self.certificate_arn:
             yield "worker_domain_name needs certificate_arn (it is only used for HTTPS)"
 
+        if self.alarm_email is not None and not _EMAIL.match(self.alarm_email):
+            yield f"alarm_email {self.alarm_email!r} is not an email address"
+        if not 0 < self.alarm_api_5xx_percent <= 100:
+            yield f"alarm_api_5xx_percent {self.alarm_api_5xx_percent} must be > 0 and <= 100"
+        for field in (
+            "alarm_first_token_p99_ms",
+            "alarm_budget_refusals_per_5_minutes",
+            "alarm_oldest_run_message_seconds",
+            "api_throttle_rate_limit",
+            "api_throttle_burst_limit",
+        ):
+            if getattr(self, field) < 1:
+                yield f"{field} {getattr(self, field)} must be at least 1"
+        if not 10 <= self.waf_requests_per_ip_per_5_minutes <= 2_000_000_000:
+            yield (
+                f"waf_requests_per_ip_per_5_minutes {self.waf_requests_per_ip_per_5_minutes} "
+                "must be 10-2000000000 (the WAF rate-based rule's range)"
+            )
+        families = self.bedrock_families
+        if not families or not all(_MODEL_FAMILY.match(f) for f in families):
+            yield (
+                f"bedrock_model_families {self.bedrock_model_families!r} must be comma-separated "
+                "model-id prefixes such as 'anthropic,amazon.nova' (no wildcards)"
+            )
         if not 1024 <= self.max_request_bytes <= MAX_REQUEST_BYTES_LIMIT:
             yield (
                 f"max_request_bytes {self.max_request_bytes} must be 1024-"

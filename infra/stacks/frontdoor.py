@@ -9,24 +9,35 @@ table, so API Gateway never answers one of its own 403 "Missing Authentication T
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Duration, Stack
+from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
 from infra import api_errors
 from infra.bundling import lambda_code
 from infra.config import StageConfig
 from infra.constructs import FrontDoorFunction
+from infra.constructs import logs as logs_
+from infra.constructs.permissions import (
+    TABLE_KEY_LOOKUP,
+    TABLE_READ_WRITE,
+    grant_table,
+    grant_tenant_objects,
+)
+from infra.stacks.stateful import GSI1
 from services.frontdoor.routes import ROUTES, Owner, RouteSpec
 
 # The stage is not the API version: the worker and the gateway see /v1/... paths, and
@@ -41,6 +52,31 @@ LWA_LAYER = "LambdaAdapterLayerArm64"
 LWA_PORT = 8000
 STREAM_TIMEOUT = Duration.minutes(15)
 AUTHORIZER_TIMEOUT = Duration.seconds(10)
+# One JSON line per call at the edge: who (IP, never the key), what (method, route), how
+# it went (status, latencies, the authorizer's and API Gateway's own errors), and the
+# request id that follows the call to the worker.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "extendedRequestId": "$context.extendedRequestId",
+        "ip": "$context.identity.sourceIp",
+        "userAgent": "$context.identity.userAgent",
+        "requestTime": "$context.requestTimeEpoch",
+        "method": "$context.httpMethod",
+        "route": "$context.resourcePath",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "latencyMs": "$context.responseLatency",
+        "integrationStatus": "$context.integration.status",
+        "integrationLatencyMs": "$context.integration.latency",
+        "integrationError": "$context.integration.error",
+        "authorizerStatus": "$context.authorizer.status",
+        "authorizerLatencyMs": "$context.authorizer.latency",
+        "authorizerError": "$context.authorizer.error",
+        "errorType": "$context.error.responseType",
+        "wafStatus": "$context.waf.status",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -100,8 +136,8 @@ class FrontDoorStack(Stack):
             },
             **shared,
         ).function
-        table.grant_read_write_data(self.gateway)
-        bucket.grant_read_write(self.gateway)
+        grant_table(self.gateway, table, TABLE_READ_WRITE, indexes=[GSI1])
+        grant_tenant_objects(self.gateway, bucket)
         admin_key.grant_read(self.gateway)
 
         # The edge check on WORKER routes: an unknown key is answered 401 here, before
@@ -117,7 +153,7 @@ class FrontDoorStack(Stack):
             environment={"POWERTOOLS_SERVICE_NAME": "switchboard-authorizer"},
             **shared,
         ).function
-        table.grant_read_data(self.authorizer_function)
+        grant_table(self.authorizer_function, table, TABLE_KEY_LOOKUP)
 
         self.api = self._rest_api(config)
 
@@ -152,8 +188,8 @@ class FrontDoorStack(Stack):
             },
             **shared,
         ).function
-        table.grant_read_write_data(self.stream)
-        bucket.grant_read_write(self.stream)
+        grant_table(self.stream, table, TABLE_READ_WRITE, indexes=[GSI1])
+        grant_tenant_objects(self.stream, bucket)
         # Auth type NONE is deliberate: Switchboard authenticates its own API keys in the
         # app (IAM auth would demand SigV4 from every SDK client).
         self.stream_url = self.stream.add_function_url(
@@ -188,6 +224,7 @@ class FrontDoorStack(Stack):
     # -- the REST API ----------------------------------------------------------------------
 
     def _rest_api(self, config: StageConfig) -> apigw.RestApi:
+        self.access_logs = logs_.log_group(self, "AccessLogs", config)
         api = apigw.RestApi(
             self,
             "Api",
@@ -198,9 +235,30 @@ class FrontDoorStack(Stack):
                 stage_name=API_STAGE_NAME,
                 tracing_enabled=config.tracing,
                 metrics_enabled=True,
+                # Execution logs for errors only, never bodies (keys and prompts).
+                logging_level=apigw.MethodLoggingLevel.ERROR,
+                data_trace_enabled=False,
+                access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
+                access_log_format=apigw.AccessLogFormat.custom(ACCESS_LOG_FORMAT),
+                throttling_rate_limit=config.api_throttle_rate_limit,
+                throttling_burst_limit=config.api_throttle_burst_limit,
             ),
-            cloud_watch_role=False,
+            # Access and execution logs need the account-level CloudWatch role; one per
+            # account and region, so a stage can leave it to whoever already manages it.
+            cloud_watch_role=config.manage_apigw_account_role,
         )
+        # API Gateway creates its execution log group on first use, kept forever; made
+        # here first, it gets the stage's retention and goes with the stack.
+        execution_logs = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"API-Gateway-Execution-Logs_{api.rest_api_id}/{API_STAGE_NAME}",
+            retention=logs_.RETENTION[config.log_retention_days],
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        api.deployment_stage.node.add_dependency(execution_logs)
+        if config.waf:
+            self._web_acl(api, config)
         self.control_integration = apigw.LambdaIntegration(
             self.gateway,
             proxy=True,
@@ -234,6 +292,65 @@ class FrontDoorStack(Stack):
 
         self._gateway_responses(api)
         return api
+
+    def _web_acl(self, api: apigw.RestApi, config: StageConfig) -> None:
+        """AWS managed common rules and a per-IP rate limit in front of the stage."""
+
+        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True,
+                metric_name=f"switchboard-{config.name}-{name}",
+                sampled_requests_enabled=True,
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility("acl"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="AWSManagedRulesCommonRuleSet",
+                    priority=1,
+                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                            vendor_name="AWS",
+                            name="AWSManagedRulesCommonRuleSet",
+                            # Prompts and documents are larger than the rule's 8 KB body
+                            # limit; the API's own body limits apply instead.
+                            rule_action_overrides=[
+                                wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                    name="SizeRestrictions_BODY",
+                                    action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                                )
+                            ],
+                        )
+                    ),
+                    visibility_config=visibility("common"),
+                ),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RequestsPerIp",
+                    priority=2,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=config.waf_requests_per_ip_per_5_minutes,
+                            aggregate_key_type="IP",
+                        )
+                    ),
+                    visibility_config=visibility("rate"),
+                ),
+            ],
+        )
+        association = wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=api.deployment_stage.stage_arn,
+            web_acl_arn=acl.attr_arn,
+        )
+        association.node.add_dependency(api.deployment_stage)
 
     def _resource(
         self, api: apigw.RestApi, resources: dict[str, apigw.IResource], path: str

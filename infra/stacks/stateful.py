@@ -13,6 +13,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
+from services.conversations.store import OFFLOADED_MESSAGE_TAG
+from services.documents.store import PENDING_UPLOAD_TAG
 
 # Pinned so that moving a construct in the tree can never replace the table or a secret.
 TABLE_LOGICAL_ID = "SwitchboardTable"
@@ -26,6 +28,10 @@ RUN_DLQ_LOGICAL_ID = "SwitchboardRunDeadLetterQueue"
 # watchdog interval while its run is alive, which this must not cut short.
 RUN_QUEUE_MAX_RECEIVES = 1000
 TTL_ATTRIBUTE = "expires_at"
+# The runtime tags the objects the bucket's lifecycle rules select on.
+MESSAGE_TAG = OFFLOADED_MESSAGE_TAG
+# The longest presigned upload URL (7 days), and a day more.
+PENDING_UPLOAD_DAYS = 8
 # Lists a tenant's conversations, most recently updated first (services/conversations/store.py).
 GSI1 = "gsi1"
 
@@ -46,11 +52,11 @@ class StatefulStack(Stack):
         super().__init__(
             scope,
             id,
-            termination_protection=config.termination_protection,
+            termination_protection=config.protected,
             description=f"Switchboard {config.name}: state table, bucket, run queues, secrets",
             **kwargs,
         )
-        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        removal = RemovalPolicy.RETAIN if config.retains_data else RemovalPolicy.DESTROY
 
         self.table = dynamodb.Table(
             self,
@@ -63,7 +69,7 @@ class StatefulStack(Stack):
                 point_in_time_recovery_enabled=True
             ),
             time_to_live_attribute=TTL_ATTRIBUTE,
-            deletion_protection=config.retain_data,
+            deletion_protection=config.retains_data,
             removal_policy=removal,
         )
         self.table.add_global_secondary_index(
@@ -74,7 +80,15 @@ class StatefulStack(Stack):
         )
         _pin(self.table, TABLE_LOGICAL_ID)
 
-        # Conversation messages too large for a DynamoDB item (tenants/<tid>/conversations/).
+        # Conversation messages too large for a DynamoDB item (tenants/<tid>/conversations/)
+        # and documents (tenants/<tid>/documents/). Lifecycle:
+        # - an offloaded message is tagged when written and expires a day after its
+        #   DynamoDB item's TTL (a message item lives conversation_retention_days from its
+        #   write), so it never outlives the conversation it belongs to;
+        # - a presigned upload is tagged pending until the worker completes it (the tag is
+        #   then removed); one never completed is deleted after the longest upload URL
+        #   (7 days) and a day more;
+        # - incomplete multipart uploads are aborted after a day.
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -83,6 +97,24 @@ class StatefulStack(Stack):
             enforce_ssl=True,
             versioned=False,
             removal_policy=removal,
+            # A dev stage's bucket is emptied when its stack is deleted.
+            auto_delete_objects=not config.retains_data,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ConversationMessagesExpireWithTheirConversation",
+                    tag_filters={MESSAGE_TAG[0]: MESSAGE_TAG[1]},
+                    expiration=Duration.days(config.conversation_retention_days + 1),
+                ),
+                s3.LifecycleRule(
+                    id="UploadsNeverCompleted",
+                    tag_filters={PENDING_UPLOAD_TAG[0]: PENDING_UPLOAD_TAG[1]},
+                    expiration=Duration.days(PENDING_UPLOAD_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="AbortIncompleteMultipartUploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
+            ],
         )
         _pin(self.bucket, BUCKET_LOGICAL_ID)
 

@@ -21,6 +21,13 @@ from constructs import Construct
 
 from infra.config import StageConfig
 from infra.constructs import logs as logs_
+from infra.constructs.permissions import (
+    TABLE_READ_WRITE,
+    WORKER_OBJECTS,
+    grant_table,
+    grant_tenant_objects,
+)
+from infra.stacks.stateful import GSI1
 
 WORKER_PORT = 8000
 OPEN_FILES = 65_536  # per worker task: see the container's ulimits
@@ -113,7 +120,7 @@ class WorkerStack(Stack):
             description="Worker tasks: admit the load balancer and each other; egress only",
             allow_all_outbound=True,
         )
-        cluster = ecs.Cluster(
+        self.cluster = cluster = ecs.Cluster(
             self,
             "Cluster",
             vpc=self.vpc,
@@ -162,20 +169,43 @@ class WorkerStack(Stack):
             },
             logging=ecs.LogDrivers.aws_logs(stream_prefix="worker", log_group=log_group),
         )
-        table.grant_read_write_data(task.task_role)
-        bucket.grant_read_write(task.task_role)
-        run_queue.grant_consume_messages(task.task_role)
-        run_queue.grant_send_messages(task.task_role)
-        run_dead_letters.grant_send_messages(task.task_role)
-        provider_keys.grant_read(task.task_role)
-        # Bedrock models are called with the task role (Converse, ConverseStream), in any
-        # region a cross-region inference profile routes to.
+        grant_table(task.task_role, table, TABLE_READ_WRITE, indexes=[GSI1])
+        grant_tenant_objects(task.task_role, bucket, WORKER_OBJECTS)
+        task.task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=[
+                    "sqs:ReceiveMessage",
+                    "sqs:ChangeMessageVisibility",
+                    "sqs:DeleteMessage",
+                    "sqs:SendMessage",
+                    "sqs:GetQueueAttributes",
+                ],
+                resources=[run_queue.queue_arn],
+            )
+        )
+        task.task_role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["sqs:SendMessage"], resources=[run_dead_letters.queue_arn])
+        )
+        task.task_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["secretsmanager:GetSecretValue"], resources=[provider_keys.secret_arn]
+            )
+        )
+        # Bedrock models are called with the task role (Converse and ConverseStream are
+        # authorized as InvokeModel and InvokeModelWithResponseStream), only the configured
+        # families, in any region a cross-region inference profile routes to.
         task.task_role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["bedrock:InvokeModel", "bedrock:InvokeModelWithResponseStream"],
                 resources=[
-                    f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/*",
-                    f"arn:{Aws.PARTITION}:bedrock:*:{Aws.ACCOUNT_ID}:inference-profile/*",
+                    arn
+                    for family in config.bedrock_families
+                    for arn in (
+                        f"arn:{Aws.PARTITION}:bedrock:*::foundation-model/{family}*",
+                        # Cross-region profiles are named <geo>.<model id>.
+                        f"arn:{Aws.PARTITION}:bedrock:*:{Aws.ACCOUNT_ID}"
+                        f":inference-profile/*.{family}*",
+                    )
                 ],
             )
         )

@@ -64,6 +64,10 @@ from services.errors import (
 log = logging.getLogger("switchboard.documents")
 
 DocumentKind = Literal["pdf", "text", "markdown", "image"]
+# A presigned upload's object carries this tag until the upload is completed;
+# infra/stacks/stateful.py's lifecycle rule deletes one never completed.
+PENDING_UPLOAD_TAG = ("switchboard-upload", "pending")
+PENDING_UPLOAD_TAGGING = "=".join(PENDING_UPLOAD_TAG)
 DocumentStatus = Literal["pending_upload", "ready", "failed"]
 KINDS: tuple[DocumentKind, ...] = ("pdf", "text", "markdown", "image")
 # Inside DocumentStore, whose `list` method shadows the builtin in annotations.
@@ -708,7 +712,14 @@ class DocumentStore:
         seconds = self.settings.upload_url_seconds
         url = self._s3.generate_presigned_url(
             "put_object",
-            Params={"Bucket": bucket, "Key": key, "ContentType": content_type},
+            Params={
+                "Bucket": bucket,
+                "Key": key,
+                "ContentType": content_type,
+                # Until completed, the object is pending: the bucket's lifecycle deletes
+                # one never completed (infra/stacks/stateful.py).
+                "Tagging": PENDING_UPLOAD_TAGGING,
+            },
             ExpiresIn=seconds,
             HttpMethod="PUT",
         )
@@ -717,7 +728,11 @@ class DocumentStore:
             Item=self._item(document, created_ms=int(now * 1000)),
             ConditionExpression="attribute_not_exists(pk)",
         )
-        upload = Upload(url, {"content-type": content_type}, int(now) + seconds)
+        upload = Upload(
+            url,
+            {"content-type": content_type, "x-amz-tagging": PENDING_UPLOAD_TAGGING},
+            int(now) + seconds,
+        )
         return document, upload
 
     def complete_sync(self, tenant_id: str, document_id: str) -> Document:
@@ -757,6 +772,8 @@ class DocumentStore:
             raise
         if extracted.text is not None:
             self._put_text(bucket, tenant_id, document_id, extracted.text)
+        # No longer pending: the lifecycle rule for abandoned uploads must not take it.
+        self._s3.delete_object_tagging(Bucket=bucket, Key=document.s3_key)
         ready = replace(
             document,
             kind=extracted.kind,

@@ -28,7 +28,7 @@ def _run_app(outdir: Path, **context: object) -> dict[str, object]:
     return manifest
 
 
-def test_app_synthesizes_the_three_stacks(tmp_path: Path) -> None:
+def test_app_synthesizes_the_four_stacks(tmp_path: Path) -> None:
     manifest = _run_app(tmp_path, stage="qa", nat_gateways="2", log_retention_days="7")
     artifacts = manifest["artifacts"]
     assert isinstance(artifacts, dict)
@@ -37,7 +37,12 @@ def test_app_synthesizes_the_three_stacks(tmp_path: Path) -> None:
         for name, artifact in artifacts.items()
         if artifact["type"] == "aws:cloudformation:stack"
     }
-    assert stacks == {"Switchboard-qa-State", "Switchboard-qa-Worker", "Switchboard-qa-FrontDoor"}
+    assert stacks == {
+        "Switchboard-qa-State",
+        "Switchboard-qa-Worker",
+        "Switchboard-qa-FrontDoor",
+        "Switchboard-qa-Observability",
+    }
     for name in stacks:
         # Environment-agnostic: deployable to whichever account and region the CLI uses.
         assert artifacts[name]["environment"] == "aws://unknown-account/unknown-region"

@@ -68,6 +68,11 @@ def test_config_is_frozen() -> None:
         ({"worker_cpu": "1024"}, "worker_cpu must be int, got str"),
         ({"tracing": 1}, "tracing must be bool"),
         ({"nat_gateways": True}, "nat_gateways must be int, got bool"),
+        ({"alarm_email": "not-an-address"}, "alarm_email 'not-an-address'"),
+        ({"bedrock_model_families": "*"}, "bedrock_model_families '*'"),
+        ({"bedrock_model_families": ""}, "bedrock_model_families ''"),
+        ({"waf_requests_per_ip_per_5_minutes": 5}, "waf_requests_per_ip_per_5_minutes 5"),
+        ({"api_throttle_rate_limit": 0}, "api_throttle_rate_limit 0"),
     ],
 )  # fmt: skip
 def test_bad_values_raise_a_clear_error(overrides: dict[str, object], message: str) -> None:
@@ -137,3 +142,16 @@ def test_an_internet_facing_balancer_with_a_certificate_is_accepted() -> None:
         worker_domain_name="worker.example.com",
     )
     assert config.plain_http_over_internet is False
+
+
+@pytest.mark.parametrize(
+    ("name", "retains", "protected"), [("dev", False, False), ("dev-bob", False, False),
+                                       ("prod", True, True), ("staging", True, True)]
+)  # fmt: skip
+def test_dev_stages_are_destroyable_and_others_keep_their_data(
+    name: str, retains: bool, protected: bool
+) -> None:
+    config = StageConfig(name=name)
+    assert (config.retains_data, config.protected) == (retains, protected)
+    forced = StageConfig(name=name, retain_data=True, termination_protection=True)
+    assert (forced.retains_data, forced.protected) == (True, True)

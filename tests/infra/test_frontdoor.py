@@ -275,7 +275,8 @@ def test_no_header_only_trust_anywhere(synth: Synth, https_synth: Synth) -> None
 
 def test_log_groups_have_the_configured_retention(synth: Synth) -> None:
     groups = resources(synth.raw("frontdoor"), "AWS::Logs::LogGroup").values()
-    assert [g["Properties"]["RetentionInDays"] for g in groups] == [30, 30, 30]
+    # gateway, authorizer, stream, the access log and the execution log
+    assert [g["Properties"]["RetentionInDays"] for g in groups] == [30] * 5
 
 
 def test_outputs(synth: Synth) -> None:

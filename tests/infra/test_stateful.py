@@ -135,3 +135,65 @@ def test_local_stack_creates_the_same_table(synth: Synth) -> None:
         "Enabled": True,
         "AttributeName": props["TimeToLiveSpecification"]["AttributeName"],
     }
+
+
+def test_bucket_lifecycle_expires_messages_with_their_conversation_and_sweeps_uploads(
+    synth: Synth,
+) -> None:
+    from services.conversations.store import OFFLOADED_MESSAGE_TAG
+    from services.documents.store import PENDING_UPLOAD_TAG
+
+    props = synth.raw("stateful")["Resources"]["SwitchboardBucket"]["Properties"]
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    messages = rules["ConversationMessagesExpireWithTheirConversation"]
+    assert messages["Status"] == "Enabled"
+    assert messages["TagFilters"] == [
+        {"Key": OFFLOADED_MESSAGE_TAG[0], "Value": OFFLOADED_MESSAGE_TAG[1]}
+    ]
+    # A message item lives conversation_retention_days (30) from its write; its object a day more.
+    assert messages["ExpirationInDays"] == 31
+    pending = rules["UploadsNeverCompleted"]
+    assert pending["TagFilters"] == [{"Key": PENDING_UPLOAD_TAG[0], "Value": PENDING_UPLOAD_TAG[1]}]
+    assert pending["ExpirationInDays"] == 8  # the longest upload URL (7 days) and a day
+    multipart = rules["AbortIncompleteMultipartUploads"]
+    assert multipart["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert "TagFilters" not in multipart and "Prefix" not in multipart
+
+
+def test_a_dev_stage_is_destroyable(dev_synth: Synth) -> None:
+    assert dev_synth.stacks["stateful"].termination_protection is False
+    artifact = dev_synth.assembly.get_stack_by_name("Switchboard-dev-State")
+    assert artifact.termination_protection is False
+    template = dev_synth.raw("stateful")
+    for key in (
+        "SwitchboardTable",
+        "SwitchboardBucket",
+        "SwitchboardAdminKey",
+        "SwitchboardProviderKeys",
+        "SwitchboardRunQueue",
+        "SwitchboardRunDeadLetterQueue",
+    ):
+        assert template["Resources"][key]["DeletionPolicy"] == "Delete", key  # fmt: skip
+    assert (
+        template["Resources"]["SwitchboardTable"]["Properties"]["DeletionProtectionEnabled"]
+        is False
+    )
+    # A non-empty bucket cannot be deleted: the stack empties it first.
+    assert [r for r in template["Resources"].values() if r["Type"] == "Custom::S3AutoDeleteObjects"]
+
+
+def test_other_stages_keep_their_data_and_are_protected(synth: Synth) -> None:
+    template = synth.raw("stateful")
+    for key in (
+        "SwitchboardTable",
+        "SwitchboardBucket",
+        "SwitchboardAdminKey",
+        "SwitchboardProviderKeys",
+        "SwitchboardRunQueue",
+        "SwitchboardRunDeadLetterQueue",
+    ):
+        assert template["Resources"][key]["DeletionPolicy"] == "Retain", key  # fmt: skip
+    assert not [
+        r for r in template["Resources"].values() if r["Type"] == "Custom::S3AutoDeleteObjects"
+    ]
+    assert synth.stacks["stateful"].termination_protection is True

@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aws_cdk.assertions import Annotations, Match
 
-from infra.config import StageConfig
 from infra.stacks.worker import HTTP_LISTENER_WARNING_ID
-from tests.infra.conftest import Synth, _synth, only, resources
+from tests.infra.conftest import Synth, only, resources
 
 
 def _env(container: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +105,7 @@ def test_task_role_reads_and_writes_the_table_and_may_protect_its_own_task(
     assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem"} <= (
         actions_for(task_role)
     )
-    assert {"s3:GetObject*", "s3:PutObject"} <= actions_for(task_role)
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObjectTagging"} <= actions_for(task_role)
     (protection,) = [
         s for s in statements_for(task_role) if "ecs:UpdateTaskProtection" in s["Action"]
     ]
@@ -248,12 +246,8 @@ def test_worker_image_is_built_for_graviton(synth: Synth) -> None:
     assert _docker_image(synth)["source"]["platform"] == "linux/arm64"
 
 
-def test_dev_stage_may_face_the_internet_in_plain_http_with_a_warning(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    config = StageConfig(name="dev", alb_internet_facing=True)
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        dev = _synth(config, tmp_path_factory.mktemp("cdk-dev-internet"), monkeypatch)
+def test_dev_stage_may_face_the_internet_in_plain_http_with_a_warning(dev_synth: Synth) -> None:
+    dev = dev_synth
     alb = only(dev.raw("worker"), "AWS::ElasticLoadBalancingV2::LoadBalancer")
     assert alb["Scheme"] == "internet-facing"
     Annotations.from_stack(dev.stacks["worker"]).has_warning(

@@ -65,6 +65,10 @@ VALUES = {
     "sqs_request": (0.40, 1_000_000),
     "secrets_manager_secret_month": (0.40, 1),
     "data_transfer_out_gb": (DATA_OUT_GB, 1),
+    "cloudwatch_alarm_metric_month": (0.10, 1),
+    "cloudwatch_dashboard_month": (3.0, 1),
+    "cloudwatch_custom_metric_month": (0.30, 1),
+    "cloudwatch_logs_ingested_gb": (0.50, 1),
 }
 
 
@@ -307,6 +311,11 @@ def test_fixed_items_follow_the_stage_shape() -> None:
     assert item(d, "Public IPv4 addresses").quantity == 730
     assert item(d, "Secrets Manager secrets").cost == pytest.approx(2 * 0.40, rel=TIGHT)
     assert item(d, "SQS requests (workers' idle long polls)").quantity == 730 * 3600 / 5
+
+    # What operators watch: 16 alarm metrics, one dashboard, 14 custom metrics.
+    assert item(d, "CloudWatch alarms").cost == pytest.approx(16 * 0.10, rel=TIGHT)
+    assert item(d, "CloudWatch dashboard").cost == pytest.approx(3.0, rel=TIGHT)
+    assert item(d, "CloudWatch custom metrics (EMF)").cost == pytest.approx(14 * 0.30, rel=TIGHT)
 
     nat = workload([one_class()], peak={"concurrency": 1}, switchboard={"nat_gateways": 1})
     d = est.switchboard(nat, prices())
