@@ -44,16 +44,17 @@ FUNCTIONS = (
     ("stream", "stream", "lambdas.stream.app", "stream_memory_mib"),
 )
 
+# Peak RSS from /proc (VmHWM): getrusage's ru_maxrss keeps the parent's high-water mark
+# across fork and exec, so it would report the bench's own size.
 _PROBE = """
-import json, resource, sys, time
+import json, sys, time
 sys.path[:0] = {paths!r}
 wall, cpu = time.perf_counter(), time.process_time()
 import {module}
-print(json.dumps({{
-    "wall_ms": (time.perf_counter() - wall) * 1000,
-    "cpu_ms": (time.process_time() - cpu) * 1000,
-    "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}}))
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+with open("/proc/self/status") as status:
+    hwm = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+print(json.dumps({{"wall_ms": wall * 1000, "cpu_ms": cpu * 1000, "rss_mb": hwm / 1024}}))
 """
 
 

@@ -46,9 +46,6 @@ CIRCUIT_OPENS: Final = "CircuitOpens"  # [Count] provider circuit breakers opene
 TOKENS: Final = "Tokens"  # [Count] prompt + completion tokens
 COST_USD: Final = "CostUSD"  # [None] priced cost of the calls, in US dollars
 
-# Metrics also emitted per route (PER_SERVICE_AND_ROUTE as well as PER_SERVICE).
-PER_ROUTE: Final = ("Errors",)
-
 ALL: Final = (
     REQUESTS,
     ERRORS,
@@ -61,3 +58,5 @@ ALL: Final = (
     TOKENS,
     COST_USD,
 )
+# Metrics also emitted per route (PER_SERVICE_AND_ROUTE as well as PER_SERVICE).
+PER_ROUTE: Final = (ERRORS,)

@@ -245,7 +245,11 @@ class WorkerStack(Stack):
             "LoadBalancer",
             vpc=self.vpc,
             internet_facing=config.alb_internet_facing,
-            vpc_subnets=placement,
+            vpc_subnets=(
+                ec2.SubnetSelection(subnet_type=ec2.SubnetType.PUBLIC)
+                if config.alb_internet_facing
+                else placement
+            ),
             security_group=alb_security_group,
             # Above the worker's sync deadline; streams also send heartbeats.
             idle_timeout=Duration.seconds(config.alb_idle_timeout_seconds),
@@ -278,6 +282,14 @@ class WorkerStack(Stack):
             ec2.Port.tcp(self.listener_port),
             "API Gateway's VPC link",
         )
+        if config.alb_internet_facing:
+            # Only what the option is for: calling the worker directly (with an API key);
+            # plain HTTP only in a dev stage (StageConfig refuses it elsewhere).
+            alb_security_group.add_ingress_rule(
+                ec2.Peer.any_ipv4(),
+                ec2.Port.tcp(self.listener_port),
+                "internet (alb_internet_facing)",
+            )
         self.vpc_link_security_group.add_egress_rule(
             alb_security_group, ec2.Port.tcp(self.listener_port), "the worker load balancer"
         )

@@ -250,6 +250,11 @@ def test_dev_stage_may_face_the_internet_in_plain_http_with_a_warning(dev_synth:
     dev = dev_synth
     alb = only(dev.raw("worker"), "AWS::ElasticLoadBalancingV2::LoadBalancer")
     assert alb["Scheme"] == "internet-facing"
+    groups = resources(dev.raw("worker"), "AWS::EC2::SecurityGroup").values()
+    (alb_group,) = [
+        g for g in groups if g["Properties"]["GroupDescription"].startswith("Worker load balancer")
+    ]
+    assert alb_group["Properties"]["SecurityGroupIngress"][0]["CidrIp"] == "0.0.0.0/0"
     Annotations.from_stack(dev.stacks["worker"]).has_warning(
         "/Switchboard-dev-Worker",
         Match.string_like_regexp(f"plain HTTP.*unencrypted.*{HTTP_LISTENER_WARNING_ID}"),
