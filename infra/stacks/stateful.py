@@ -87,7 +87,7 @@ class StatefulStack(Stack):
         #   write), so it never outlives the conversation it belongs to;
         # - a presigned upload is tagged pending until the worker completes it (the tag is
         #   then removed); one never completed is deleted after the longest upload URL
-        #   (7 days) and a day more;
+        #   (7 days) and a day more (its pending record goes by the table's TTL);
         # - incomplete multipart uploads are aborted after a day.
         self.bucket = s3.Bucket(
             self,

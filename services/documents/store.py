@@ -68,6 +68,8 @@ DocumentKind = Literal["pdf", "text", "markdown", "image"]
 # infra/stacks/stateful.py's lifecycle rule deletes one never completed.
 PENDING_UPLOAD_TAG = ("switchboard-upload", "pending")
 PENDING_UPLOAD_TAGGING = "=".join(PENDING_UPLOAD_TAG)
+# A pending upload's record outlives its upload URL by this much, then the TTL deletes it.
+PENDING_RECORD_GRACE_SECONDS = 86_400
 DocumentStatus = Literal["pending_upload", "ready", "failed"]
 KINDS: tuple[DocumentKind, ...] = ("pdf", "text", "markdown", "image")
 # Inside DocumentStore, whose `list` method shadows the builtin in annotations.
@@ -723,9 +725,14 @@ class DocumentStore:
             ExpiresIn=seconds,
             HttpMethod="PUT",
         )
+        # Swept if never completed: the table's TTL deletes the record a day after its
+        # upload URL expires (completing or failing it removes the TTL), as the bucket's
+        # lifecycle deletes the object.
+        item = self._item(document, created_ms=int(now * 1000))
+        item["expires_at"] = {"N": str(int(now) + seconds + PENDING_RECORD_GRACE_SECONDS)}
         self._ddb.put_item(
             TableName=self._table,
-            Item=self._item(document, created_ms=int(now * 1000)),
+            Item=item,
             ConditionExpression="attribute_not_exists(pk)",
         )
         upload = Upload(
@@ -1027,6 +1034,8 @@ class DocumentStore:
         names = {f"#{k}": k for k in item if k not in ("pk", "sk", "gsi1pk", "gsi1sk")}
         sets = ", ".join(f"#{k} = :v_{k}" for k in item if f"#{k}" in names)
         removes = [f"#{k}" for k in ("pages", "text_chars", "error") if k not in item]
+        if document.status != "pending_upload":
+            removes.append("#expires_at")  # no longer an upload to sweep
         names.update({r: r[1:] for r in removes})
         names["#status"] = "status"
         expression = f"SET {sets}" + (f" REMOVE {', '.join(removes)}" if removes else "")

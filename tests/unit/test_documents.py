@@ -389,11 +389,19 @@ def test_presigned_upload_then_complete(store: DocumentStore, aws: dict[str, Any
         run(store.text("acme", doc.id))
     assert caught.value.code == "document_not_ready"
     data = make_pdf(["Large", "upload", "works"])
+    # The pending record expires (table TTL) a day after its upload URL; completing keeps it.
+    record = aws["dynamodb"].scan(TableName=TABLE)["Items"]
+    (pending,) = [i for i in record if i.get("status", {}).get("S") == "pending_upload"]
+    assert int(pending["expires_at"]["N"]) == doc.created_at + SETTINGS.upload_url_seconds + 86_400
     upload(aws, doc, data)
     assert tags(aws, doc.s3_key) == {"switchboard-upload": "pending"}
     ready = run(store.complete("acme", doc.id))
     assert (ready.status, ready.pages, ready.size_bytes) == ("ready", 3, len(data))
     assert tags(aws, doc.s3_key) == {}
+    (completed,) = [
+        i for i in aws["dynamodb"].scan(TableName=TABLE)["Items"] if i["sk"]["S"] == "META"
+    ]
+    assert "expires_at" not in completed
     assert run(store.text("acme", doc.id)) == "Large\n\nupload\n\nworks"
     assert run(store.complete("acme", doc.id)) == ready  # twice is harmless
     assert run(store.get("acme", doc.id)) == ready
