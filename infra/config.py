@@ -90,7 +90,7 @@ class StageConfig:
     sync_deadline_seconds: float = 240.0
     # By measurement (`make bench`, bench/cold_import.py): a Lambda's CPU share grows with
     # its memory (one vCPU at 1,769 MB), and these keep each door's measured cold import
-    # under 150 ms. The authorizer imports a subset of the gateway's modules.
+    # under 150 ms. The authorizer's is a placeholder until its module exists to measure.
     authorizer_memory_mib: int = 1024
     gateway_memory_mib: int = 1792
     stream_memory_mib: int = 1792
