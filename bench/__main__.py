@@ -10,7 +10,8 @@ One run measures, each as a figure beside its target:
 - the stream front door (lambdas/stream) relaying to that worker: its added latency
   (through the door minus straight to the worker), its CPU time per request, both beside
   the worker's own, and a burst of 2,000 concurrent streams through it while `/health`
-  is probed.
+  is probed;
+- each front-door Lambda's cold import from its own built bundle (bench/cold_import.py).
 The upstream is Node's http module (bench/upstream.js): a Python upstream would be the
 bottleneck. The worker runs as in `make dev` (uvicorn, uvloop, httptools), with the
 `openai_compatible` provider pointed at the upstream.
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import cold_import
 from devstack.stack import LocalStack, StackConfig, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -343,7 +345,13 @@ def main() -> int:
     parser.add_argument(
         "--burst", type=int, default=2000, help="concurrent streams through the stream door"
     )
+    parser.add_argument(
+        "--import-samples", type=int, default=9, help="fresh interpreters per cold import"
+    )
     args = parser.parse_args()
+    print(f"cold imports: {args.import_samples} fresh interpreters per front door", flush=True)
+    figures, skipped = cold_import.measure(args.import_samples)
+    imports = cold_import.report(figures, skipped, args.import_samples)
     if shutil.which("node") is None:
         print("bench needs node (for the upstream and the load generator)", file=sys.stderr)
         return 2
@@ -543,7 +551,7 @@ def main() -> int:
     finally:
         upstream.terminate()
     print()
-    print("\n".join(results))
+    print("\n".join(results + imports))
     print(f"\n(CPU: {os.cpu_count()} cores; one run; figures vary with the machine's load)")
     return 0
 

@@ -62,6 +62,11 @@ from services.config import env_int, env_optional
 from services.errors import APIError, InvalidRequest, NotFound
 from services.providers.base import ContentPart, ImagePart, Message, Role, TextPart, ToolCall
 
+# Offloaded message objects carry this tag; infra/stacks/stateful.py's lifecycle rule
+# deletes them a day after their DynamoDB item's TTL.
+OFFLOADED_MESSAGE_TAG = ("switchboard-retention", "conversation")
+OFFLOADED_MESSAGE_TAGGING = "=".join(OFFLOADED_MESSAGE_TAG)
+
 GSI = "gsi1"
 # Response headers of a conversation turn; the front doors pass them on.
 CONVERSATION_HEADER = "x-switchboard-conversation-id"
@@ -637,7 +642,12 @@ class ConversationStore:
             )
         key = f"{self._s3_prefix(tenant, cid)}{seq:0{_SEQ_DIGITS}d}-{secrets.token_hex(6)}.json"
         self._s3.put_object(
-            Bucket=self._bucket, Key=key, Body=content.encode(), ContentType="application/json"
+            Bucket=self._bucket,
+            Key=key,
+            Body=content.encode(),
+            ContentType="application/json",
+            # The bucket's lifecycle expires tagged messages with their conversation.
+            Tagging=OFFLOADED_MESSAGE_TAGGING,
         )
         return key
 

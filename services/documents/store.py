@@ -65,6 +65,12 @@ from services.errors import (
 log = logging.getLogger("switchboard.documents")
 
 DocumentKind = Literal["pdf", "text", "markdown", "image"]
+# A presigned upload's object carries this tag until the upload is completed;
+# infra/stacks/stateful.py's lifecycle rule deletes one never completed.
+PENDING_UPLOAD_TAG = ("switchboard-upload", "pending")
+PENDING_UPLOAD_TAGGING = "=".join(PENDING_UPLOAD_TAG)
+# A pending upload's record outlives its upload URL by this much, then the TTL deletes it.
+PENDING_RECORD_GRACE_SECONDS = 86_400
 DocumentStatus = Literal["pending_upload", "ready", "failed"]
 KINDS: tuple[DocumentKind, ...] = ("pdf", "text", "markdown", "image")
 # Inside DocumentStore, whose `list` method shadows the builtin in annotations.
@@ -709,16 +715,32 @@ class DocumentStore:
         seconds = self.settings.upload_url_seconds
         url = self._s3.generate_presigned_url(
             "put_object",
-            Params={"Bucket": bucket, "Key": key, "ContentType": content_type},
+            Params={
+                "Bucket": bucket,
+                "Key": key,
+                "ContentType": content_type,
+                # Until completed, the object is pending: the bucket's lifecycle deletes
+                # one never completed (infra/stacks/stateful.py).
+                "Tagging": PENDING_UPLOAD_TAGGING,
+            },
             ExpiresIn=seconds,
             HttpMethod="PUT",
         )
+        # Swept if never completed: the table's TTL deletes the record a day after its
+        # upload URL expires (completing or failing it removes the TTL), as the bucket's
+        # lifecycle deletes the object.
+        item = self._item(document, created_ms=int(now * 1000))
+        item["expires_at"] = {"N": str(int(now) + seconds + PENDING_RECORD_GRACE_SECONDS)}
         self._ddb.put_item(
             TableName=self._table,
-            Item=self._item(document, created_ms=int(now * 1000)),
+            Item=item,
             ConditionExpression="attribute_not_exists(pk)",
         )
-        upload = Upload(url, {"content-type": content_type}, int(now) + seconds)
+        upload = Upload(
+            url,
+            {"content-type": content_type, "x-amz-tagging": PENDING_UPLOAD_TAGGING},
+            int(now) + seconds,
+        )
         return document, upload
 
     def complete_sync(self, tenant_id: str, document_id: str) -> Document:
@@ -758,6 +780,8 @@ class DocumentStore:
             raise
         if extracted.text is not None:
             self._put_text(bucket, tenant_id, document_id, extracted.text)
+        # No longer pending: the lifecycle rule for abandoned uploads must not take it.
+        self._s3.delete_object_tagging(Bucket=bucket, Key=document.s3_key)
         ready = replace(
             document,
             kind=extracted.kind,
@@ -1009,6 +1033,8 @@ class DocumentStore:
         names = {f"#{k}": k for k in item if k not in ("pk", "sk", "gsi1pk", "gsi1sk")}
         sets = ", ".join(f"#{k} = :v_{k}" for k in item if f"#{k}" in names)
         removes = [f"#{k}" for k in ("pages", "text_chars", "error") if k not in item]
+        if document.status != "pending_upload":
+            removes.append("#expires_at")  # no longer an upload to sweep
         names.update({r: r[1:] for r in removes})
         names["#status"] = "status"
         expression = f"SET {sets}" + (f" REMOVE {', '.join(removes)}" if removes else "")

@@ -263,7 +263,11 @@ def test_a_large_file_through_a_presigned_url(stack: LocalStack) -> None:
     started = start_upload(stack, "big.pdf", "application/pdf", size_bytes=len(pdf))
     doc, target = started["document"], started["upload"]
     assert doc["status"] == "pending_upload"
-    assert target["method"] == "PUT" and target["headers"] == {"content-type": "application/pdf"}
+    assert target["method"] == "PUT"
+    assert target["headers"] == {
+        "content-type": "application/pdf",
+        "x-amz-tagging": "switchboard-upload=pending",
+    }
     assert target["url"].startswith(stack.aws_endpoint)
     assert_error(complete(stack, doc["id"]), 409, "upload_incomplete")
     put(target, pdf)

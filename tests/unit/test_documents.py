@@ -359,15 +359,29 @@ def test_without_a_bucket_documents_are_503(aws: dict[str, Any]) -> None:
 
 
 def upload(aws: dict[str, Any], doc: Document, data: bytes) -> None:
-    """What the client's PUT to the presigned URL does (moto's decorator has no server)."""
-    aws["s3"].put_object(Bucket=BUCKET, Key=doc.s3_key, Body=data)
+    """What the client's PUT to the presigned URL does (moto's decorator has no server):
+    the URL is signed with the pending tag, so the object arrives tagged."""
+    aws["s3"].put_object(
+        Bucket=BUCKET, Key=doc.s3_key, Body=data, Tagging="switchboard-upload=pending"
+    )
+
+
+def tags(aws: dict[str, Any], key: str) -> dict[str, str]:
+    found = aws["s3"].get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
+    return {t["Key"]: t["Value"] for t in found}
 
 
 def test_presigned_upload_then_complete(store: DocumentStore, aws: dict[str, Any]) -> None:
     doc, up = run(store.create_upload("acme", "big.pdf", "application/pdf", size_bytes=2000))
     assert doc.status == "pending_upload" and doc.kind == "pdf"
-    assert up.method == "PUT" and up.headers == {"content-type": "application/pdf"}
+    # The upload is tagged pending (signed into the URL): the bucket's lifecycle deletes an
+    # upload never completed, and completing removes the tag.
+    assert up.method == "PUT" and up.headers == {
+        "content-type": "application/pdf",
+        "x-amz-tagging": "switchboard-upload=pending",
+    }
     assert BUCKET in up.url and doc.id in up.url and "Signature" in up.url
+    assert "x-amz-tagging" in up.url.lower()
     with pytest.raises(APIError) as caught:
         run(store.complete("acme", doc.id))
     assert caught.value.status == 409 and caught.value.code == "upload_incomplete"
@@ -375,9 +389,19 @@ def test_presigned_upload_then_complete(store: DocumentStore, aws: dict[str, Any
         run(store.text("acme", doc.id))
     assert caught.value.code == "document_not_ready"
     data = make_pdf(["Large", "upload", "works"])
+    # The pending record expires (table TTL) a day after its upload URL; completing keeps it.
+    record = aws["dynamodb"].scan(TableName=TABLE)["Items"]
+    (pending,) = [i for i in record if i.get("status", {}).get("S") == "pending_upload"]
+    assert int(pending["expires_at"]["N"]) == doc.created_at + SETTINGS.upload_url_seconds + 86_400
     upload(aws, doc, data)
+    assert tags(aws, doc.s3_key) == {"switchboard-upload": "pending"}
     ready = run(store.complete("acme", doc.id))
     assert (ready.status, ready.pages, ready.size_bytes) == ("ready", 3, len(data))
+    assert tags(aws, doc.s3_key) == {}
+    (completed,) = [
+        i for i in aws["dynamodb"].scan(TableName=TABLE)["Items"] if i["sk"]["S"] == "META"
+    ]
+    assert "expires_at" not in completed
     assert run(store.text("acme", doc.id)) == "Large\n\nupload\n\nworks"
     assert run(store.complete("acme", doc.id)) == ready  # twice is harmless
     assert run(store.get("acme", doc.id)) == ready
