@@ -226,8 +226,9 @@ class LocalStack:
                     "balancer": f"{self.worker_url}/health",
                     "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
                     # API Gateway has no health route: an unauthenticated call answering
-                    # 401 shows that the emulator and the gateway handler are both up.
-                    "apigw": f"{self.api_url}/models",
+                    # 401 shows that the emulator and the gateway handler are both up (a
+                    # control-plane route: the gateway handler serves no other).
+                    "apigw": f"{self.api_url}/runs",
                 }
             )
         except BaseException:

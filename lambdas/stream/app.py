@@ -3,7 +3,7 @@ in RESPONSE_STREAM mode (`run.sh` starts it). It authenticates the API key like 
 gateway and relays the worker's SSE chunk by chunk, never buffering a stream.
 
 A Function URL cannot stream from inside a VPC, so this reaches the worker through its
-load balancer with the internal credential.
+load balancer, with the client's own credential headers (the worker authenticates them).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, Co
 from services.documents.store import DocumentSettings
 from services.errors import GatewayTimeout, InvalidRequest, ServiceUnavailable
 from services.frontdoor.settings import FrontDoorSettings
-from services.tenancy.auth import Authenticator, Principal, internal_headers
+from services.tenancy.auth import Authenticator, Principal, credential_headers
 from services.tenancy.keys import KeyStore
 from services.tenancy.limits import RESPONSE_HEADERS as LIMIT_HEADERS
 from services.usage.report import UsageReports, reports_for_table
@@ -49,21 +49,16 @@ def create_app(
     settings: FrontDoorSettings | None = None,
     *,
     authenticator: Authenticator | None = None,
-    internal_token: str | None = None,
 ) -> Starlette:
     settings = settings or FrontDoorSettings.from_env(os.environ)
-    if authenticator is None or internal_token is None:
+    if authenticator is None:
         import boto3
 
-        if authenticator is None:
-            keys = KeyStore(boto3.client("dynamodb"), settings.table)
-            authenticator = Authenticator(keys, cache_seconds=settings.key_cache_seconds)
-        if internal_token is None:
-            internal_token = settings.resolve_internal_token(lambda: boto3.client("secretsmanager"))
-    token = internal_token
+        keys = KeyStore(boto3.client("dynamodb"), settings.table)
+        authenticator = Authenticator(keys, cache_seconds=settings.key_cache_seconds)
     auth = authenticator
     client = httpx.AsyncClient(
-        base_url=settings.worker_url,
+        base_url=settings.worker_url or "",
         timeout=httpx.Timeout(connect=3.0, read=None, write=30.0, pool=5.0),
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
     )
@@ -75,7 +70,7 @@ def create_app(
     async def relay(
         request: Request, principal: Principal, method: str, body: bytes | None
     ) -> Response:
-        headers = internal_headers(principal, token)
+        headers = credential_headers(request.headers)
         if body is not None:
             headers["content-type"] = "application/json"
         for name in _FORWARDED_HEADERS:

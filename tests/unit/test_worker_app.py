@@ -25,11 +25,12 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
-from services.tenancy.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
+from services.tenancy.auth import Authenticator
 from services.tenancy.limits import Admission
+from tests.fakes.keys import StaticKeys, bearer
 
-TOKEN = "internal-test-token"
-HEADERS = {INTERNAL_TOKEN_HEADER: TOKEN, TENANT_HEADER: "t", KEY_ID_HEADER: "k"}
+KEY = "sb-test-key-of-tenant-t"
+HEADERS = bearer(KEY)
 
 
 class Scripted(Provider):
@@ -69,8 +70,8 @@ class NoTenants:
 
 
 def client(provider: Provider, max_request_bytes: int = 4096) -> TestClient:
-    settings = WorkerSettings(table="t", internal_token=TOKEN, max_request_bytes=max_request_bytes)
-    auth = Authenticator(NoKeys(), internal_token=TOKEN)  # type: ignore[arg-type]
+    settings = WorkerSettings(table="t", max_request_bytes=max_request_bytes)
+    auth = Authenticator(StaticKeys({KEY: ("t", "k")}))  # type: ignore[arg-type]
     app = create_app(
         settings,
         providers={"scripted": provider},
@@ -243,9 +244,7 @@ def test_the_worker_tunes_its_process_for_the_hot_path_at_start() -> None:
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
         with client(Scripted([Finish("stop")])):
-            assert (
-                gc.get_threshold()[0] == WorkerSettings(table="t", internal_token=None).gc_threshold
-            )
+            assert gc.get_threshold()[0] == WorkerSettings(table="t").gc_threshold
             assert sys.getswitchinterval() == GIL_SWITCH_SECONDS
             assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
     finally:
