@@ -60,10 +60,12 @@ class TaskProtection:
         minutes: int = 10,
         linger: float = 2.0,
         retry: float = 5.0,
+        renew: float | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.url = agent_uri.rstrip("/") + PROTECTION_PATH if agent_uri else None
         self.minutes = minutes
+        self.renew = renew if renew is not None else minutes * 30.0  # at half its life
         self.linger = linger
         self.retry = retry
         self.protected = False
@@ -109,7 +111,7 @@ class TaskProtection:
                 idle_since = None
                 if not self.protected or now >= renew_at:
                     ok = await self._put(True)
-                    renew_at = loop.time() + (self.minutes * 30.0 if ok else self.retry)
+                    renew_at = loop.time() + (self.renew if ok else self.retry)
                 timeout = max(0.0, renew_at - loop.time())
             elif self.protected:
                 idle_since = now if idle_since is None else idle_since
