@@ -8,14 +8,15 @@ cancel, that the cancel is recorded (409 otherwise: stopping a run that is not c
 would leave it running with nobody executing it).
 
 A streamed run (`"stream": true`) says which run it is before anything else: the
-`Location` header, and a first event `run.created` carrying the run (without an `id:`,
-so `Last-Event-ID` still counts the run's own events), so a client that loses the
-connection can resume with `GET /v1/runs/{id}/events` and `Last-Event-ID`.
+`Location` header, and a first event `run.created` (`seq` 0, `data` the run, and no
+`id:` line, so `Last-Event-ID` still counts only the run's own events), so a client that
+loses the connection can resume with `GET /v1/runs/{id}/events` and `Last-Event-ID`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -235,8 +236,9 @@ def _event_stream(
     async def frames() -> AsyncIterator[bytes]:
         finished = False
         try:
-            if created:
-                yield sse_event(run.public(caller.prefix), name="run.created")
+            if created:  # seq 0: before the run's own events, and no `id:` to resume from
+                announced = {"seq": 0, "type": "run.created", "data": run.public(caller.prefix)}
+                yield sse_event({**announced, "at": time.time()}, name="run.created")
             async for event in service.subscribe(caller.principal, run, after, caller.credentials):
                 yield sse_frame(event)
             finished = True

@@ -80,7 +80,7 @@ def idempotency_key(headers: Mapping[str, str]) -> str | None:
     return key
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built on every AI call, and a frozen init costs more
 class Caller:
     """Who made a call and how it wants a slow answer."""
 

@@ -32,7 +32,8 @@ COMPONENTS = {
     "gateway": (
         "lambdas/gateway/requirements.txt",
         LAMBDA_RUNTIME,
-        "import lambdas.gateway.handler as h; h.runtime()",
+        "import lambdas.gateway.handler as h; h.runtime(); "
+        "import lambdas.gateway.authorizer as a; a.authenticator()",
     ),
     "stream": (
         "lambdas/stream/requirements.txt",
@@ -69,7 +70,6 @@ def test_component_runs_with_only_its_requirements(component: str) -> None:
         "AWS_SECRET_ACCESS_KEY": "test",
         "SWITCHBOARD_TABLE": "t",
         "SWITCHBOARD_WORKER_URL": "http://127.0.0.1:9",
-        "SWITCHBOARD_INTERNAL_TOKEN": "token",
     }
     result = subprocess.run(
         [str(python), "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
