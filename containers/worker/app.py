@@ -34,6 +34,7 @@ from containers.worker import ecs
 from containers.worker.agents_api import agent_endpoints
 from containers.worker.documents_api import document_endpoints
 from containers.worker.lifecycle import Drain, Streams
+from containers.worker.models_api import model_endpoints
 from containers.worker.routing import table_405, table_routes
 from containers.worker.runs_api import internal_routes, run_endpoints
 from containers.worker.settings import WorkerSettings
@@ -164,18 +165,6 @@ def create_app(
     async def health(request: Request) -> Response:
         return JSONBytesResponse({"status": "ok"})
 
-    async def list_models(request: Request) -> Response:
-        await authenticator.authenticate_async(request.headers)
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": catalogue.owner(name)}
-            for name in catalogue.names()
-        ]
-        data += [
-            {"id": name, "object": "model", "created": 0, "owned_by": name.partition("/")[0]}
-            for name in catalogue.embedding_names()  # for POST /v1/embeddings only
-        ]
-        return JSONBytesResponse({"object": "list", "data": data})
-
     # The two chat routes are the hot path: plain ASGI (services.web.asgi.Plain).
     async def chat_completions(request: Exchange, principal: Principal) -> Response:
         bind_caller(principal, "/v1/chat/completions")
@@ -190,7 +179,7 @@ def create_app(
 
     admitted = functools.partial(guard, authenticator, admission)
     endpoints: dict[tuple[str, str], Callable[..., Any]] = {
-        ("GET", "/v1/models"): list_models,
+        **model_endpoints(authenticator, catalogue),
         ("POST", "/v1/chat/completions"): Plain(admitted(chat_completions)),
         ("POST", "/v1/messages"): Plain(admitted(anthropic_messages)),
         **run_endpoints(
@@ -227,17 +216,7 @@ def create_app(
             writer.start()
         protection.start()
         drain.install()
-        # What start-up built (modules, models, clients) lives as long as the process: out
-        # of the collector's sight, a full collection no longer walks it, and no longer
-        # stalls every request for a few hundred milliseconds (the worker's p99). Young
-        # collections come every `gc_threshold` allocations (see WorkerSettings).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
-        # A thread doing Python work (a cache refresh's boto3 call, the run consumer) holds
-        # the GIL for up to the switch interval before the event loop gets it back: 5 ms by
-        # default, which was most of the worker's p99. Half a millisecond bounds that.
-        sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        _tune_for_the_hot_path(settings.gc_threshold)
         yield
         await drain.finish()
 
@@ -253,6 +232,20 @@ def create_app(
     app.add_exception_handler(HTTPException, table_405)
     app.state.drain = drain
     return app
+
+
+def _tune_for_the_hot_path(gc_threshold: int) -> None:
+    # What start-up built (modules, models, clients) lives as long as the process: out
+    # of the collector's sight, a full collection no longer walks it, and no longer
+    # stalls every request for a few hundred milliseconds (the worker's p99). Young
+    # collections come every `gc_threshold` allocations (see WorkerSettings).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gc_threshold, *gc.get_threshold()[1:])
+    # A thread doing Python work (a cache refresh's boto3 call, the run consumer) holds
+    # the GIL for up to the switch interval before the event loop gets it back: 5 ms by
+    # default, which was most of the worker's p99. Half a millisecond bounds that.
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
 
 def _allow_open_files() -> None:
