@@ -51,7 +51,6 @@ def parse_args(argv: list[str]) -> StackConfig:
         worker_port=a.worker_port,
         moto_port=a.aws_port,
         integration_timeout_seconds=a.integration_timeout,
-        forward_timeout_seconds=max(0.1, a.integration_timeout - 1),
         first_token_ms=a.first_token_ms,
         chunk_ms=a.chunk_ms,
         dev_api_key=a.api_key,

@@ -95,7 +95,6 @@ class StackConfig:
     run_max_attempts: int = 3
     run_poll_seconds: float = 0.5
     integration_timeout_seconds: float = 29.0
-    forward_timeout_seconds: float = 28.0
     first_token_ms: float = 0.0
     chunk_ms: float = 0.0
     words_per_chunk: int = 1
@@ -289,7 +288,6 @@ class LocalStack:
         self.worker_ports = [free_port(c.host) for _ in range(c.workers)]
         self.queue_url = ""
         self.dlq_url = ""
-        self.internal_token = secrets.token_urlsafe(32)
         # The admin API's key (only the gateway knows it, as SWITCHBOARD_ADMIN_KEY).
         self.admin_key = c.admin_key or "sb-admin-" + secrets.token_urlsafe(32)
         self.api_key = ""
@@ -403,8 +401,9 @@ class LocalStack:
                     "balancer": f"{self.worker_url}/health",
                     "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
                     # API Gateway has no health route: an unauthenticated call answering
-                    # 401 shows that the emulator and the gateway handler are both up.
-                    "apigw": f"{self.api_url}/models",
+                    # 401 shows that the emulator and the gateway handler are both up (a
+                    # control-plane route: the gateway handler serves no other).
+                    "apigw": f"{self.api_url}/runs",
                 }
             )
         except BaseException:
@@ -528,10 +527,8 @@ class LocalStack:
             "PYTHONUNBUFFERED": "1",
             "SWITCHBOARD_TABLE": c.table,
             "SWITCHBOARD_BUCKET": c.bucket,
-            "SWITCHBOARD_INTERNAL_TOKEN": self.internal_token,
             "SWITCHBOARD_WORKER_URL": self.worker_url,
             "SWITCHBOARD_MAX_REQUEST_BYTES": str(c.max_request_bytes),
-            "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": str(c.forward_timeout_seconds),
             "SWITCHBOARD_APIGW_TIMEOUT_SECONDS": str(c.integration_timeout_seconds),
             "SWITCHBOARD_LAMBDA_CONCURRENCY": str(c.lambda_concurrency),
             "SWITCHBOARD_LOCAL_FIRST_TOKEN_MS": str(c.first_token_ms),

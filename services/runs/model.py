@@ -45,9 +45,10 @@ class Run:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def public(self) -> dict[str, Any]:
-        """The run as the API shows it to its tenant."""
-        base = f"/v1/runs/{self.id}"
+    def public(self, prefix: str = "") -> dict[str, Any]:
+        """The run as the API shows it to its tenant; `prefix` goes before each URL (the
+        API stage's path, such as `/api`, when the call came through API Gateway)."""
+        base = f"{prefix}/v1/runs/{self.id}"
         return {
             "id": self.id,
             "object": "run",

@@ -233,6 +233,18 @@ class RunStore:
             {":lease": {"N": repr(self._clock() + lease_seconds)}},
         )
 
+    def release(self, run: Run, owner: str) -> bool:
+        """Give up a run this worker owns and is no longer executing (it is shutting down,
+        or its execution stopped without an ending): the lease ends now, so the next worker
+        that receives its message takes it over at once, and the attempt is not counted.
+        False if the run ended, or another worker owns it, meanwhile."""
+        return self._owned_update(
+            run,
+            owner,
+            "SET lease_until = :zero, attempts = attempts - :one",
+            {":zero": {"N": "0"}, ":one": {"N": "1"}},
+        )
+
     def checkpoint(
         self, run: Run, owner: str, checkpoint: dict[str, Any], progress: dict[str, Any]
     ) -> bool:

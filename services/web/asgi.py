@@ -8,12 +8,14 @@ whose endpoint is a `Plain` endpoint is served straight from the ASGI call: no m
 no router walk, no `Request` object. A `Plain` endpoint gets an `Exchange` (the headers in
 a dict, the body as a stream), answers with any Starlette `Response`, and has its errors
 answered in the same OpenAI shape as every other route's. `EventStream` sends server-sent
-events without the task group that Starlette's `StreamingResponse` starts per response.
+events without the task group that Starlette's `StreamingResponse` starts per response,
+with a comment line as a heartbeat whenever it has sent nothing for a while.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -162,20 +164,44 @@ class App(Starlette):
         await super().__call__(scope, receive, send)
 
 
+class StreamGauge(Protocol):
+    """Told when a stream starts and ends (the worker counts its open streams)."""
+
+    def opened(self) -> None: ...
+
+    def closed(self) -> None: ...
+
+
+HEARTBEAT = b": keep-alive\n\n"
+# What makes a route's SSE response from its frames and headers (an `EventStream`).
+StreamResponse = Callable[[AsyncIterator[bytes], Mapping[str, str]], Response]
+
+
 class EventStream(Response):
     """A `text/event-stream` response of `frames`, each sent as it comes.
 
     When the client goes away mid-stream, the task sending it is cancelled, so the
     upstream call behind `frames` stops (and is accounted as abandoned) at once. One
     waiting task per stream notices the disconnect, where `StreamingResponse` runs a task
-    group of two with cancel scopes."""
+    group of two with cancel scopes. With `heartbeat` seconds, a comment line is sent
+    whenever nothing was sent for that long (load balancers and API Gateway close a
+    connection that stays silent); one loop timer per stream, no task unless it fires."""
 
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        headers: Mapping[str, str],
+        *,
+        heartbeat: float | None = None,
+        gauge: StreamGauge | None = None,
+    ) -> None:
         self.frames = frames
         self.status_code = 200
         self.background = None
+        self.heartbeat = heartbeat
+        self.gauge = gauge
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -190,12 +216,21 @@ class EventStream(Response):
                 gone = True
                 task.cancel()
 
+        if self.gauge is not None:
+            self.gauge.opened()
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         watcher = asyncio.ensure_future(_disconnected(receive))
         watcher.add_done_callback(on_disconnect)
+        pulse = _Pulse(send, self.heartbeat) if self.heartbeat else None
         try:
             async for frame in self.frames:
+                if pulse is not None:  # (inline: this runs once per frame)
+                    if pulse.beat is not None:
+                        await asyncio.shield(pulse.beat)
+                    pulse.last = pulse.loop.time()
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
+            if pulse is not None:
+                await pulse.stop()
             sending = False
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
@@ -204,11 +239,57 @@ class EventStream(Response):
             task.uncancel()  # the client left: nothing more to send, nothing to report
         finally:
             sending = False
+            if pulse is not None:
+                await pulse.stop()
             watcher.remove_done_callback(on_disconnect)
             watcher.cancel()
             close = getattr(self.frames, "aclose", None)
-            if close is not None:
-                await close()
+            try:
+                if close is not None:
+                    await close()
+            finally:
+                if self.gauge is not None:
+                    self.gauge.closed()
+
+
+class _Pulse:
+    """Sends a heartbeat on `send` once `every` seconds pass with nothing sent."""
+
+    __slots__ = ("beat", "every", "last", "loop", "send", "timer")
+
+    def __init__(self, send: Send, every: float) -> None:
+        self.send = send
+        self.every = every
+        self.loop = asyncio.get_running_loop()
+        self.last = self.loop.time()
+        self.beat: asyncio.Future[None] | None = None  # a heartbeat being sent
+        self.timer: asyncio.TimerHandle | None = self.loop.call_at(self.last + every, self._due)
+
+    def _due(self) -> None:
+        self.timer = None
+        if self.beat is None and self.loop.time() - self.last >= self.every * 0.999:
+            self.beat = asyncio.ensure_future(self._send())
+        else:
+            self.timer = self.loop.call_at(self.last + self.every, self._due)
+
+    async def _send(self) -> None:
+        try:
+            await self.send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
+        except Exception:  # the client is gone: the stream notices it on its own
+            return
+        finally:
+            self.beat = None
+            self.last = self.loop.time()
+            if self.every:
+                self.timer = self.loop.call_at(self.last + self.every, self._due)
+
+    async def stop(self) -> None:
+        timer, self.timer, self.every = self.timer, None, 0.0
+        if timer is not None:
+            timer.cancel()
+        if self.beat is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.beat)
 
 
 async def _disconnected(receive: Receive) -> None:

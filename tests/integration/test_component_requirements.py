@@ -59,7 +59,9 @@ COMPONENTS = {
         "lambdas/gateway/requirements.txt",
         LAMBDA_RUNTIME,
         "lambdas.gateway.handler",
-        "import lambdas.gateway.handler as h; h.runtime()",
+        "import lambdas.gateway.handler as h; h.runtime(); "
+        "import lambdas.gateway.authorizer as a; a.authenticator()",
+        plugins=("lambdas.gateway",),  # the authorizer is a second entry point
     ),
     "stream": Component(
         "lambdas/stream/requirements.txt",
@@ -73,8 +75,6 @@ ENV = {
     "AWS_ACCESS_KEY_ID": "test",
     "AWS_SECRET_ACCESS_KEY": "test",
     "SWITCHBOARD_TABLE": "t",
-    "SWITCHBOARD_WORKER_URL": "http://127.0.0.1:9",
-    "SWITCHBOARD_INTERNAL_TOKEN": "token",
     "SWITCHBOARD_UPSTREAM_URL": "https://abc123.execute-api.us-east-1.amazonaws.com/api",
 }
 

@@ -80,7 +80,7 @@ class NoTenants:
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    settings = WorkerSettings(table="t", internal_token=None, max_request_bytes=4096)
+    settings = WorkerSettings(table="t", max_request_bytes=4096)
     app = create_app(
         settings,
         providers={"faulty": Faulty()},

@@ -53,6 +53,7 @@ HEAVY = ["openai", "anthropic", "pydantic", "aws_cdk", "jsii", "starlette", "htt
     ("module", "allowed"),
     [
         ("lambdas.gateway.handler", set()),
+        ("lambdas.gateway.authorizer", set()),
         ("lambdas.stream.app", set()),
     ],
 )

@@ -80,7 +80,7 @@ def _one_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def worker(simulator: str, providers: dict[str, Provider]) -> TestClient:
-    settings = WorkerSettings(table="t", internal_token=None, simulator=simulator)
+    settings = WorkerSettings(table="t", simulator=simulator)
     app = create_app(
         settings,
         providers=providers,

@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import io
 import random
+import time
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -454,6 +455,25 @@ def test_the_writer_writes_in_the_background_and_flushes_at_shutdown(dynamodb: A
         "calls": 20,
         "unpriced_calls": 0,
     }
+
+
+def test_shutdown_does_not_wait_out_the_linger(dynamodb: Any) -> None:
+    """A worker that stops writes its queued calls at once, even while its writer lingers
+    for more calls to group (a shutdown used to wait for the linger, past its grace)."""
+    store = UsageStore(dynamodb, TABLE)
+    writer = UsageWriter(store, PRICES, UsageSettings(writers=1, linger_seconds=30))
+
+    async def main() -> float:
+        writer.start()
+        writer.record(call(usage=Usage(10, 1)))
+        await asyncio.sleep(0.05)  # the writer is lingering now
+        started = time.monotonic()
+        await writer.aclose(grace_seconds=5)
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 2
+    records = list(store.records("acme", datetime.date(2026, 11, 1), datetime.date(2026, 11, 30)))
+    assert len(records) == 1 and writer.pending == 0
 
 
 def test_a_group_is_one_transaction_per_hundred_actions_and_counts_each_call_once(
