@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from services.errors import InvalidRequest
 from services.runs.model import Event
+from services.web.params import event_number
 
 
 async def parse_sse(lines: AsyncIterator[str]) -> AsyncIterator[Event]:
@@ -39,14 +39,6 @@ def sse_frame(event: Event) -> bytes:
 def parse_after(last_event_id: str | None, after: str | None) -> int:
     """The sequence number to resume after, from `Last-Event-ID` or `?after=` (400 if malformed)."""
     for name, raw in (("Last-Event-ID", last_event_id), ("after", after)):
-        if raw is None:
-            continue
-        raw = raw.strip()
-        if not raw.isdigit() or len(raw) > 10:
-            raise InvalidRequest(
-                f"{name} must be an event number (a non-negative integer), got '{raw[:40]}'.",
-                param=name,
-                code="invalid_last_event_id",
-            )
-        return int(raw)
+        if raw is not None:
+            return event_number(name, raw)
     return 0
