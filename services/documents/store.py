@@ -75,6 +75,7 @@ DEFAULT_MAX_TEXT_CHARS = 2_000_000
 DEFAULT_UPLOAD_URL_SECONDS = 900
 MAX_FILENAME_CHARS = 255
 MAX_FOLDER_CHARS = 200
+MAX_CONTENT_TYPE_CHARS = 255  # RFC 6838: type and subtype names are at most 127 characters
 MAX_FOLDER_DEPTH = 8
 # Room for the JSON around the base64 data in an upload request body.
 _BODY_OVERHEAD_BYTES = 64 * 1024
@@ -82,6 +83,7 @@ _BODY_OVERHEAD_BYTES = 64 * 1024
 DOCUMENT_ID = re.compile(r"^doc_[0-9a-f]{24}$")
 _LIST_SORT_KEY = re.compile(r"[0-9]{15}#doc_[0-9a-f]{24}")
 _FOLDER_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
+_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w!#$&^.+-]{0,126}/[A-Za-z0-9][\w!#$&^.+-]{0,126}(;.*)?$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._\-]+")
 
 _IMAGE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
@@ -267,6 +269,28 @@ def check_filename(value: object, param: str = "filename") -> str:
             code="invalid_value",
         )
     return name
+
+
+def check_content_type(value: object, param: str = "content_type") -> str:
+    """A declared media type (`type/subtype`, parameters allowed), at most
+    `MAX_CONTENT_TYPE_CHARS` printable ASCII characters; "" when none was declared. It is
+    stored and signed into the upload URL, so it is bounded like any name."""
+    if not isinstance(value, str):
+        raise InvalidRequest("'content_type' must be a string.", param=param, code="invalid_value")
+    declared = value.strip()
+    if declared and (
+        len(declared) > MAX_CONTENT_TYPE_CHARS
+        or not declared.isascii()
+        or not declared.isprintable()
+        or not _MEDIA_TYPE.match(declared)
+    ):
+        raise InvalidRequest(
+            f"'content_type' must be a media type such as 'application/pdf', at most "
+            f"{MAX_CONTENT_TYPE_CHARS} printable ASCII characters; got {value[:80]!r}.",
+            param=param,
+            code="invalid_value",
+        )
+    return declared
 
 
 def check_folder(value: object, param: str = "folder") -> str:
@@ -640,6 +664,7 @@ class DocumentStore:
     ) -> Document:
         bucket = self._bucket()
         filename = check_filename(filename)
+        content_type = check_content_type(content_type)
         folder = check_folder(folder)
         limit = self.settings.max_upload_bytes
         if len(data) > limit:
@@ -690,7 +715,7 @@ class DocumentStore:
         limit = self.settings.max_presigned_bytes
         if size_bytes is not None and size_bytes > limit:
             raise too_large(size_bytes, limit, "an uploaded file", param="size_bytes")
-        content_type = content_type.strip() or "application/octet-stream"
+        content_type = check_content_type(content_type) or "application/octet-stream"
         now = self._clock()
         document_id = new_document_id()
         key = self._object_key(tenant_id, folder, document_id, filename)

@@ -654,6 +654,10 @@ def test_the_default_report_is_this_month_by_day() -> None:
         ({"format": "xml"}, "format"),
         ({"tenant": "other"}, "tenant"),
         ({"start": "2024-01-01", "end": "2026-01-01"}, "start"),
+        # The day after `end` must exist: no OverflowError (a 500) past the calendar.
+        ({"start": "9999-12-31", "end": "9999-12-31"}, "start"),
+        ({"start": "9999-12-30", "end": "9999-12-31"}, "end"),
+        ({"start": "0001-01-01", "end": "0001-01-02"}, "start"),
     ],
 )
 def test_a_bad_query_names_its_parameter(params: dict[str, str], param: str) -> None:
