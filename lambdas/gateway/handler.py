@@ -7,6 +7,7 @@ It imports no provider SDK, and builds its clients on the first invocation, not 
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
@@ -19,7 +20,7 @@ from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolv
 
 from services.conversations.api import ConversationsAPI
 from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
-from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from services.errors import APIError, MethodNotAllowed, NotFound, PayloadTooLarge
 from services.frontdoor.settings import FrontDoorSettings
 from services.frontdoor.worker_client import WorkerClient
 from services.runs.sse import parse_after, sse_frame
@@ -27,7 +28,9 @@ from services.runs.store import RunStore
 from services.tenancy.auth import Authenticator, Principal, internal_headers
 from services.tenancy.keys import KeyStore
 from services.tenancy.limits import RESPONSE_HEADERS as LIMIT_HEADERS
-from services.web.params import page_limit
+from services.web.body import json_object
+from services.web.head import check_proxy_event
+from services.web.params import forwarded_headers, page_limit
 
 if TYPE_CHECKING:
     # Imported where first used: a cold start loads only what every request needs.
@@ -47,6 +50,14 @@ _DEADLINE_MARGIN_SECONDS = 0.5
 
 app = APIGatewayRestResolver()
 log = logging.getLogger("switchboard.gateway")
+
+
+def _head_limits(resolver: APIGatewayRestResolver, next_middleware: Any) -> Response[Any]:
+    check_proxy_event(resolver.current_event.raw_event)  # services/web/head.py
+    return next_middleware(resolver)  # type: ignore[no-any-return]
+
+
+app.use(middlewares=[_head_limits])
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +104,12 @@ def _authenticate(rt: Runtime) -> Principal:
 def _body(rt: Runtime, limit: int | None = None) -> bytes:
     """The request body, refused with 413 over `limit` (default: `max_request_bytes`)."""
     event = app.current_event
-    raw = event.decoded_body if event.is_base64_encoded else event.body
-    data = (raw or "").encode() if isinstance(raw, str) else (raw or b"")
+    # The bytes as sent: a body that is not UTF-8 comes base64-encoded, and is the parser's
+    # 400 (services/web/body.py), not a decoding error here.
+    if event.is_base64_encoded:
+        data = base64.b64decode(event.body or "")
+    else:
+        data = (event.body or "").encode("utf-8", "surrogatepass")
     limit = limit or rt.settings.max_request_bytes
     if len(data) > limit:
         raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
@@ -102,17 +117,7 @@ def _body(rt: Runtime, limit: int | None = None) -> bytes:
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
-    if not data:
-        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_body")
-    try:
-        body = json.loads(data)
-    except ValueError as exc:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {exc}.", code="invalid_json"
-        ) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-    return body
+    return json_object(data)  # strict: depth, UTF-8, lone surrogates (services/web/body.py)
 
 
 def _timeout(rt: Runtime) -> float:
@@ -134,9 +139,7 @@ def _forward(
     headers = internal_headers(principal, rt.internal_token)
     if body is not None:
         headers["content-type"] = "application/json"
-    key = _headers().get("idempotency-key")
-    if key is not None:
-        headers["idempotency-key"] = key
+    headers.update(forwarded_headers(_headers()))
     timeout = _timeout(rt)
     if sync:
         deadline = min(rt.settings.sync_deadline_seconds, timeout - _DEADLINE_MARGIN_SECONDS)

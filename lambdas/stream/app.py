@@ -31,6 +31,8 @@ from services.tenancy.keys import KeyStore
 from services.tenancy.limits import RESPONSE_HEADERS as LIMIT_HEADERS
 from services.usage.report import UsageReports, reports_for_table
 from services.web.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
+from services.web.head import HeadLimits
+from services.web.params import forwarded_headers
 from services.web.sse import HEADERS as SSE_HEADERS
 
 _RELAYED_HEADERS = (
@@ -42,7 +44,6 @@ _RELAYED_HEADERS = (
     TRIMMED_HEADER,
     *LIMIT_HEADERS,
 )
-_FORWARDED_HEADERS = ("idempotency-key", "last-event-id")
 
 
 def create_app(
@@ -78,9 +79,7 @@ def create_app(
         headers = internal_headers(principal, token)
         if body is not None:
             headers["content-type"] = "application/json"
-        for name in _FORWARDED_HEADERS:
-            if name in request.headers:
-                headers[name] = request.headers[name]
+        headers.update(forwarded_headers(request.headers))  # checked: a bad one is a 400
         upstream_request = client.build_request(
             method, request.url.path, params=request.query_params, headers=headers, content=body
         )
@@ -234,6 +233,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(HeadLimits)  # API Gateway's header and URL limits (services/web/head.py)
     return app
 
 
