@@ -7,12 +7,30 @@ except on Anthropic's Messages API (`/v1/messages`), where it has Anthropic's,
 for the status, so the `anthropic` SDK raises the exception class it would raise for
 Anthropic itself. `envelope_for(path, error)` picks the shape: every door renders an
 `APIError` through it.
+
+An error never echoes unbounded input: every message and param is bounded here, in
+`bounded`, whichever code raised it. A run of more than `MAX_ECHO_CHARS` characters without
+a space (a 2 MB model name, a path, a header value) is cut to that length, and the whole
+text to `MAX_MESSAGE_CHARS`, each cut marked with "…".
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+MAX_ECHO_CHARS = 200
+MAX_MESSAGE_CHARS = 2000
+_LONG_RUN = re.compile(rf"\S{{{MAX_ECHO_CHARS + 1},}}")
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` with each run of more than `MAX_ECHO_CHARS` non-space characters cut to that
+    length, and the whole cut to `limit` characters; "…" marks each cut."""
+    if len(text) > MAX_ECHO_CHARS:
+        text = _LONG_RUN.sub(lambda m: m.group()[: MAX_ECHO_CHARS - 1] + "…", text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class APIError(Exception):
@@ -32,9 +50,10 @@ class APIError(Exception):
         type: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        message = bounded(message)
         super().__init__(message)
         self.message = message
-        self.param = param
+        self.param = None if param is None else bounded(param, MAX_ECHO_CHARS)
         if code is not None:
             self.code = code
         if status is not None:

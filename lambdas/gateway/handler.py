@@ -35,6 +35,8 @@ from services.frontdoor.settings import FrontDoorSettings
 from services.runs.store import RunStore
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.keys import KeyStore
+from services.web.body import json_object, optional_json_object
+from services.web.head import check_proxy_event
 from services.web.params import page_limit
 
 if TYPE_CHECKING:
@@ -122,22 +124,10 @@ class Call:
         return data
 
     def json_object(self, *, optional: bool = False) -> Any:
+        """The body as a JSON object, by the strict parser every door uses (depth, UTF-8,
+        surrogates: services/web/body.py); `{}` for an empty body when `optional`."""
         data = self.body()
-        if not data:
-            if optional:
-                return {}
-            raise InvalidRequest(
-                "The request body is empty; send a JSON object.", code="invalid_body"
-            )
-        try:
-            body = json.loads(data)
-        except ValueError as exc:
-            raise InvalidRequest(
-                f"The request body is not valid JSON: {exc}.", code="invalid_json"
-            ) from None
-        if not isinstance(body, dict):
-            raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-        return body
+        return optional_json_object(data) if optional else json_object(data)
 
 
 Handler = Callable[[Call], dict[str, Any]]
@@ -393,9 +383,10 @@ def route_of(event: Mapping[str, Any]) -> tuple[routes.RouteSpec, dict[str, str]
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     path = str(event.get("path") or "")
-    if path == "/console" or path.startswith("/console/"):
-        return console_file(event)
     try:
+        check_proxy_event(event)  # API Gateway's own limits on a request's head
+        if path == "/console" or path.startswith("/console/"):
+            return console_file(event)
         spec, params = route_of(event)
         serve = HANDLERS.get((spec.method, spec.path))
         if serve is None:

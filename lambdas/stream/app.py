@@ -38,6 +38,8 @@ from services.frontdoor import public
 from services.frontdoor.routes import Body, Match, Owner, RouteSpec, allowed_text, match
 from services.tenancy.auth import Authenticator, bearer_token
 from services.web import http1
+from services.web.head import check_head
+from services.web.params import forwarded_headers as checked_headers
 
 log = logging.getLogger("switchboard.stream")
 
@@ -45,6 +47,7 @@ _HEALTH = b'{"status":"ok"}'
 _JSON = b"application/json"
 _ANTHROPIC_PATH = "/v1/messages"  # the route whose errors are Anthropic's
 _ECHO = 120  # characters of a path an error message repeats, at most
+_CHECKED = (b"idempotency-key", b"last-event-id")  # headers checked before a relay
 _CONSOLE = "/console"  # the web console's files (console/), served as the gateway serves them
 
 
@@ -90,6 +93,8 @@ class StreamDoor:
             found = match(method, path)
         route = found.route
         try:
+            # API Gateway's own limits on a request's head (services/web/head.py).
+            check_head(method, path, len(scope["query_string"]), (v for _, v in scope["headers"]))
             if route is None:
                 raise _no_route(method, path, found.allowed)
             if route.owner is Owner.WORKER:
@@ -117,6 +122,9 @@ class StreamDoor:
         self, scope: dict[str, Any], receive: Receive, send: Send, route: RouteSpec
     ) -> None:
         headers = scope["headers"]
+        # A malformed Idempotency-Key or Last-Event-ID is the client's 400 here, not a
+        # failed call upstream (services/web/params.py).
+        checked_headers({k.decode(): v.decode("latin-1") for k, v in headers if k in _CHECKED})
         body = b""
         if route.body is not Body.NONE:
             body = await _read_body(receive, self._limits[route.body], _declared_length(headers))

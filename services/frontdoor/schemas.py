@@ -29,6 +29,7 @@ from services.runs.model import RunStatus
 from services.tenancy import admin_api
 from services.tenancy.tenants import MAX_BUDGET_USD, MAX_NAME_CHARS, MAX_PER_MINUTE, TENANT_ID
 from services.usage.report import GROUPS, METRICS
+from services.web import params
 
 NonBlank = r"\S"
 
@@ -475,4 +476,4 @@ class NewApiKey(ApiKey):
     replaces: str | None = Field(default=None, description="Rotation: the key it revoked")
 
 
-PAGE_LIMITS = {"conversations": MAX_CONVERSATION_PAGE, "tenants": admin_api.MAX_PAGE}
+PAGE_LIMITS = {"conversations": MAX_CONVERSATION_PAGE, "tenants": params.MAX_PAGE}

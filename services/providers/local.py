@@ -218,7 +218,7 @@ def _asked_schema(request: CompletionRequest) -> dict[str, Any] | None:
             continue
         try:
             schema, _ = json.JSONDecoder().raw_decode(text[at + len(_SCHEMA_MARKER) :].lstrip())
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the decoder's stack
             continue
         if isinstance(schema, dict):
             return schema
@@ -226,52 +226,74 @@ def _asked_schema(request: CompletionRequest) -> dict[str, Any] | None:
 
 
 class _SchemaFiller:
-    """A deterministic instance of a JSON Schema (the subset pydantic emits)."""
+    """A deterministic instance of a JSON Schema (the subset pydantic emits).
+
+    A schema is the client's text: whatever it holds (a list where an object belongs, a
+    `$ref` to nothing, `minItems: 1e9`, nesting without end) gives a bounded answer, never
+    an error. At most `MAX_DEPTH` levels and `MAX_VALUES` values are filled; past either,
+    a value is null."""
+
+    MAX_DEPTH = 20
+    MAX_VALUES = 1_000
+    MAX_ITEMS = 16
 
     def __init__(self, schema: dict[str, Any], text: str) -> None:
         self.schema = schema
-        self.defs: dict[str, Any] = schema.get("$defs", {})
+        defs = schema.get("$defs")
+        self.defs: dict[str, Any] = defs if isinstance(defs, dict) else {}
         self.words = list(dict.fromkeys(_TOKEN.findall(text.lower()))) or ["simulated"]
         self.strings = 0
         self.numbers = 0
         self.choices = 0
+        self.values = 0
 
     def fill(self) -> Any:
         return self._value(self.schema, 0)
 
-    def _value(self, node: dict[str, Any], depth: int) -> Any:
+    def _value(self, node: Any, depth: int) -> Any:
+        self.values += 1
+        if not isinstance(node, dict) or depth > self.MAX_DEPTH or self.values > self.MAX_VALUES:
+            return None
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/") and depth < 20:
-            return self._value(self.defs[ref.removeprefix("#/$defs/")], depth + 1)
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return self._value(self.defs.get(ref.removeprefix("#/$defs/")), depth + 1)
         if "const" in node:
             return node["const"]
-        if node.get("enum"):
+        enum = node.get("enum")
+        if isinstance(enum, list) and enum:
             self.choices += 1
-            return node["enum"][(self.choices - 1) % len(node["enum"])]
+            return enum[(self.choices - 1) % len(enum)]
         for key in ("anyOf", "oneOf", "allOf"):
-            options = [o for o in node.get(key, []) if o.get("type") != "null"]
+            branches = node.get(key)
+            options = [
+                o for o in branches if isinstance(o, dict) and o.get("type") != "null"
+            ] if isinstance(branches, list) else []  # fmt: skip
             if options:
                 return self._value(options[0], depth + 1)
         kind = node.get("type", "object")
         if isinstance(kind, list):
             kind = next((k for k in kind if k != "null"), "null")
         if kind == "object":
-            props: dict[str, Any] = node.get("properties", {})
-            return {name: self._value(sub, depth + 1) for name, sub in props.items()}
+            props = node.get("properties")
+            if not isinstance(props, dict):
+                return {}
+            return {str(name): self._value(sub, depth + 1) for name, sub in props.items()}
         if kind == "array":
-            count = max(int(node.get("minItems", 0)), min(int(node.get("maxItems", 3)), 3))
-            return [self._value(node.get("items", {}), depth + 1) for _ in range(count)]
+            low = _number(node.get("minItems"), 0)
+            high = _number(node.get("maxItems"), 3)
+            count = int(min(max(low, min(high, 3)), self.MAX_ITEMS))
+            return [self._value(node.get("items", {}), depth + 1) for _ in range(max(count, 0))]
         if kind in ("number", "integer"):
             self.numbers += 1
             value: float = 1 / (self.numbers + 1)
-            value = max(value, float(node.get("minimum", value)))
-            value = min(value, float(node.get("maximum", value)))
+            value = max(value, _number(node.get("minimum"), value))
+            value = min(value, _number(node.get("maximum"), value))
             return round(value) if kind == "integer" else round(value, 3)
         if kind == "boolean":
             return False
         if kind == "null":
             return None
-        return self._string(int(node.get("maxLength", 10_000)))
+        return self._string(int(max(_number(node.get("maxLength"), 10_000), 0)))
 
     def _string(self, limit: int) -> str:
         count = 1 if limit < 100 else 6
@@ -279,6 +301,14 @@ class _SchemaFiller:
         self.strings += count
         text = picked[0] if count == 1 else "[local simulator] " + " ".join(picked) + "."
         return text[:limit]
+
+
+def _number(value: Any, default: float) -> float:
+    """A schema keyword's number (`minItems`, `maximum`...), or `default` when it is not a
+    finite one."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return float(value)
 
 
 # --- embeddings: a deterministic stand-in, similar texts give close vectors -------------

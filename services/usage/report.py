@@ -31,6 +31,9 @@ from services.usage.store import UsageStore
 GROUPS = ("day", "key", "model", "route")
 _GROUP_FIELDS = {"day": "day", "key": "key_id", "model": "model", "route": "route"}
 MAX_DAYS = 366
+# A report reads up to the day after `end`, which must exist.
+FIRST_DAY = datetime.date(1970, 1, 1)
+LAST_DAY = datetime.date.max - datetime.timedelta(days=1)
 METRICS = (
     "calls",
     "input_tokens",
@@ -100,11 +103,18 @@ def _date(params: Mapping[str, str], name: str, default: datetime.date) -> datet
     if raw is None or raw == "":
         return default
     try:
-        return datetime.date.fromisoformat(raw)
+        day = datetime.date.fromisoformat(raw)
     except ValueError:
         raise InvalidRequest(
             f"'{name}' must be a date, YYYY-MM-DD; got '{raw}'.", param=name, code="invalid_value"
         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidRequest(
+            f"'{name}' must be a date from {FIRST_DAY} to {LAST_DAY}; got '{raw}'.",
+            param=name,
+            code="invalid_value",
+        )
+    return day
 
 
 def _empty() -> dict[str, int]:

@@ -280,10 +280,11 @@ class UsageWriter:
         for start in range(0, len(calls), SLICE):
             records += self._records(calls[start : start + SLICE])
             await asyncio.sleep(0)
+        put = self.store.put_action
         for group in batches(records):
             actions: list[bytes] = []
             for start in range(0, len(group), SLICE):
-                actions += [self.store.put_json(r) for r in group[start : start + SLICE]]
+                actions += [orjson.dumps(put(r)) for r in group[start : start + SLICE]]
                 await asyncio.sleep(0)
             actions += [orjson.dumps(a) for a in self.store.counter_actions(group)]
             delay = 0.1

@@ -28,7 +28,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from services.errors import APIError, InvalidRequest, PayloadTooLarge, error_from_status, render
+from services.errors import APIError, PayloadTooLarge, error_from_status, render
+from services.web.body import parse_json
+from services.web.params import ascii_int
 
 log = logging.getLogger("switchboard")
 
@@ -300,8 +302,8 @@ async def _disconnected(receive: Receive) -> None:
 
 async def read_body(request: Incoming, limit: int) -> bytes:
     """The request body, refusing with 413 as soon as it exceeds `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = ascii_int(request.headers.get("content-length"))
+    if declared is not None and declared > limit:
         raise _too_large(limit)
     if isinstance(request, Exchange):
         whole = await request.whole()
@@ -318,14 +320,8 @@ async def read_body(request: Incoming, limit: int) -> bytes:
 
 
 def decode_json(body: bytes) -> Any:
-    if not body:
-        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_body")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {exc}.", code="invalid_json"
-        ) from None
+    """The body's JSON value, read strictly (services/web/body.py), or a 400."""
+    return parse_json(body)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

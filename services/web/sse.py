@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from services.errors import InvalidRequest
+from services.web.params import event_number
 
 DONE = b"data: [DONE]\n\n"
 HEADERS = {
@@ -202,14 +202,6 @@ def parse_after(last_event_id: str | None, after: str | None) -> int:
     """The event number to resume after, from `Last-Event-ID` (an SSE client sends the last
     `id:` it saw) or `?after=`; 0 for neither, a 400 when malformed."""
     for name, raw in (("Last-Event-ID", last_event_id), ("after", after)):
-        if raw is None:
-            continue
-        raw = raw.strip()
-        if not raw.isdigit() or not raw.isascii() or len(raw) > 10:
-            raise InvalidRequest(
-                f"{name} must be an event number (a non-negative integer), got '{raw[:40]}'.",
-                param=name,
-                code="invalid_last_event_id",
-            )
-        return int(raw)
+        if raw is not None:
+            return event_number(name, raw)
     return 0

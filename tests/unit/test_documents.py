@@ -441,3 +441,28 @@ def test_a_bad_upload_fails_with_its_reason(
         run(store.complete("acme", doc.id))
     assert again.value.status == 409 and again.value.code == "document_failed"
     run(store.delete("acme", doc.id))
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/" + "x" * 500_000, "a" * 300, "not a media type", "text/plain\x00", "t\u00e9xt/plain"],
+    ids=["500-kb", "300-chars", "no-slash", "nul", "non-ascii"],
+)
+def test_a_declared_content_type_is_bounded_and_nothing_is_stored(
+    store: DocumentStore, aws: dict[str, Any], content_type: str
+) -> None:
+    """It is stored and signed into the upload URL: a 500 KB one was a 500 (issue 15)."""
+    for call in (
+        lambda: store.create_upload("acme", "a.txt", content_type),
+        lambda: store.put("acme", "a.txt", content_type, b"hello"),
+    ):
+        with pytest.raises(InvalidRequest) as caught:
+            run(call())
+        assert (caught.value.status, caught.value.param) == (400, "content_type")
+        assert len(caught.value.json()) < 1_000
+    assert run(store.list("acme"))[0] == [] and keys(aws) == []
+
+
+def test_a_declared_content_type_with_parameters_is_kept(store: DocumentStore) -> None:
+    document, upload = run(store.create_upload("acme", "a.md", " text/markdown; charset=utf-8 "))
+    assert document.content_type == upload.headers["content-type"] == "text/markdown; charset=utf-8"
