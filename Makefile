@@ -58,6 +58,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install
 	$(VENV)/bin/ruff format .
@@ -66,14 +67,14 @@ format: install
 bench: install
 	$(PY) -m bench
 
-## Write services/frontdoor/openapi.json from the code (the route table and the models).
+## Write services/contract/openapi.json from the code (the route table and the models).
 openapi: install
-	$(PY) -m services.frontdoor.openapi
+	$(PY) -m services.contract.openapi
 
 ## Copy Swagger UI (pinned in package.json) into the package that serves /docs.
 REFERENCE_FILES := swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css LICENSE NOTICE
 reference-assets: node_modules/.installed-stamp
-	cp $(addprefix node_modules/swagger-ui-dist/,$(REFERENCE_FILES)) services/frontdoor/reference/
+	cp $(addprefix node_modules/swagger-ui-dist/,$(REFERENCE_FILES)) services/contract/reference/
 
 ## Monthly cost of the seed workload: Lambda-only vs Switchboard, and the break-even.
 cost: install

@@ -224,3 +224,9 @@ def render(path: str, error: APIError) -> bytes:
     if not speaks_anthropic(path):
         return error.json()
     return json.dumps(anthropic_body(error), separators=(",", ":")).encode()
+
+
+def untranslatable(param: str, message: str) -> APIError:
+    """A request field the target provider or wire format cannot express: a 400 naming
+    the field (never dropped silently)."""
+    return InvalidRequest(message, param=param, code="unsupported_by_provider")

@@ -2,7 +2,7 @@
 
 Run it with `uvicorn containers.worker.app:create_app --factory`. This module only wires:
 what a route does lives in the API modules beside it and in `services/` (chat policy:
-`services.chat.policy`; the sync deadline: `services.runs.sync`; how the worker stops:
+`services.runs.chat_policy`; the sync deadline: `services.runs.sync`; how the worker stops:
 `containers.worker.lifecycle`), and which routes it serves comes from
 `services.frontdoor.routes` (`containers.worker.routing`).
 
@@ -43,10 +43,10 @@ from containers.worker.routing import table_405, table_routes
 from containers.worker.runs_api import internal_routes, run_endpoints
 from containers.worker.settings import WorkerSettings
 from containers.worker.tools_api import tool_endpoints
+from services.agents.kind import AgentKind
 from services.chat.completions import ChatService
 from services.chat.conversation import ConversationChat
 from services.chat.messages import MessagesService
-from services.chat.policy import ChatPolicy
 from services.conversations.store import ConversationSettings
 from services.documents.embeddings import EmbeddingLimits, Embeddings
 from services.documents.store import DocumentSettings, DocumentStore, build_store
@@ -57,6 +57,8 @@ from services.models.routing import RoutingSettings
 from services.providers import build_providers
 from services.providers.base import Provider
 from services.providers.timeouts import Timeouts
+from services.runs.chat_policy import ChatPolicy
+from services.runs.kinds import BUILTIN
 from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
 from services.runs.sync import Caller, SyncCalls, idempotency_key
@@ -310,4 +312,5 @@ def _run_service(settings: WorkerSettings, catalogue: Catalogue) -> RunService:
             max_attempts=settings.run_max_attempts,
             poll_seconds=settings.run_poll_seconds,
         ),
+        kinds=(*BUILTIN, AgentKind()),
     )

@@ -27,9 +27,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from services.contract import public
 from services.conversations.store import ConversationSettings
 from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
-from services.frontdoor import public, routes
+from services.frontdoor import routes
 from services.frontdoor.prefix import stage_prefix
 from services.frontdoor.settings import FrontDoorSettings
 from services.runs.store import RunStore
@@ -328,7 +329,7 @@ def admin_rotate_key(call: Call) -> dict[str, Any]:
 
 
 def describe_api(call: Call) -> dict[str, Any]:
-    """The contract and its reference page (services/frontdoor/public.py)."""
+    """The contract and its reference page (services/contract/public.py)."""
     path = str(call.event.get("path") or "")
     found = public.answer(path)
     if found is None:

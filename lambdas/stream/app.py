@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl
 from lambdas.stream.control import Answer, Call, Control
 from lambdas.stream.relay import Message, Receive, Relay, Send, forwarded_headers
 from lambdas.stream.settings import StreamSettings
+from services.contract import public
 from services.errors import (
     APIError,
     MethodNotAllowed,
@@ -34,7 +35,6 @@ from services.errors import (
     PayloadTooLarge,
     render,
 )
-from services.frontdoor import public
 from services.frontdoor.routes import Body, Match, Owner, RouteSpec, allowed_text, match
 from services.tenancy.auth import Authenticator, bearer_token
 from services.web import http1
@@ -281,7 +281,7 @@ async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], bod
 
 
 async def _describe_api(path: str, send: Send) -> None:
-    """The contract and its reference page, without a key (services/frontdoor/public.py)."""
+    """The contract and its reference page, without a key (services/contract/public.py)."""
     found = public.answer(path)
     if found is None:
         raise NotFound(f"Unknown request URL: GET {path[:_ECHO]}.")

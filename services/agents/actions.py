@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field, field_validator
 
 from services.agents.base import ASK_USER
-from services.providers.base import ToolDefinition
+from services.canonical import ToolDefinition
 from services.tools.base import Tool, ToolContext, ToolFailed, ToolLimits
 
 MAX_MOVES = 200

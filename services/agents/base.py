@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from services.providers.base import Message, TextPart
+from services.canonical import Message, TextPart
 
 ASK_USER = "ask_user"
 

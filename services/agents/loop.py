@@ -48,9 +48,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.agents.actions import ACTIONS, ASK_USER_DEFINITION, AskUserInput
 from services.agents.base import ASK_USER, Agent, AgentEnv, Outcome, OutcomeStatus
-from services.conversations.store import message_from_json, message_to_json
-from services.errors import APIError, InvalidRequest, NotFound
-from services.providers.base import (
+from services.canonical import (
     CompletionRequest,
     Message,
     TextDelta,
@@ -58,7 +56,10 @@ from services.providers.base import (
     ToolCall,
     ToolCallDelta,
     ToolDefinition,
+    message_from_json,
+    message_to_json,
 )
+from services.errors import APIError, InvalidRequest, NotFound
 from services.runs.inputs import AwaitingInput, PendingInput
 from services.tools import registry
 from services.tools.base import Tool, ToolContext

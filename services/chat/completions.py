@@ -13,16 +13,9 @@ from typing import Any
 
 import orjson
 
+from services.canonical import Finish, StreamEvent, TextDelta, ToolCallDelta, Usage, UsageReport
 from services.errors import APIError
 from services.models.catalogue import Catalogue
-from services.providers.base import (
-    Finish,
-    StreamEvent,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-    UsageReport,
-)
 from services.usage.context import Tally, counting
 from services.web.sse import DONE, event
 from services.wire.openai import (

@@ -13,17 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.providers.base import Message
+from services.canonical import Message, estimate_tokens
 
 DEFAULT_REPLY_TOKENS = 1024
-MESSAGE_OVERHEAD_TOKENS = 3
-
-
-def estimate_tokens(message: Message) -> int:
-    words = len(message.text.split())
-    for call in message.tool_calls:
-        words += len(call.name.split()) + len(call.arguments.split())
-    return words + MESSAGE_OVERHEAD_TOKENS
 
 
 def reply_budget(window: int, max_tokens: int | None) -> int:

@@ -31,6 +31,15 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+from services.canonical import (
+    CompletionRequest,
+    Message,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+)
 from services.chat.completions import ChatService
 from services.chat.context_window import fit, reply_budget
 from services.conversations.store import (
@@ -43,15 +52,6 @@ from services.conversations.store import (
 )
 from services.errors import APIError, InvalidRequest
 from services.models.catalogue import Route
-from services.providers.base import (
-    CompletionRequest,
-    Message,
-    StreamEvent,
-    TextDelta,
-    TextPart,
-    ToolCall,
-    ToolCallDelta,
-)
 from services.usage.context import Tally, counting
 from services.wire.openai import (
     ChatCompletionRequest,

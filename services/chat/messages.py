@@ -21,9 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.errors import APIError, InvalidRequest, UpstreamError, anthropic_body
-from services.models.catalogue import Catalogue
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     ContentPart,
@@ -39,6 +37,8 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.errors import APIError, InvalidRequest, UpstreamError, anthropic_body
+from services.models.catalogue import Catalogue
 from services.usage.context import Tally, counting
 from services.web.sse import event
 from services.wire.anthropic import (

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from services.canonical import TextPart
 from services.conversations.store import (
     Conversation,
     ConversationStore,
@@ -29,7 +30,6 @@ from services.conversations.store import (
     check_conversation_id,
 )
 from services.errors import InvalidRequest
-from services.providers.base import TextPart
 from services.tenancy.auth import Principal
 from services.web.params import page_limit
 

@@ -52,6 +52,7 @@ from typing import Any, Generic, TypeVar
 
 from botocore.exceptions import ClientError
 
+from services.canonical import Message, message_from_json, message_to_json
 from services.config import env_int, env_optional
 from services.dynamo import (
     GSI1,
@@ -64,7 +65,6 @@ from services.dynamo import (
     plain,
 )
 from services.errors import APIError, InvalidRequest, NotFound
-from services.providers.base import ContentPart, ImagePart, Message, Role, TextPart, ToolCall
 
 # Offloaded message objects carry this tag; infra/stacks/stateful.py's lifecycle rule
 # deletes them a day after their DynamoDB item's TTL.
@@ -194,45 +194,6 @@ def check_conversation_id(value: object, param: str = "conversation_id") -> str:
 
 def message_id(seq: int) -> str:
     return f"msg_{seq:0{_SEQ_DIGITS}d}"
-
-
-def message_to_json(message: Message) -> dict[str, Any]:
-    """The canonical message as JSON-ready data (what a message item stores)."""
-    parts: list[dict[str, Any]] = []
-    for part in message.content:
-        if isinstance(part, TextPart):
-            parts.append({"type": "text", "text": part.text})
-        else:
-            parts.append({"type": "image", "url": part.url, "detail": part.detail})
-    data: dict[str, Any] = {"role": message.role, "content": parts}
-    if message.tool_calls:
-        data["tool_calls"] = [
-            {"id": c.id, "name": c.name, "arguments": c.arguments} for c in message.tool_calls
-        ]
-    if message.tool_call_id is not None:
-        data["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        data["name"] = message.name
-    return data
-
-
-def message_from_json(data: dict[str, Any]) -> Message:
-    parts: list[ContentPart] = []
-    for part in data.get("content", []):
-        if part["type"] == "text":
-            parts.append(TextPart(part["text"]))
-        else:
-            parts.append(ImagePart(part["url"], part.get("detail")))
-    role: Role = data["role"]
-    return Message(
-        role=role,
-        content=parts,
-        tool_calls=[
-            ToolCall(c["id"], c["name"], c["arguments"]) for c in data.get("tool_calls", [])
-        ],
-        tool_call_id=data.get("tool_call_id"),
-        name=data.get("name"),
-    )
 
 
 def _not_found(cid: str) -> NotFound:

@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.canonical import Usage
 from services.config import env_int
 from services.documents.store import DocumentStore
 from services.errors import InvalidRequest, ServiceUnavailable
 from services.models.catalogue import Catalogue
-from services.providers.base import Usage
 from services.providers.errors import malformed
 from services.usage.context import TALLIES
 

@@ -17,7 +17,7 @@ Each row says who answers the route and what bounds it:
 - `streams`: the route may answer with server-sent events.
 - `admin`: the admin key, not a tenant's API key.
 - `public`: no key at all (the API's own description: its OpenAPI contract and the
-  reference page that renders it, `services/frontdoor/public.py`).
+  reference page that renders it, `services/contract/public.py`).
 
 The worker, the gateway Lambda, the stream front door, the local API Gateway emulator and
 the CDK stacks all read this table: none of them lists routes of its own.

@@ -32,9 +32,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from services.canonical import Completion, CompletionRequest, StreamEvent, Usage
 from services.config import env_float, env_int
 from services.errors import APIError, ServiceUnavailable
-from services.providers.base import Completion, CompletionRequest, Provider, StreamEvent, Usage
+from services.providers.base import Provider
 from services.providers.errors import ProviderError, timed_out
 from services.providers.timeouts import Timeouts
 from services.usage.calls import CallRecorder, ProviderCall, StreamMeter, outcome_of

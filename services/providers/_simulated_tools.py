@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.providers.base import CompletionRequest, Message, ToolCall, ToolDefinition
+from services.canonical import CompletionRequest, Message, ToolCall, ToolDefinition
 
 LABEL = "[local simulator, not a model]"
 _IDS = re.compile(r"\bdoc_[A-Za-z0-9]+")

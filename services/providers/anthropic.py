@@ -23,13 +23,10 @@ from anthropic.types import Message as NativeMessage
 from anthropic.types import MessageDeltaUsage, RawMessageStreamEvent
 from anthropic.types import Usage as NativeUsage
 
-from services.config import env_int
-from services.providers._per_loop import PerLoop
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     Finish,
-    Provider,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -38,6 +35,9 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.config import env_int
+from services.providers._per_loop import PerLoop
+from services.providers.base import Provider
 from services.providers.errors import (
     connection_failed,
     from_status,

@@ -56,9 +56,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.exceptions import HTTPClientError as BotoHTTPClientError
 from botocore.exceptions import ReadTimeoutError as BotoReadTimeoutError
 
-from services.config import ConfigError, env_int, env_optional
-from services.errors import APIError, InvalidRequest
-from services.providers.base import (
+from services.canonical import (
     DEFAULT_CONTEXT_WINDOW,
     Completion,
     CompletionRequest,
@@ -66,7 +64,6 @@ from services.providers.base import (
     EmbeddingBatch,
     Finish,
     ImagePart,
-    Provider,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -76,13 +73,15 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.config import ConfigError, env_int, env_optional
+from services.errors import APIError, InvalidRequest, untranslatable
+from services.providers.base import Provider
 from services.providers.errors import (
     ProviderError,
     connection_failed,
     from_status,
     malformed,
     timed_out,
-    untranslatable,
 )
 from services.providers.timeouts import Timeouts
 

@@ -101,10 +101,3 @@ def failed_mid_stream(provider: str, message: str) -> ProviderError:
         status=502,
         code="upstream_error",
     )
-
-
-def untranslatable(param: str, message: str) -> APIError:
-    """A request field the target provider cannot express: a 400 naming the field."""
-    from services.errors import InvalidRequest
-
-    return InvalidRequest(message, param=param, code="unsupported_by_provider")

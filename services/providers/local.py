@@ -35,17 +35,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.chat.context_window import estimate_tokens
-from services.config import env_float, env_int
-from services.errors import InvalidRequest
-from services.providers._simulated_tools import Decision, decide
-from services.providers.base import (
+from services.canonical import (
     DEFAULT_CONTEXT_WINDOW,
     Completion,
     CompletionRequest,
     EmbeddingBatch,
     Finish,
-    Provider,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -53,7 +48,12 @@ from services.providers.base import (
     ToolCallDelta,
     Usage,
     UsageReport,
+    estimate_tokens,
 )
+from services.config import env_float, env_int
+from services.errors import InvalidRequest
+from services.providers._simulated_tools import Decision, decide
+from services.providers.base import Provider
 
 MODEL = "simulator"
 _ECHO_LIMIT = 200

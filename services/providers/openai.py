@@ -34,16 +34,13 @@ from typing import Any
 import openai
 from openai.types.chat import ChatCompletionChunk
 
-from services.config import ConfigError
-from services.providers._per_loop import PerLoop
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     EmbeddingBatch,
     Finish,
     ImagePart,
     Message,
-    Provider,
     StopReason,
     StreamEvent,
     TextDelta,
@@ -53,6 +50,10 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.config import ConfigError
+from services.errors import untranslatable
+from services.providers._per_loop import PerLoop
+from services.providers.base import Provider
 from services.providers.errors import (
     ProviderError,
     connection_failed,
@@ -60,7 +61,6 @@ from services.providers.errors import (
     from_status,
     malformed,
     timed_out,
-    untranslatable,
 )
 from services.providers.timeouts import Timeouts
 

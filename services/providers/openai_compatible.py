@@ -25,15 +25,15 @@ from typing import Any
 
 import orjson
 
-from services.config import env_int
-from services.providers._per_loop import PerLoop
-from services.providers.base import (
+from services.canonical import (
     DEFAULT_CONTEXT_WINDOW,
     Completion,
     CompletionRequest,
     EmbeddingBatch,
     StreamEvent,
 )
+from services.config import env_int
+from services.providers._per_loop import PerLoop
 from services.providers.errors import (
     ProviderError,
     connection_failed,

@@ -7,7 +7,8 @@ it on the worker that owns the run, emitting events and checkpoints as it goes.
 - `pipeline`: up to `MAX_STEPS` chat completions in order (`input.steps`). A step's
   messages may quote an earlier step's output as `{{steps[N].output}}`. Each finished step
   is a checkpoint: on a takeover the pipeline continues at the first unfinished step.
-- `agent`: one run of a declared agent (see services.agents.kind and services.agents.loop).
+- `agent`: one run of a declared agent, defined with the agents (services.agents.kind)
+  and given to the run service by the worker: runs know no agent.
 """
 
 from __future__ import annotations
@@ -17,10 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from services.agents.kind import AgentKind
-from services.errors import APIError, InvalidRequest
-from services.models.catalogue import Catalogue
-from services.providers.base import (
+from services.canonical import (
     Completion,
     Finish,
     TextDelta,
@@ -29,6 +27,11 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.conversations.store import ConversationStore
+from services.documents.embeddings import Embeddings
+from services.documents.store import DocumentStore
+from services.errors import APIError, InvalidRequest
+from services.models.catalogue import Catalogue
 from services.runs.events import EventLog
 from services.runs.model import Run
 from services.usage.context import Tally, counting
@@ -52,11 +55,10 @@ class RunContext:
     log: EventLog
     catalogue: Catalogue
     checkpoint: Checkpoint
-    # What tools may use (services.documents.store.DocumentStore and
-    # services.documents.embeddings.Embeddings).
-    documents: Any = None
-    embeddings: Any = None
-    conversations: Any = None  # services.conversations.store.ConversationStore
+    # What tools and agents may use, built by the worker on first use.
+    documents: DocumentStore | None = None
+    embeddings: Embeddings | None = None
+    conversations: ConversationStore | None = None
 
 
 class Kind(Protocol):
@@ -188,4 +190,5 @@ def _quote(step: dict[str, Any], outputs: list[str]) -> dict[str, Any]:
     return {**step, "messages": replace(step["messages"])}
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in (ChatCompletionKind(), PipelineKind(), AgentKind())}
+# The kinds clients create that runs define themselves; the worker adds the agent kind.
+BUILTIN: tuple[Kind, ...] = (ChatCompletionKind(), PipelineKind())

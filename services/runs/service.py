@@ -33,7 +33,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +43,7 @@ from services.errors import APIError, InvalidRequest, ServiceUnavailable
 from services.models.catalogue import Catalogue
 from services.runs.events import Channel, EventLog, Hub
 from services.runs.inputs import AwaitingInput, parse_answer
-from services.runs.kinds import KINDS, Kind, RunContext
+from services.runs.kinds import BUILTIN, Kind, RunContext
 from services.runs.model import Event, Run, read_events
 from services.runs.store import RunConflict, RunStore, new_run_id, not_awaiting, request_hash
 from services.tenancy.auth import Principal
@@ -81,17 +81,21 @@ class RunService:
         catalogue: Catalogue,
         settings: RunSettings,
         *,
+        kinds: Iterable[Kind] = BUILTIN,
         http: httpx.AsyncClient | None = None,
     ) -> None:
+        """`kinds`: what clients may create with `POST /v1/runs` (the worker passes the
+        built-in kinds and the agent kind: runs know no agent)."""
         self.store = store
         self._resources: tuple[Callable[[], Any] | None, ...] = (None, None, None)
         self.sqs = sqs
         self.catalogue = catalogue
         self.settings = settings
         self.hub = Hub()
-        # What this worker can execute: the public kinds, and those `register`ed for the
-        # synchronous calls it promotes to runs past their deadline.
-        self.kinds: dict[str, Kind] = dict(KINDS)
+        # What clients may create, and what this worker can execute: those, and the kinds
+        # `register`ed for the synchronous calls it promotes to runs past their deadline.
+        self.public: dict[str, Kind] = {kind.name: kind for kind in kinds}
+        self.kinds: dict[str, Kind] = dict(self.public)
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=None))
         self._executions: dict[str, asyncio.Task[None]] = {}
         self._work: dict[str, asyncio.Future[Any]] = {}  # the kind's own task, per execution
@@ -120,10 +124,10 @@ class RunService:
     # -- creating ----------------------------------------------------------------------
 
     def validate(self, kind: str, input: Any) -> None:
-        handler = KINDS.get(kind)
+        handler = self.public.get(kind)
         if handler is None:
             raise InvalidRequest(
-                f"Unknown run kind '{kind}'; one of: {', '.join(sorted(KINDS))}.",
+                f"Unknown run kind '{kind}'; one of: {', '.join(sorted(self.public))}.",
                 param="kind",
                 code="invalid_value",
             )

@@ -20,9 +20,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from services.canonical import ContentPart, ImagePart, Message, TextPart
 from services.documents.store import DOCUMENT_ID
 from services.errors import APIError, InvalidRequest
-from services.providers.base import ContentPart, ImagePart, Message, TextPart
 from services.tools.base import ToolContext, ToolFailed
 
 M = TypeVar("M", bound=BaseModel)

@@ -19,15 +19,9 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
+from services.canonical import Completion, CompletionRequest, Message, ToolDefinition, Usage
 from services.errors import APIError, InvalidRequest
 from services.errors import ToolFailed as ToolFailed  # the tools' own error, defined low
-from services.providers.base import (
-    Completion,
-    CompletionRequest,
-    Message,
-    ToolDefinition,
-    Usage,
-)
 from services.usage.context import Tally, counting
 
 

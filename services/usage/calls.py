@@ -11,9 +11,9 @@ import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
+from services.canonical import CompletionRequest, StreamEvent, TextDelta, ToolCallDelta, Usage
+from services.canonical import UsageReport as _UsageReport
 from services.errors import APIError
-from services.providers.base import CompletionRequest, StreamEvent, TextDelta, ToolCallDelta, Usage
-from services.providers.base import UsageReport as _UsageReport
 from services.usage.context import Caller
 
 ABANDONED = "abandoned"

@@ -15,7 +15,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from services.providers.base import Usage
+from services.canonical import Usage
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from services.canonical import Usage
 from services.config import ConfigError
-from services.providers.base import Usage
 
 DEFAULT_PRICES = Path(__file__).with_name("prices.toml")
 _FIELDS = ("input", "cached_input", "output")

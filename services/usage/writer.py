@@ -25,8 +25,8 @@ from pathlib import Path
 
 import orjson
 
+from services.canonical import CompletionRequest, Usage
 from services.config import env_float, env_int, env_str
-from services.providers.base import CompletionRequest, Usage
 from services.usage.calls import ABANDONED, OK, ProviderCall
 from services.usage.prices import DEFAULT_PRICES, PriceTable
 from services.usage.store import UsageRecord, UsageStore, already_written, batches

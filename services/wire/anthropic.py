@@ -12,14 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.providers.base import (
-    CompletionRequest,
-    ContentPart,
-    StopReason,
-    TextPart,
-    Usage,
-)
-from services.providers.errors import untranslatable
+from services.canonical import CompletionRequest, ContentPart, StopReason, TextPart, Usage
+from services.errors import untranslatable
 
 # Anthropic requires max_tokens; a request that sets none gets this many. Every current
 # Claude model can write at least this much, and it is a cap, not a target.

@@ -12,8 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.errors import InvalidRequest
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     ContentPart,
@@ -24,6 +23,7 @@ from services.providers.base import (
     ToolDefinition,
     Usage,
 )
+from services.errors import InvalidRequest
 
 M = TypeVar("M", bound=BaseModel)
 

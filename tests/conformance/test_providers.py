@@ -14,14 +14,12 @@ from typing import Any
 
 import pytest
 
-from services.providers import factories
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     Finish,
     ImagePart,
     Message,
-    Provider,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -31,6 +29,8 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.providers import factories
+from services.providers.base import Provider
 from services.providers.errors import ProviderError
 from tests.fakes.registry import FakeBinding, binding, provider_for
 from tests.fakes.script import Fault, Script, ToolCallScript

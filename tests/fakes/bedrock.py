@@ -17,7 +17,7 @@ import struct
 from typing import Any
 from urllib.parse import unquote
 
-from services.providers.base import (
+from services.canonical import (
     ImagePart,
     Message,
     StopReason,

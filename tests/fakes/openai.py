@@ -16,14 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from services.providers.base import (
-    ContentPart,
-    ImagePart,
-    Message,
-    TextPart,
-    ToolCall,
-    ToolDefinition,
-)
+from services.canonical import ContentPart, ImagePart, Message, TextPart, ToolCall, ToolDefinition
 from tests.fakes.http import Request, Writer
 from tests.fakes.registry import FakeBinding
 from tests.fakes.script import Script

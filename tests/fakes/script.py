@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from services.providers.base import StopReason, Usage
+from services.canonical import StopReason, Usage
 
 FaultKind = Literal["status", "reset", "slow_first_byte", "stall", "malformed"]
 

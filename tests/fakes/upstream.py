@@ -9,7 +9,7 @@ import collections
 from abc import ABC, abstractmethod
 from typing import Any
 
-from services.providers.base import Message
+from services.canonical import Message
 from tests.fakes.http import FakeHTTPServer, Request, Writer
 from tests.fakes.script import Script
 

@@ -22,7 +22,7 @@ DOORS = ("gateway", "stream")
 CACHE = REPO_ROOT / ".build" / "lambda-deps"
 # What the Lambda Python runtime itself provides (lambdas/*/requirements.txt leave them out).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
-WORKER_ONLY_GROUPS = ("chat", "wire", "models", "agents")
+WORKER_ONLY_GROUPS = ("chat", "wire", "models", "providers", "tools", "agents")
 
 
 def test_bundling_is_skipped_when_the_context_says_so(synth: Synth) -> None:
@@ -91,9 +91,9 @@ def test_both_doors_carry_the_console_and_the_api_description(
     bundle = host_bundles[door]
     for name in ("console/__init__.py", "console/static/index.html", "console/static/app.js"):
         assert (bundle / name).is_file(), name
-    frontdoor = bundle / "services" / "frontdoor"
-    assert (frontdoor / "openapi.json").is_file()
-    assert (frontdoor / "reference" / "swagger-ui-bundle.js").is_file()
+    contract = bundle / "services" / "contract"
+    assert (contract / "openapi.json").is_file()
+    assert (contract / "reference" / "swagger-ui-bundle.js").is_file()
 
 
 def test_gateway_bundle_serves_the_contract_and_the_reference_page(
@@ -103,7 +103,7 @@ def test_gateway_bundle_serves_the_contract_and_the_reference_page(
     code = (
         "import json, sys\n"
         f"sys.path[:0] = [{str(host_bundles['gateway'])!r}]\n"
-        "from services.frontdoor import public\n"
+        "from services.contract import public\n"
         "doc = json.loads(public.answer('/v1/openapi.json').body)\n"
         "page = public.answer('/docs').body\n"
         "js = public.answer('/docs/swagger-ui-bundle.js').body\n"
@@ -123,9 +123,8 @@ def test_bundles_leave_out_what_only_the_worker_imports(
     services = host_bundles[door] / "services"
     for group in WORKER_ONLY_GROUPS:
         assert not (services / group).exists(), group
-    # The canonical message types live beside the adapters; the adapters stay out.
-    for adapter in ("openai.py", "anthropic.py", "bedrock.py", "local.py"):
-        assert not (services / "providers" / adapter).exists(), adapter
+    # The canonical types are the doors' only link to the model side.
+    assert (services / "canonical.py").is_file()
     shipped = {
         p.relative_to(host_bundles[door]).as_posix()
         for p in services.rglob("*")
@@ -285,13 +284,14 @@ def repo_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("containers/worker/app.py", False),
         ("lambdas/stream/app.py", False),
         ("README.md", False),
-        ("services/providers/base.py", True),  # the canonical types the doors use
+        ("services/providers/base.py", False),  # the provider port: the worker's only
+        ("services/canonical.py", True),  # the canonical types the doors use
         ("services/tenancy/auth.py", True),
         ("services/usage/prices.toml", True),  # data beside a module the door imports
         ("lambdas/__init__.py", True),
         ("lambdas/gateway/handler.py", True),
         ("console/static/app.js", True),  # the console, served by the gateway
-        ("services/frontdoor/openapi.json", True),  # the contract it serves
+        ("services/contract/openapi.json", True),  # the contract it serves
     ],
 )
 def test_gateway_asset_hash_covers_only_what_is_bundled(

@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from devstack.stack import LocalStack, StackConfig
-from services.frontdoor import openapi
+from services.contract import openapi
 from services.frontdoor.routes import ROUTES
 from tests.pdf import make_pdf
 

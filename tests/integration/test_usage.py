@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from devstack.stack import LocalStack, StackConfig
-from services.providers.base import Usage
+from services.canonical import Usage
 from services.tenancy.keys import KeyStore
 from services.usage.prices import PriceTable
 from services.usage.store import UsageStore

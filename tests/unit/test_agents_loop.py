@@ -16,15 +16,11 @@ from pydantic import BaseModel
 
 from services.agents.base import ASK_USER, Agent, AgentEnv, Opening, PlannedCall
 from services.agents.loop import AgentFailed, AgentLoop
-from services.documents.embeddings import Embeddings
-from services.errors import InvalidRequest
-from services.models.catalogue import Catalogue, CatalogueConfig
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     Finish,
     Message,
-    Provider,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -32,6 +28,10 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.documents.embeddings import Embeddings
+from services.errors import InvalidRequest
+from services.models.catalogue import Catalogue, CatalogueConfig
+from services.providers.base import Provider
 from services.providers.local import LocalProvider
 from services.runs.inputs import AwaitingInput, parse_answer
 from services.runs.kinds import RunContext

@@ -24,7 +24,7 @@ from services.conversations.store import ConversationStore
 from services.errors import APIError
 from services.models.catalogue import Catalogue
 from services.providers.local import LocalProvider
-from services.runs.kinds import KINDS
+from services.runs.kinds import BUILTIN
 from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
 from services.tenancy.auth import Principal
@@ -45,7 +45,9 @@ def aws() -> Iterator[dict[str, Any]]:
         yield {"dynamodb": dynamodb, "sqs": sqs, "queue": queue, "dlq": dlq}
 
 
-def service(aws: dict[str, Any], provider: ScriptedProvider, worker: str) -> RunService:
+def service(
+    aws: dict[str, Any], provider: ScriptedProvider, worker: str, agents: AgentKind
+) -> RunService:
     return RunService(
         RunStore(aws["dynamodb"], TABLE),
         aws["sqs"],
@@ -58,6 +60,7 @@ def service(aws: dict[str, Any], provider: ScriptedProvider, worker: str) -> Run
             lease_seconds=5,
             heartbeat_seconds=1,
         ),
+        kinds=(*BUILTIN, agents),
     )
 
 
@@ -70,20 +73,16 @@ def test_waiting_for_approval_holds_nothing_and_one_answer_resumes_it(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     move, echo = Move(), Echo()
-    monkeypatch.setitem(
-        KINDS,
-        "agent",
-        AgentKind(
-            found=lambda: {"tester": agent(tools=("move", "echo"))},
-            tools={"move": move, "echo": echo},
-        ),
+    agents = AgentKind(
+        found=lambda: {"tester": agent(tools=("move", "echo"))},
+        tools={"move": move, "echo": echo},
     )
     provider = ScriptedProvider(
         Turn("I propose.", [("move", {"value": "plan"})]), Turn("All moved.")
     )
 
     async def scenario() -> None:
-        first = service(aws, provider, "w1")
+        first = service(aws, provider, "w1", agents)
         run, _ = await first.create(ME, "agent", {"agent": "tester"}, background=True)
         [message] = messages(aws)
         await first._handle(message)
@@ -119,7 +118,7 @@ def test_waiting_for_approval_holds_nothing_and_one_answer_resumes_it(
         assert queued.status == "queued" and queued.attempts == 0
         await first.stop()
 
-        second = service(aws, provider, "w2")  # another worker takes the next turn
+        second = service(aws, provider, "w2", agents)  # another worker takes the next turn
         [again] = messages(aws)
         await second._handle(again)
         done = second.store.require("t", run.id)
@@ -144,18 +143,14 @@ def test_waiting_for_approval_holds_nothing_and_one_answer_resumes_it(
 def test_a_failed_agent_run_keeps_its_steps(
     aws: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(
-        KINDS,
-        "agent",
-        AgentKind(
-            found=lambda: {"tester": agent(tools=("echo",), approval_required=frozenset())},
-            tools={"echo": Echo()},
-        ),
+    agents = AgentKind(
+        found=lambda: {"tester": agent(tools=("echo",), approval_required=frozenset())},
+        tools={"echo": Echo()},
     )
     provider = ScriptedProvider(*[Turn(calls=[("echo", {"value": str(i)})]) for i in range(5)])
 
     async def scenario() -> None:
-        svc = service(aws, provider, "w1")
+        svc = service(aws, provider, "w1", agents)
         run, _ = await svc.create(ME, "agent", {"agent": "tester", "max_steps": 2}, background=True)
         [message] = messages(aws)
         await svc._handle(message)

@@ -14,6 +14,7 @@ import pytest
 
 from containers.worker.app import create_app
 from containers.worker.settings import WorkerSettings
+from services.canonical import Completion, CompletionRequest, StreamEvent, TextDelta, Usage
 from services.errors import (
     APIError,
     GatewayTimeout,
@@ -24,14 +25,7 @@ from services.errors import (
     UpstreamError,
     envelope_for,
 )
-from services.providers.base import (
-    Completion,
-    CompletionRequest,
-    Provider,
-    StreamEvent,
-    TextDelta,
-    Usage,
-)
+from services.providers.base import Provider
 from services.tenancy.auth import Authenticator
 from services.tenancy.keys import ApiKey
 from services.tenancy.limits import Admission

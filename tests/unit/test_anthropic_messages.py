@@ -11,14 +11,7 @@ from typing import Any
 import pytest
 from anthropic.types import Message as SDKMessage
 
-from services.chat.messages import (
-    message_json,
-    parse_messages_request,
-    stream_frames,
-    to_canonical,
-)
-from services.errors import InvalidRequest, UpstreamError
-from services.providers.base import (
+from services.canonical import (
     Completion,
     Finish,
     ImagePart,
@@ -29,6 +22,13 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.chat.messages import (
+    message_json,
+    parse_messages_request,
+    stream_frames,
+    to_canonical,
+)
+from services.errors import InvalidRequest, UpstreamError
 from services.providers.errors import timed_out
 from services.tenancy.auth import bearer_token
 

@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.errors import InvalidRequest
-from services.providers.anthropic import AnthropicProvider, AnthropicSettings, create
-from services.providers.base import (
+from services.canonical import (
     CompletionRequest,
     ImagePart,
     Message,
@@ -18,6 +16,8 @@ from services.providers.base import (
     ToolCall,
     ToolDefinition,
 )
+from services.errors import InvalidRequest
+from services.providers.anthropic import AnthropicProvider, AnthropicSettings, create
 from services.providers.errors import ProviderError
 from services.wire.anthropic import DEFAULT_MAX_TOKENS, request_body, stop_reason
 from tests.fakes.anthropic import API_KEY, MODEL, FakeAnthropic

@@ -14,10 +14,7 @@ from typing import Any
 
 import pytest
 
-from services.config import ConfigError
-from services.errors import APIError
-from services.providers import build_providers
-from services.providers.base import (
+from services.canonical import (
     CompletionRequest,
     Finish,
     ImagePart,
@@ -28,6 +25,9 @@ from services.providers.base import (
     ToolCall,
     ToolDefinition,
 )
+from services.config import ConfigError
+from services.errors import APIError
+from services.providers import build_providers
 from services.providers.bedrock import BedrockProvider, create, usage_from
 from services.providers.errors import ProviderError
 from tests.fakes.bedrock import BINDING, MODEL, BedrockFake, event_message

@@ -1,5 +1,5 @@
 """The chat policy and the sync deadline, decision by decision, with fakes for the model
-and the run service (services/chat/policy.py, services/runs/sync.py)."""
+and the run service (services/runs/chat_policy.py, services/runs/sync.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from starlette.responses import Response
 
-from services.chat.policy import ChatPolicy
 from services.errors import APIError
 from services.frontdoor.prefix import stage_prefix
+from services.runs.chat_policy import ChatPolicy
 from services.runs.model import Run
 from services.runs.store import new_run_id
 from services.runs.sync import Caller, SyncCalls, parse_prefer

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.chat.context_window import estimate_tokens, fit, reply_budget
-from services.providers.base import CompletionRequest, Message, TextPart, ToolCall
+from services.canonical import CompletionRequest, Message, TextPart, ToolCall, estimate_tokens
+from services.chat.context_window import fit, reply_budget
 from services.providers.local import LocalProvider, _plan
 
 

@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from devstack.tables import create_table
+from services.canonical import Message, TextPart, ToolCall
 from services.chat.completions import ChatService
 from services.chat.conversation import ConversationChat
 from services.conversations.store import (
@@ -23,7 +24,6 @@ from services.conversations.store import (
 )
 from services.errors import InvalidRequest, NotFound
 from services.models.catalogue import Catalogue
-from services.providers.base import Message, TextPart, ToolCall
 from services.providers.local import LocalProvider
 from services.wire.openai import parse_chat_request
 

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from devstack.stack import ROOT, free_port
 from devstack.tables import create_table
-from services.providers.base import Usage
+from services.canonical import Usage
 from services.usage.calls import ProviderCall
 from services.usage.context import Caller
 from services.usage.prices import PriceTable

@@ -11,12 +11,13 @@ from typing import Any, TypeVar
 
 import pytest
 
+from services.canonical import EmbeddingBatch
 from services.documents.embeddings import EmbeddingLimits, EmbeddingResult, Embeddings, cosine
 from services.documents.store import DocumentStore
 from services.errors import APIError, InvalidRequest, NotFound
 from services.models.catalogue import Catalogue, CatalogueConfig
 from services.providers import bedrock, factories
-from services.providers.base import EmbeddingBatch, Provider
+from services.providers.base import Provider
 from services.providers.local import LocalProvider, embed_text
 from tests.fakes.bedrock import BINDING as BEDROCK_BINDING
 from tests.fakes.bedrock import BedrockFake

@@ -67,3 +67,38 @@ def test_front_doors_import_no_provider_sdk(module: str, allowed: set[str]) -> N
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     assert set(out) <= allowed, f"{module} imports {sorted(set(out) - allowed)}"
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    linter = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run(
+        [str(linter), "--no-cache"], cwd=root, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_the_import_contracts_hold() -> None:
+    """pyproject.toml's [tool.importlinter]: runtime never imports infrastructure, services
+    imports no entry point, and services' groups are layered (no cycle, no upward import)."""
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "0 broken" in result.stdout
+
+
+def test_the_contracts_catch_an_upward_import(tmp_path: Path) -> None:
+    """The same contracts over a copy of services/ in which runs imports agents again."""
+    import shutil
+
+    for name in ("services", "pyproject.toml"):
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / name)
+    for name in ("lambdas", "containers", "devstack", "infra", "costmodel", "bench", "console"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text("")
+    kinds = tmp_path / "services" / "runs" / "kinds.py"
+    kinds.write_text(kinds.read_text() + "\nfrom services.agents.kind import AgentKind\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "services.runs is not allowed to import services.agents" in result.stdout

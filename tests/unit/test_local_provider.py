@@ -5,15 +5,8 @@ import time
 
 import pytest
 
+from services.canonical import CompletionRequest, Finish, Message, TextDelta, TextPart, UsageReport
 from services.providers import build_providers, factories
-from services.providers.base import (
-    CompletionRequest,
-    Finish,
-    Message,
-    TextDelta,
-    TextPart,
-    UsageReport,
-)
 from services.providers.local import LocalProvider, LocalSettings, create, reply_text
 
 

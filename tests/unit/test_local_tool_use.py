@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from services.agents.actions import ACTIONS, ASK_USER_DEFINITION, AskUserInput
-from services.providers.base import (
+from services.canonical import (
     CompletionRequest,
     Finish,
     Message,

@@ -5,8 +5,8 @@ from typing import Any
 import orjson
 import pytest
 
+from services.canonical import ImagePart, TextPart, ToolCall
 from services.errors import InvalidRequest
-from services.providers.base import ImagePart, TextPart, ToolCall
 from services.wire.openai import parse_chat_json, parse_chat_request, to_canonical
 
 USER = {"role": "user", "content": "hi"}

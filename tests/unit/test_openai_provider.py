@@ -14,17 +14,12 @@ from typing import Any
 
 import pytest
 
-from services.config import ConfigError
-from services.errors import InvalidRequest
-from services.providers import openai as openai_provider
-from services.providers import openai_compatible
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     Finish,
     ImagePart,
     Message,
-    Provider,
     StreamEvent,
     TextDelta,
     TextPart,
@@ -33,6 +28,11 @@ from services.providers.base import (
     ToolDefinition,
     UsageReport,
 )
+from services.config import ConfigError
+from services.errors import InvalidRequest
+from services.providers import openai as openai_provider
+from services.providers import openai_compatible
+from services.providers.base import Provider
 from services.providers.errors import ProviderError
 from tests.fakes.http import Request, Writer
 from tests.fakes.openai import FakeOpenAI
@@ -323,7 +323,7 @@ def test_tool_calls_with_finish_reason_stop_end_as_tool_calls(fake: FakeOpenAI) 
 
 
 def test_streamed_usage_counts_cached_tokens_inside_input(fake: FakeOpenAI) -> None:
-    from services.providers.base import Usage
+    from services.canonical import Usage
 
     fake.enqueue(Script(usage=Usage(input_tokens=100, output_tokens=5, cached_input_tokens=64)))
     events = stream(openai_for(fake), ask())

@@ -1,4 +1,4 @@
-"""The OpenAPI contract (services/frontdoor/openapi.py): generated from the route table and
+"""The OpenAPI contract (services/contract/openapi.py): generated from the route table and
 the models, up to date in the file the doors serve, and served with its reference page."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from openapi_spec_validator import validate
 
 from services.agents.registry import agents
-from services.frontdoor import openapi, public
+from services.contract import openapi, public
 from services.frontdoor.routes import ROUTES, RouteSpec
 from services.tools import registry
 
@@ -103,7 +103,7 @@ def test_what_the_code_refuses_after_the_model_is_in_the_contract() -> None:
     assert DOC["components"]["schemas"]["MessagesRequest"]["properties"]["top_k"]["type"] == "null"
 
 
-# -- what the doors serve (services/frontdoor/public.py) -----------------------------------------
+# -- what the doors serve (services/contract/public.py) -----------------------------------------
 
 
 def test_the_doors_serve_the_file_the_generator_wrote() -> None:

@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 
-from services.errors import APIError
-from services.models.catalogue import Catalogue, CatalogueConfig
-from services.models.routing import Breaker, Breakers, Router, RoutingSettings, Target
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     Finish,
     Message,
-    Provider,
     StreamEvent,
     TextDelta,
     TextPart,
     Usage,
 )
+from services.errors import APIError
+from services.models.catalogue import Catalogue, CatalogueConfig
+from services.models.routing import Breaker, Breakers, Router, RoutingSettings, Target
+from services.providers.base import Provider
 from services.providers.errors import ProviderError, from_status
 from services.providers.timeouts import Timeouts
 

@@ -16,17 +16,11 @@ from starlette.testclient import TestClient
 
 from containers.worker.app import create_app
 from containers.worker.settings import WorkerSettings
+from services.canonical import Completion, CompletionRequest, StreamEvent, TextDelta, Usage
 from services.config import ConfigError
 from services.errors import APIError
 from services.models.catalogue import Catalogue, CatalogueConfig
-from services.providers.base import (
-    Completion,
-    CompletionRequest,
-    Provider,
-    StreamEvent,
-    TextDelta,
-    Usage,
-)
+from services.providers.base import Provider
 from services.providers.errors import connection_failed
 from services.providers.local import LocalProvider
 from services.runs.events import Channel, EventLog

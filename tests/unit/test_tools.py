@@ -20,18 +20,12 @@ from starlette.testclient import TestClient
 
 from containers.worker.routing import table_routes
 from containers.worker.tools_api import tool_endpoints
+from services.canonical import Completion, CompletionRequest, StopReason, StreamEvent, Usage
 from services.documents.embeddings import Embeddings
 from services.documents.store import DocumentStore
 from services.errors import APIError
 from services.models.catalogue import Catalogue, CatalogueConfig
-from services.providers.base import (
-    Completion,
-    CompletionRequest,
-    Provider,
-    StopReason,
-    StreamEvent,
-    Usage,
-)
+from services.providers.base import Provider
 from services.providers.local import LocalProvider, LocalSettings
 from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
@@ -363,7 +357,7 @@ def test_inline_refs_resolves_nested_definitions() -> None:
 
 
 def test_the_simulator_answers_a_json_schema_with_an_instance_of_it() -> None:
-    from services.providers.base import Message, TextPart
+    from services.canonical import Message, TextPart
 
     schema = registry.get("analyze_themes").Output.model_json_schema()
     request = CompletionRequest(
@@ -585,7 +579,7 @@ def test_every_tool_definition_is_one_bedrock_and_the_others_take() -> None:
     import botocore.session
     from botocore.validate import ParamValidator
 
-    from services.providers.base import Message, TextPart
+    from services.canonical import Message, TextPart
     from services.providers.bedrock import converse_arguments
 
     definitions = [tool.definition() for tool in registry.tools().values()]

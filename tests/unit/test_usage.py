@@ -20,23 +20,23 @@ import pytest
 from moto import mock_aws
 
 from devstack.tables import create_table
-from services.chat.completions import ChatService
-from services.config import ConfigError
-from services.errors import APIError
-from services.models.catalogue import DEFAULT_CONFIG, Catalogue
-from services.models.routing import Breakers, Router, RoutingSettings, Target
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     Finish,
     Message,
-    Provider,
     StreamEvent,
     TextDelta,
     TextPart,
     Usage,
     UsageReport,
 )
+from services.chat.completions import ChatService
+from services.config import ConfigError
+from services.errors import APIError
+from services.models.catalogue import DEFAULT_CONFIG, Catalogue
+from services.models.routing import Breakers, Router, RoutingSettings, Target
+from services.providers.base import Provider
 from services.providers.errors import ProviderError, from_status
 from services.usage import __main__ as cli
 from services.usage.calls import ProviderCall

@@ -18,19 +18,19 @@ from containers.worker.app import GIL_SWITCH_SECONDS, create_app
 from containers.worker.ecs import TaskProtection
 from containers.worker.lifecycle import Drain, Streams
 from containers.worker.settings import WorkerSettings
-from services.errors import UpstreamError
-from services.frontdoor.routes import ROUTES, Owner
-from services.providers.base import (
+from services.canonical import (
     Completion,
     CompletionRequest,
     Finish,
-    Provider,
     StreamEvent,
     TextDelta,
     ToolCallDelta,
     Usage,
     UsageReport,
 )
+from services.errors import UpstreamError
+from services.frontdoor.routes import ROUTES, Owner
+from services.providers.base import Provider
 from services.tenancy.auth import Authenticator
 from services.tenancy.limits import Admission
 from tests.fakes.ecs_agent import FakeAgent

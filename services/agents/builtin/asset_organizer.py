@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.agents.base import ASK_USER, Agent, AgentEnv, Opening, Outcome, PlannedCall
-from services.providers.base import Message, TextPart
+from services.canonical import Message, TextPart
 
 MAX_IMAGES = 100
 INSTRUCTIONS = """\

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.agents.base import Agent, AgentEnv, Opening, Outcome
+from services.canonical import Message, TextPart
 from services.conversations.store import History, check_conversation_id
 from services.errors import ServiceUnavailable
-from services.providers.base import Message, TextPart
 
 MAX_HISTORY_MESSAGES = 40
 _CITED = re.compile(r"doc_[A-Za-z0-9]+")

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.agents.base import Agent, AgentEnv, Opening, Outcome, PlannedCall
-from services.providers.base import Message, TextPart
+from services.canonical import Message, TextPart
 from services.tools._support import DOCUMENT_ID_PATTERN
 
 STEPS = ("extract_text", "analyze_themes", "generate_tags", "summarize", "suggest_related")

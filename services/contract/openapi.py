@@ -2,13 +2,13 @@
 (`services.frontdoor.routes`: method, path, summary, parameters, body, streaming, admin) and
 the pydantic models the code validates with (the OpenAI and Anthropic request bodies, each
 tool's `Input` and `Output`, each agent's `Input`, the documents' requests), plus, for what
-the code checks by hand, the models of `services.frontdoor.schemas`.
+the code checks by hand, the models of `services.contract.schemas`.
 
 `build()` is pure and cached. The front doors do not call it (they load no pydantic); they
 serve `openapi.json`, beside this file, which this module writes:
 
-    python -m services.frontdoor.openapi          # write openapi.json
-    python -m services.frontdoor.openapi --check  # exit 1 if openapi.json is not up to date
+    python -m services.contract.openapi          # write openapi.json
+    python -m services.contract.openapi --check  # exit 1 if openapi.json is not up to date
 
 A unit test runs the check, so the served file cannot drift from the code.
 """
@@ -29,8 +29,8 @@ from pydantic.json_schema import models_json_schema
 
 from services.agents.registry import agents
 from services.chat.messages import MessagesRequest
+from services.contract import schemas as s
 from services.documents.requests import DocumentUpload, EmbeddingRequest, UploadRequest
-from services.frontdoor import schemas as s
 from services.frontdoor.routes import ROUTES, Body, Owner, RouteSpec
 from services.runs.kinds import MAX_STEPS as MAX_PIPELINE_STEPS
 from services.tenancy.tenants import TENANT_ID
@@ -649,7 +649,7 @@ def main(argv: list[str] | None = None) -> int:
         if not OPENAPI_JSON.is_file() or OPENAPI_JSON.read_text() != text:
             print(
                 f"{OPENAPI_JSON} is not what the code describes: run "
-                "`python -m services.frontdoor.openapi` (or `make openapi`) and commit it.",
+                "`python -m services.contract.openapi` (or `make openapi`) and commit it.",
                 file=sys.stderr,
             )
             return 1

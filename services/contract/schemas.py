@@ -1,4 +1,4 @@
-"""The shapes the contract (`services.frontdoor.openapi`) describes that no pydantic model
+"""The shapes the contract (`services.contract.openapi`) describes that no pydantic model
 validates at run time.
 
 Two kinds live here:
