@@ -49,7 +49,8 @@ from services.chat.conversation import ConversationChat
 from services.chat.messages import MessagesService
 from services.conversations.store import ConversationSettings
 from services.documents.embeddings import EmbeddingLimits, Embeddings
-from services.documents.store import DocumentSettings, DocumentStore, build_store
+from services.documents.model import DocumentSettings
+from services.documents.store import DocumentStore, build_store
 from services.errors import ServiceUnavailable
 from services.models.catalogue import Catalogue, CatalogueConfig
 from services.models.provider_keys import provider_env

@@ -32,8 +32,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services.documents.embeddings import Embeddings
+from services.documents.model import check_document_id
 from services.documents.requests import DocumentUpload, EmbeddingRequest, UploadRequest
-from services.documents.store import DocumentStore, check_document_id
+from services.documents.store import DocumentStore
 from services.errors import InvalidRequest
 from services.runs.model import Run
 from services.runs.sync import Caller, CallKind, SyncCalls, reply

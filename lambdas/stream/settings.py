@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from services.config import ConfigError, env_float, env_int, env_str
-from services.documents.store import DocumentSettings
+from services.documents.model import DocumentSettings
 from services.frontdoor.settings import DEFAULT_MAX_REQUEST_BYTES
 
 UPSTREAM_VARIABLE = "SWITCHBOARD_UPSTREAM_URL"

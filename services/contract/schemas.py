@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.conversations import api as conversations
 from services.conversations.store import MAX_PAGE as MAX_CONVERSATION_PAGE
-from services.documents.store import DocumentKind, DocumentStatus
+from services.documents.model import DocumentKind, DocumentStatus
 from services.runs.inputs import MAX_ANSWER_CHARS
 from services.runs.model import RunStatus
 from services.tenancy import admin_api

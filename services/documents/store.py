@@ -24,470 +24,55 @@ act on: 413 for a file over the size limit, 415 for an unsupported type, 422 for
 that is corrupt, encrypted or over the page limit, text that is not UTF-8, or extracted
 text over the character limit. Never a 500 for a bad file.
 
-The store is synchronous underneath (boto3, pypdf); its public methods are coroutines that
-run the work in a thread.
+The store is blocking underneath (boto3, pypdf): each operation is written once and
+awaited from the loop through `services.web.blocking.off_loop`, which runs it in a thread.
+What a document is lives in `model.py`; reading a file's type and text in `extraction.py`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import io
 import json
 import logging
-import math
 import re
-import secrets
 import struct
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal, cast
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, cast
 
-from services.config import ConfigError, env_int, env_optional
-from services.dynamo import GSI1, Listing, attributes, conditional_failed, error_code, plain
-from services.errors import (
-    APIError,
-    InvalidRequest,
-    NotFound,
-    PayloadTooLarge,
-    ToolFailed,
-    UnsupportedMediaType,
+from services.documents.extraction import declared_text_kind, extract
+from services.documents.model import (
+    Document,
+    DocumentKind,
+    Documents,
+    DocumentSettings,
+    DocumentStatus,
+    Upload,
+    Vector,
+    check_content_type,
+    check_document_id,
+    check_filename,
+    check_folder,
+    check_kind,
+    new_document_id,
+    too_large,
 )
+from services.dynamo import GSI1, Listing, attributes, conditional_failed, error_code, plain
+from services.errors import APIError, InvalidRequest, NotFound, ToolFailed
+from services.web.blocking import off_loop
 
 log = logging.getLogger("switchboard.documents")
 
-DocumentKind = Literal["pdf", "text", "markdown", "image"]
 # A presigned upload's object carries this tag until the upload is completed;
 # infra/stacks/stateful.py's lifecycle rule deletes one never completed.
 PENDING_UPLOAD_TAG = ("switchboard-upload", "pending")
 PENDING_UPLOAD_TAGGING = "=".join(PENDING_UPLOAD_TAG)
 # A pending upload's record outlives its upload URL by this much, then the TTL deletes it.
 PENDING_RECORD_GRACE_SECONDS = 86_400
-DocumentStatus = Literal["pending_upload", "ready", "failed"]
-KINDS: tuple[DocumentKind, ...] = ("pdf", "text", "markdown", "image")
-# Inside DocumentStore, whose `list` method shadows the builtin in annotations.
-Documents = list["Document"]
-Vector = list[float]
-
-MiB = 1024 * 1024
-# A file in a request body travels base64-encoded (4/3 of its size) inside a JSON object.
-# Through API Gateway the whole request must stay under Lambda's 6 MB invocation payload
-# (API Gateway's own limit is 10 MB): 4 MiB of file is 5.6 MB of base64.
-DEFAULT_MAX_UPLOAD_BYTES = 4 * MiB
-DEFAULT_MAX_PRESIGNED_BYTES = 100 * MiB
-DEFAULT_MAX_PDF_PAGES = 500
-DEFAULT_MAX_TEXT_CHARS = 2_000_000
-DEFAULT_UPLOAD_URL_SECONDS = 900
-MAX_FILENAME_CHARS = 255
-MAX_FOLDER_CHARS = 200
-MAX_CONTENT_TYPE_CHARS = 255  # RFC 6838: type and subtype names are at most 127 characters
-MAX_FOLDER_DEPTH = 8
-# Room for the JSON around the base64 data in an upload request body.
-_BODY_OVERHEAD_BYTES = 64 * 1024
-
-DOCUMENT_ID = re.compile(r"^doc_[0-9a-f]{24}$")
 _LIST_SORT_KEY = re.compile(r"[0-9]{15}#doc_[0-9a-f]{24}")
-_FOLDER_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
-_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w!#$&^.+-]{0,126}/[A-Za-z0-9][\w!#$&^.+-]{0,126}(;.*)?$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._\-]+")
-
-_IMAGE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
-_CONTENT_TYPES: dict[str, str] = {"pdf": "application/pdf", "text": "text/plain",
-                                  "markdown": "text/markdown"}  # fmt: skip
-_TEXT_TYPES = {"text/plain": "text", "text/markdown": "markdown", "text/x-markdown": "markdown"}
-_TEXT_EXTENSIONS = {".txt": "text", ".text": "text", ".md": "markdown", ".markdown": "markdown"}
-
-
-class DocumentRejected(APIError):
-    """422: the file is of a supported type but cannot be used (corrupt or encrypted PDF,
-    too many pages, text that does not decode, too much text)."""
-
-    status = 422
-    type = "invalid_request_error"
-    code = "document_rejected"
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentSettings:
-    """The named limits on documents, from `SWITCHBOARD_DOCUMENT_*` and `SWITCHBOARD_BUCKET`.
-
-    - `max_upload_bytes`: a file sent in the request body (`POST /v1/documents`).
-    - `max_presigned_bytes`: a file uploaded to a presigned S3 URL.
-    - `max_pdf_pages`: pages of a PDF.
-    - `max_text_chars`: characters of text extracted from one document.
-    - `upload_url_seconds`: how long a presigned upload URL stays valid.
-    """
-
-    bucket: str | None = None
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
-    max_presigned_bytes: int = DEFAULT_MAX_PRESIGNED_BYTES
-    max_pdf_pages: int = DEFAULT_MAX_PDF_PAGES
-    max_text_chars: int = DEFAULT_MAX_TEXT_CHARS
-    upload_url_seconds: int = DEFAULT_UPLOAD_URL_SECONDS
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> DocumentSettings:
-        settings = cls(
-            bucket=env_optional(env, "SWITCHBOARD_BUCKET"),
-            max_upload_bytes=env_int(
-                env, "SWITCHBOARD_DOCUMENT_MAX_UPLOAD_BYTES", DEFAULT_MAX_UPLOAD_BYTES, minimum=1
-            ),
-            max_presigned_bytes=env_int(
-                env,
-                "SWITCHBOARD_DOCUMENT_MAX_PRESIGNED_BYTES",
-                DEFAULT_MAX_PRESIGNED_BYTES,
-                minimum=1,
-            ),
-            max_pdf_pages=env_int(
-                env, "SWITCHBOARD_DOCUMENT_MAX_PDF_PAGES", DEFAULT_MAX_PDF_PAGES, minimum=1
-            ),
-            max_text_chars=env_int(
-                env, "SWITCHBOARD_DOCUMENT_MAX_TEXT_CHARS", DEFAULT_MAX_TEXT_CHARS, minimum=1
-            ),
-            upload_url_seconds=env_int(
-                env,
-                "SWITCHBOARD_DOCUMENT_UPLOAD_URL_SECONDS",
-                DEFAULT_UPLOAD_URL_SECONDS,
-                minimum=60,
-            ),
-        )
-        if settings.upload_url_seconds > 7 * 86400:
-            raise ConfigError(
-                "SWITCHBOARD_DOCUMENT_UPLOAD_URL_SECONDS must be at most 604800 (7 days), "
-                "the longest S3 accepts for a presigned URL"
-            )
-        return settings
-
-    @property
-    def max_body_bytes(self) -> int:
-        """The largest request body `POST /v1/documents` reads: the base64 of the largest
-        file, and room for the JSON around it."""
-        return 4 * math.ceil(self.max_upload_bytes / 3) + _BODY_OVERHEAD_BYTES
-
-    def public(self) -> dict[str, int]:
-        return {
-            "max_upload_bytes": self.max_upload_bytes,
-            "max_presigned_bytes": self.max_presigned_bytes,
-            "max_pdf_pages": self.max_pdf_pages,
-            "max_text_chars": self.max_text_chars,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    id: str  # "doc_<hex>"
-    tenant_id: str
-    filename: str
-    content_type: str
-    kind: DocumentKind
-    size_bytes: int
-    pages: int | None  # PDFs
-    folder: str  # "" at the root
-    s3_key: str  # under the tenant's prefix: tenants/<tenant>/documents/...
-    status: DocumentStatus
-    created_at: int
-    text_chars: int | None  # length of the extracted text (pdf/text/markdown)
-    error: dict[str, Any] | None = None  # why a failed document failed: {"code", "message"}
-
-    def public(self) -> dict[str, Any]:
-        """The API shape: no S3 internals."""
-        body: dict[str, Any] = {
-            "id": self.id,
-            "object": "document",
-            "filename": self.filename,
-            "content_type": self.content_type,
-            "kind": self.kind,
-            "size_bytes": self.size_bytes,
-            "pages": self.pages,
-            "folder": self.folder,
-            "status": self.status,
-            "created_at": self.created_at,
-            "text_chars": self.text_chars,
-        }
-        if self.error is not None:
-            body["error"] = self.error
-        return body
-
-
-@dataclass(frozen=True, slots=True)
-class Upload:
-    """Where and how a client uploads a large file itself."""
-
-    url: str
-    headers: dict[str, str]
-    expires_at: int
-    method: str = "PUT"
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "method": self.method,
-            "headers": self.headers,
-            "expires_at": self.expires_at,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Extracted:
-    kind: DocumentKind
-    content_type: str
-    text: str | None
-    pages: int | None
-
-
-def new_document_id() -> str:
-    return "doc_" + secrets.token_hex(12)
-
-
-def check_document_id(value: object, param: str = "document_id") -> str:
-    if not isinstance(value, str) or not DOCUMENT_ID.match(value):
-        raise NotFound(
-            f"No document with id {str(value)[:80]!r}.", param=param, code="document_not_found"
-        )
-    return value
-
-
-def check_kind(value: str | None) -> DocumentKind | None:
-    if value is None:
-        return None
-    if value not in KINDS:
-        raise InvalidRequest(
-            f"'kind' must be one of {', '.join(KINDS)}; got {value[:40]!r}.",
-            param="kind",
-            code="invalid_value",
-        )
-    return value
-
-
-def check_filename(value: object, param: str = "filename") -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest(
-            "A document needs a 'filename' (a non-empty string).",
-            param=param,
-            code="missing_required_parameter" if value is None else "invalid_value",
-        )
-    name = value.strip().replace("\\", "/").rsplit("/", 1)[-1]
-    if not name or len(name) > MAX_FILENAME_CHARS or any(ord(c) < 32 for c in name):
-        raise InvalidRequest(
-            f"'filename' must be 1 to {MAX_FILENAME_CHARS} printable characters.",
-            param=param,
-            code="invalid_value",
-        )
-    return name
-
-
-def check_content_type(value: object, param: str = "content_type") -> str:
-    """A declared media type (`type/subtype`, parameters allowed), at most
-    `MAX_CONTENT_TYPE_CHARS` printable ASCII characters; "" when none was declared. It is
-    stored and signed into the upload URL, so it is bounded like any name."""
-    if not isinstance(value, str):
-        raise InvalidRequest("'content_type' must be a string.", param=param, code="invalid_value")
-    declared = value.strip()
-    if declared and (
-        len(declared) > MAX_CONTENT_TYPE_CHARS
-        or not declared.isascii()
-        or not declared.isprintable()
-        or not _MEDIA_TYPE.match(declared)
-    ):
-        raise InvalidRequest(
-            f"'content_type' must be a media type such as 'application/pdf', at most "
-            f"{MAX_CONTENT_TYPE_CHARS} printable ASCII characters; got {value[:80]!r}.",
-            param=param,
-            code="invalid_value",
-        )
-    return declared
-
-
-def check_folder(value: object, param: str = "folder") -> str:
-    """A folder path: segments of letters, digits, space, `_`, `.` and `-` (not starting
-    with a dot), joined by `/`; "" is the root."""
-    if not isinstance(value, str):
-        raise InvalidRequest("'folder' must be a string.", param=param, code="invalid_value")
-    folder = value.strip().strip("/")
-    if not folder:
-        return ""
-    segments = [s.strip() for s in folder.split("/")]
-    if (
-        len(folder) > MAX_FOLDER_CHARS
-        or len(segments) > MAX_FOLDER_DEPTH
-        or not all(_FOLDER_SEGMENT.match(s) for s in segments)
-    ):
-        raise InvalidRequest(
-            f"'folder' must be at most {MAX_FOLDER_DEPTH} '/'-separated names of letters, "
-            f"digits, spaces, '_', '.' and '-' (each starting with a letter or digit), at "
-            f"most {MAX_FOLDER_CHARS} characters in all; got {value[:80]!r}.",
-            param=param,
-            code="invalid_value",
-        )
-    return "/".join(segments)
-
-
-def too_large(size: int, limit: int, how: str, *, param: str | None = None) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The file is {size} bytes; the limit for {how} is {limit} bytes.",
-        param=param,
-        code="document_too_large",
-    )
-
-
-# -- type detection and text extraction ----------------------------------------------------
-
-
-def sniff_image(data: bytes) -> str | None:
-    """The image format from the file's signature, or None."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
-def _is_pdf(data: bytes) -> bool:
-    # The header may follow some junk bytes; readers accept it within the first 1 KiB.
-    return b"%PDF-" in data[:1024]
-
-
-def _declared_text_kind(filename: str, content_type: str) -> DocumentKind | None:
-    base = content_type.split(";")[0].strip().lower()
-    if base in _TEXT_TYPES:
-        return cast(DocumentKind, _TEXT_TYPES[base])
-    dot = filename.rfind(".")
-    extension = filename[dot:].lower() if dot != -1 else ""
-    return cast("DocumentKind | None", _TEXT_EXTENSIONS.get(extension))
-
-
-def extract(data: bytes, filename: str, content_type: str, settings: DocumentSettings) -> Extracted:
-    """The document's kind, canonical content type, text and page count, or the 415/422
-    that says why the file cannot be used."""
-    if not data:
-        raise InvalidRequest("The file is empty.", param="file", code="document_empty")
-    if _is_pdf(data):
-        text, pages = _pdf_text(data, settings)
-        return Extracted("pdf", _CONTENT_TYPES["pdf"], _check_chars(text, settings), pages)
-    image = sniff_image(data)
-    if image is not None:
-        return Extracted("image", _IMAGE_TYPES[image], None, None)
-    kind = _declared_text_kind(filename, content_type)
-    if kind is None:
-        declared = content_type.split(";")[0].strip() or "no content type"
-        raise UnsupportedMediaType(
-            f"Unsupported document type ({declared}, {filename!r}): the content is not a "
-            f"PDF, PNG, JPEG, GIF or WebP, and it was not declared as plain text or Markdown "
-            f"(text/plain, text/markdown, or a .txt or .md name).",
-            param="file",
-            code="unsupported_document_type",
-        )
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DocumentRejected(
-            f"The file is declared as text but is not valid UTF-8 (byte {exc.start}); "
-            f"save it as UTF-8 and upload it again.",
-            param="file",
-            code="invalid_text_encoding",
-        ) from None
-    if "\x00" in text:
-        raise DocumentRejected(
-            "The file is declared as text but holds NUL bytes: it is binary, not text.",
-            param="file",
-            code="invalid_text_encoding",
-        )
-    return Extracted(kind, _CONTENT_TYPES[kind], _check_chars(text, settings), None)
-
-
-def _check_chars(text: str, settings: DocumentSettings) -> str:
-    if len(text) > settings.max_text_chars:
-        raise DocumentRejected(
-            f"The document holds {len(text)} characters of text; the limit is "
-            f"{settings.max_text_chars}. Split it into smaller documents.",
-            param="file",
-            code="document_text_too_long",
-        )
-    return text
-
-
-def _pdf_text(data: bytes, settings: DocumentSettings) -> tuple[str, int]:
-    """The text of every page (pages separated by a blank line) and the page count."""
-    from pypdf import PasswordType, PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError
-
-    def corrupt(detail: str) -> DocumentRejected:
-        return DocumentRejected(
-            f"The PDF cannot be read: it is damaged or incomplete ({detail}).",
-            param="file",
-            code="pdf_corrupt",
-        )
-
-    def encrypted() -> DocumentRejected:
-        return DocumentRejected(
-            "The PDF is encrypted (password-protected); remove the password and upload it again.",
-            param="file",
-            code="pdf_encrypted",
-        )
-
-    # pypdf logs every oddity of a malformed file as a warning; the 422 says what matters.
-    pypdf_log = logging.getLogger("pypdf")
-    level = pypdf_log.level
-    pypdf_log.setLevel(logging.ERROR)
-    try:
-        try:
-            reader = PdfReader(io.BytesIO(data), strict=False)
-        except (FileNotDecryptedError, DependencyError):
-            raise encrypted() from None
-        except Exception as exc:  # a malformed file can raise almost anything in a parser
-            raise corrupt(_describe(exc)) from None
-        if reader.is_encrypted:
-            # A PDF with only an owner password opens with the empty user password.
-            try:
-                opened = reader.decrypt("")
-            except Exception:
-                raise encrypted() from None
-            if opened == PasswordType.NOT_DECRYPTED:
-                raise encrypted()
-        try:
-            count = len(reader.pages)
-        except (FileNotDecryptedError, DependencyError):
-            raise encrypted() from None
-        except Exception as exc:
-            raise corrupt(_describe(exc)) from None
-        if count == 0:
-            raise corrupt("it has no pages")
-        if count > settings.max_pdf_pages:
-            raise DocumentRejected(
-                f"The PDF has {count} pages; the limit is {settings.max_pdf_pages}.",
-                param="file",
-                code="pdf_too_many_pages",
-            )
-        texts: list[str] = []
-        chars = 0
-        for number, page in enumerate(reader.pages, start=1):
-            try:
-                text = page.extract_text() or ""
-            except (FileNotDecryptedError, DependencyError):
-                raise encrypted() from None
-            except Exception as exc:
-                raise corrupt(f"page {number}: {_describe(exc)}") from None
-            texts.append(text.strip())
-            chars += len(texts[-1]) + 2
-            if chars - 2 > settings.max_text_chars:
-                break  # already too long: _check_chars refuses it without the other pages
-        return "\n\n".join(texts), count
-    finally:
-        pypdf_log.setLevel(level)
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
-
-
-# -- the store ------------------------------------------------------------------------------
 
 
 class DocumentStore:
@@ -578,97 +163,13 @@ class DocumentStore:
             )
         return self.settings.bucket
 
-    # -- public API (async) -----------------------------------------------------------------
+    # -- operations: each blocking, awaited from the loop (off_loop runs it in a thread) --
 
-    async def put(
+    @off_loop
+    def put(
         self, tenant_id: str, filename: str, content_type: str, data: bytes, *, folder: str = ""
     ) -> Document:
         """Store a file sent in a request body: check it, extract its text, store both."""
-        return await asyncio.to_thread(self.put_sync, tenant_id, filename, content_type, data,
-                                       folder)  # fmt: skip
-
-    async def create_upload(
-        self,
-        tenant_id: str,
-        filename: str,
-        content_type: str,
-        *,
-        size_bytes: int | None = None,
-        folder: str = "",
-    ) -> tuple[Document, Upload]:
-        """A `pending_upload` document and a presigned S3 PUT URL for its file."""
-        return await asyncio.to_thread(
-            self.create_upload_sync, tenant_id, filename, content_type, size_bytes, folder
-        )
-
-    async def complete(self, tenant_id: str, document_id: str) -> Document:
-        """Check and extract an uploaded file; the document becomes `ready`, or `failed`
-        (with the reason, and the file deleted) while the 413/415/422 is raised."""
-        return await asyncio.to_thread(self.complete_sync, tenant_id, document_id)
-
-    async def get(self, tenant_id: str, document_id: str) -> Document:
-        return await asyncio.to_thread(self.get_sync, tenant_id, document_id)
-
-    async def list(
-        self,
-        tenant_id: str,
-        *,
-        limit: int = 20,
-        cursor: str | None = None,
-        kind: str | None = None,
-    ) -> tuple[Documents, str | None]:
-        """A page of the tenant's documents, newest first, and the cursor of the next page
-        (None on the last)."""
-        return await asyncio.to_thread(self.list_sync, tenant_id, limit, cursor, kind)
-
-    async def all(self, tenant_id: str, *, kind: str | None = None) -> Documents:
-        """Every document of the tenant (of `kind`), newest first."""
-
-        def every() -> Documents:
-            found: Documents = []
-            cursor: str | None = None
-            while True:
-                page, cursor = self.list_sync(tenant_id, 100, cursor, kind)
-                found.extend(page)
-                if cursor is None:
-                    return found
-
-        return await asyncio.to_thread(every)
-
-    async def text(self, tenant_id: str, document_id: str) -> str:
-        """The document's extracted text; 422 (`ToolFailed`) for an image, 409 for a
-        document that is not ready."""
-        return await asyncio.to_thread(self.text_sync, tenant_id, document_id)
-
-    async def content(self, tenant_id: str, document_id: str) -> bytes:
-        """The file's bytes as stored."""
-        return await asyncio.to_thread(self.content_sync, tenant_id, document_id)
-
-    async def download_url(self, tenant_id: str, document_id: str, seconds: int = 300) -> str:
-        """A presigned S3 GET URL for the file, valid for `seconds`."""
-        return await asyncio.to_thread(self.download_url_sync, tenant_id, document_id, seconds)
-
-    async def move(self, tenant_id: str, document_id: str, folder: str) -> Document:
-        """Put the file in `folder` ("" is the root): S3 copy, record update, delete."""
-        return await asyncio.to_thread(self.move_sync, tenant_id, document_id, folder)
-
-    async def delete(self, tenant_id: str, document_id: str) -> None:
-        """Remove the document: its S3 objects and every item of it."""
-        await asyncio.to_thread(self.delete_sync, tenant_id, document_id)
-
-    async def cached_vector(self, tenant_id: str, document_id: str, model: str) -> Vector | None:
-        return await asyncio.to_thread(self.cached_vector_sync, tenant_id, document_id, model)
-
-    async def store_vector(
-        self, tenant_id: str, document_id: str, model: str, vector: Vector
-    ) -> None:
-        await asyncio.to_thread(self.store_vector_sync, tenant_id, document_id, model, vector)
-
-    # -- the work (blocking) ----------------------------------------------------------------
-
-    def put_sync(
-        self, tenant_id: str, filename: str, content_type: str, data: bytes, folder: str = ""
-    ) -> Document:
         bucket = self._bucket()
         filename = check_filename(filename)
         content_type = check_content_type(content_type)
@@ -708,14 +209,17 @@ class DocumentStore:
         )
         return document
 
-    def create_upload_sync(
+    @off_loop
+    def create_upload(
         self,
         tenant_id: str,
         filename: str,
         content_type: str,
+        *,
         size_bytes: int | None = None,
         folder: str = "",
     ) -> tuple[Document, Upload]:
+        """A `pending_upload` document and a presigned S3 PUT URL for its file."""
         bucket = self._bucket()
         filename = check_filename(filename)
         folder = check_folder(folder)
@@ -771,9 +275,12 @@ class DocumentStore:
         )
         return document, upload
 
-    def complete_sync(self, tenant_id: str, document_id: str) -> Document:
+    @off_loop
+    def complete(self, tenant_id: str, document_id: str) -> Document:
+        """Check and extract an uploaded file; the document becomes `ready`, or `failed`
+        (with the reason, and the file deleted) while the 413/415/422 is raised."""
         bucket = self._bucket()
-        document = self.get_sync(tenant_id, document_id)
+        document = DocumentStore.get.blocking(self, tenant_id, document_id)
         if document.status == "ready":
             return document  # completing twice is harmless
         if document.status == "failed":
@@ -827,7 +334,8 @@ class DocumentStore:
         )
         return ready
 
-    def get_sync(self, tenant_id: str, document_id: str) -> Document:
+    @off_loop
+    def get(self, tenant_id: str, document_id: str) -> Document:
         """The document, or 404 if it does not exist or is another tenant's."""
         check_document_id(document_id)
         response = self._ddb.get_item(
@@ -840,9 +348,17 @@ class DocumentStore:
             raise _not_found(document_id)
         return self._document(tenant_id, item)
 
-    def list_sync(
-        self, tenant_id: str, limit: int = 20, cursor: str | None = None, kind: str | None = None
+    @off_loop
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        kind: str | None = None,
     ) -> tuple[Documents, str | None]:
+        """A page of the tenant's documents, newest first, and the cursor of the next page
+        (None on the last)."""
         if not 1 <= limit <= 100:
             raise InvalidRequest(
                 "'limit' must be an integer from 1 to 100.", param="limit", code="invalid_value"
@@ -880,7 +396,23 @@ class DocumentStore:
             next_cursor = self.listing(tenant_id).cursor(tail["gsi1sk"]["S"])
         return documents, next_cursor
 
-    def text_sync(self, tenant_id: str, document_id: str) -> str:
+    @off_loop
+    def all(self, tenant_id: str, *, kind: str | None = None) -> Documents:
+        """Every document of the tenant (of `kind`), newest first."""
+        found: Documents = []
+        cursor: str | None = None
+        while True:
+            page, cursor = DocumentStore.list.blocking(
+                self, tenant_id, limit=100, cursor=cursor, kind=kind
+            )
+            found.extend(page)
+            if cursor is None:
+                return found
+
+    @off_loop
+    def text(self, tenant_id: str, document_id: str) -> str:
+        """The document's extracted text; 422 (`ToolFailed`) for an image, 409 for a
+        document that is not ready."""
         document = self._ready(tenant_id, document_id)
         if document.kind == "image":
             raise ToolFailed(
@@ -893,12 +425,16 @@ class DocumentStore:
         )["Body"].read()
         return str(body.decode())
 
-    def content_sync(self, tenant_id: str, document_id: str) -> bytes:
+    @off_loop
+    def content(self, tenant_id: str, document_id: str) -> bytes:
+        """The file's bytes as stored."""
         document = self._ready(tenant_id, document_id)
         body = self._s3.get_object(Bucket=self._bucket(), Key=document.s3_key)["Body"].read()
         return bytes(body)
 
-    def download_url_sync(self, tenant_id: str, document_id: str, seconds: int = 300) -> str:
+    @off_loop
+    def download_url(self, tenant_id: str, document_id: str, seconds: int = 300) -> str:
+        """A presigned S3 GET URL for the file, valid for `seconds`."""
         document = self._ready(tenant_id, document_id)
         ascii_name = document.filename.encode("ascii", "replace").decode().replace('"', "'")
         url = self._s3.generate_presigned_url(
@@ -913,7 +449,9 @@ class DocumentStore:
         )
         return str(url)
 
-    def move_sync(self, tenant_id: str, document_id: str, folder: str) -> Document:
+    @off_loop
+    def move(self, tenant_id: str, document_id: str, folder: str) -> Document:
+        """Put the file in `folder` ("" is the root): S3 copy, record update, delete."""
         bucket = self._bucket()
         folder = check_folder(folder)
         document = self._ready(tenant_id, document_id)
@@ -942,9 +480,11 @@ class DocumentStore:
         self._s3.delete_object(Bucket=bucket, Key=document.s3_key)
         return moved
 
-    def delete_sync(self, tenant_id: str, document_id: str) -> None:
+    @off_loop
+    def delete(self, tenant_id: str, document_id: str) -> None:
+        """Remove the document: its S3 objects and every item of it."""
         bucket = self._bucket()
-        document = self.get_sync(tenant_id, document_id)
+        document = DocumentStore.get.blocking(self, tenant_id, document_id)
         objects = [{"Key": document.s3_key}, {"Key": self.text_key(tenant_id, document_id)}]
         self._s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
         pk = self._pk(tenant_id, document_id)
@@ -973,7 +513,8 @@ class DocumentStore:
             else:
                 raise APIError("The document could not be deleted completely; try again.")
 
-    def cached_vector_sync(self, tenant_id: str, document_id: str, model: str) -> Vector | None:
+    @off_loop
+    def cached_vector(self, tenant_id: str, document_id: str, model: str) -> Vector | None:
         response = self._ddb.get_item(
             TableName=self._table,
             Key=attributes({"pk": self._pk(tenant_id, document_id), "sk": f"EMB#{model}"}),
@@ -984,9 +525,8 @@ class DocumentStore:
         raw = plain(item)["vector"]
         return list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
-    def store_vector_sync(
-        self, tenant_id: str, document_id: str, model: str, vector: Vector
-    ) -> None:
+    @off_loop
+    def store_vector(self, tenant_id: str, document_id: str, model: str, vector: Vector) -> None:
         """Keep `vector` with the document, if it still exists (a deleted document leaves
         no vector behind)."""
         pk = self._pk(tenant_id, document_id)
@@ -1025,7 +565,7 @@ class DocumentStore:
     # -- helpers ----------------------------------------------------------------------------
 
     def _ready(self, tenant_id: str, document_id: str) -> Document:
-        document = self.get_sync(tenant_id, document_id)
+        document = DocumentStore.get.blocking(self, tenant_id, document_id)
         if document.status != "ready":
             raise APIError(
                 f"Document {document_id} is {document.status.replace('_', ' ')}, not ready.",
@@ -1133,7 +673,7 @@ class DocumentStore:
             return "pdf"
         if base.startswith("image/"):
             return "image"
-        return _declared_text_kind(filename, content_type) or "text"
+        return declared_text_kind(filename, content_type) or "text"
 
 
 def _not_found(document_id: str) -> NotFound:

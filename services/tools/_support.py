@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from services.canonical import ContentPart, ImagePart, Message, TextPart
-from services.documents.store import DOCUMENT_ID
+from services.documents.model import DOCUMENT_ID
 from services.errors import APIError, InvalidRequest
 from services.tools.base import ToolContext, ToolFailed
 

@@ -18,7 +18,8 @@ import boto3
 from moto import mock_aws
 
 from devstack.tables import create_table
-from services.documents.store import DocumentSettings, DocumentStore
+from services.documents.model import DocumentSettings
+from services.documents.store import DocumentStore
 
 _LOCK = threading.RLock()  # one for every wrapped client: they share moto's backends
 

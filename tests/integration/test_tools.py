@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from devstack.stack import LocalStack
-from services.documents.store import DocumentSettings, DocumentStore
+from services.documents.model import DocumentSettings
+from services.documents.store import DocumentStore
 from services.tenancy.keys import KeyStore
 from services.tools import registry
 from tests.integration.doors import api_and_stream

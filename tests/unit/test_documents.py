@@ -14,14 +14,9 @@ from moto import mock_aws
 
 from devstack.tables import create_table
 from services.config import ConfigError
-from services.documents.store import (
-    Document,
-    DocumentRejected,
-    DocumentSettings,
-    DocumentStore,
-    extract,
-    sniff_image,
-)
+from services.documents.extraction import extract, sniff_image
+from services.documents.model import Document, DocumentRejected, DocumentSettings
+from services.documents.store import DocumentStore
 from services.errors import (
     APIError,
     InvalidRequest,

@@ -18,6 +18,7 @@ from moto import mock_aws
 
 from devstack.tables import create_table
 from services.conversations.store import ConversationStore
+from services.documents.store import DocumentStore
 from services.dynamo import (
     Listing,
     attributes,
@@ -239,14 +240,15 @@ def test_a_conversation_cursor_is_one_of_this_tenants_conversations(dynamodb: An
 
 
 def test_a_document_cursor_is_one_of_this_tenants_documents() -> None:
+    put, page = DocumentStore.put.blocking, DocumentStore.list.blocking  # off the loop already
     with moto_documents(TABLE, "dynamo-test-bucket") as store:
         for tenant in ("dev", "other"):
             for i in range(3):
-                store.put_sync(tenant, f"n{i}.txt", "text/plain", b"hello")
-        _, theirs = store.list_sync("other", 1)
+                put(store, tenant, f"n{i}.txt", "text/plain", b"hello")
+        _, theirs = page(store, "other", limit=1)
         assert theirs is not None
         for cursor in (*FORGED[:3], theirs):
             with pytest.raises(InvalidRequest):
-                store.list_sync("dev", 20, cursor)
-        _, cursor = store.list_sync("dev", 2)
-        assert cursor is not None and len(store.list_sync("dev", 2, cursor)[0]) == 1
+                page(store, "dev", limit=20, cursor=cursor)
+        _, cursor = page(store, "dev", limit=2)
+        assert cursor is not None and len(page(store, "dev", limit=2, cursor=cursor)[0]) == 1
