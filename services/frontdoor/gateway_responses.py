@@ -20,3 +20,21 @@ REQUEST_TOO_LARGE = error_body(
     "invalid_request_error",
     code="request_too_large",
 )
+# The edge authorizer on WORKER routes: an unknown, revoked or missing key (UNAUTHORIZED),
+# or a key the authorizer's policy denies (ACCESS_DENIED). The worker answers the same
+# shapes when it checks the key itself.
+UNAUTHORIZED = error_body(
+    "Invalid or missing API key: send it as 'Authorization: Bearer <key>' or 'x-api-key'.",
+    "authentication_error",
+    code="invalid_api_key",
+)
+ACCESS_DENIED = error_body(
+    "This API key is not allowed to call this route.",
+    "permission_error",
+    code="access_denied",
+)
+# The authorizer failed (it raised something else, timed out or answered malformed): not
+# the client's fault. API Gateway answers 500.
+AUTHORIZER_FAILURE = error_body(
+    "The API could not check the API key; try again.", "server_error", code="authorizer_failure"
+)

@@ -45,7 +45,7 @@ def settings(**changes: Any) -> EmulatorSettings:
 
 
 def pool_of(app: ApiGatewayEmulator) -> LambdaPool:
-    integration = app.integration
+    integration = app.control
     assert isinstance(integration, LambdaProxyIntegration)
     return integration.function
 
@@ -63,7 +63,7 @@ def run(
             ) as client:
                 return await scenario(client, app)
         finally:
-            await app.integration.aclose()
+            await app.aclose()
 
     return asyncio.run(main())
 
