@@ -94,7 +94,13 @@ class StackConfig:
     run_watchdog_seconds: float = 60.0
     run_max_attempts: int = 3
     run_poll_seconds: float = 0.5
+    # The gateway Lambda's integration timeout (CONTROL routes); AI routes stream from the
+    # workers for up to `worker_timeout_seconds`, cut after `idle_timeout_seconds` with
+    # nothing sent (API Gateway's STREAM limits: 15 min, and 5 min idle).
     integration_timeout_seconds: float = 29.0
+    worker_timeout_seconds: float = 900.0
+    idle_timeout_seconds: float = 300.0
+    stage: str = "api"
     forward_timeout_seconds: float = 28.0
     first_token_ms: float = 0.0
     chunk_ms: float = 0.0
@@ -111,8 +117,11 @@ class StackConfig:
     supervise: bool = True
     table: str = "switchboard-local"
     bucket: str = "switchboard-local"
-    dev_api_key: str | None = None
+    dev_api_key: str | None = None  # None: a new one per start
     admin_key: str | None = None  # None: a new one per start
+    # Keep the embedded AWS's state (tables, objects, queued messages) in this file between
+    # runs: restored at start, saved at stop (devstack.aws). None: in memory only.
+    state_file: Path | None = None
     # How long each component may take to answer its first probe (longer on a busy host).
     ready_timeout_seconds: float = 120.0
     log_dir: Path | None = None  # None: children log to this process's stdout/stderr
@@ -293,6 +302,10 @@ class LocalStack:
         # The admin API's key (only the gateway knows it, as SWITCHBOARD_ADMIN_KEY).
         self.admin_key = c.admin_key or "sb-admin-" + secrets.token_urlsafe(32)
         self.api_key = ""
+        # What the kept state brought back (`devstack.aws`'s counts), with `state_file`.
+        self.restored: dict[str, Any] | None = None
+        # Why the development key is not the one configured, when it cannot be.
+        self.api_key_replaced: str | None = None
         self._children: list[_Child] = []
         self._lock = threading.Lock()  # the children, between the supervisor and `stop`
         self._stopping = threading.Event()
@@ -302,7 +315,9 @@ class LocalStack:
     # URLs a client uses: each is what an SDK's base_url should be.
     @property
     def api_url(self) -> str:
-        return f"http://{self.config.host}:{self.ports['api']}/v1"
+        """As the deployed `ApiUrl`: the stage, then /v1 (the emulator also takes paths
+        without the stage)."""
+        return f"http://{self.config.host}:{self.ports['api']}/{self.config.stage}/v1"
 
     @property
     def stream_url(self) -> str:
@@ -359,18 +374,21 @@ class LocalStack:
             if port:
                 check_port(c.host, port, name)
         try:
-            self._spawn("aws", ["-m", "devstack.aws", "--host", self.config.host,
-                                "--port", str(self.ports["moto"])], self._env())  # fmt: skip
+            aws = ["-m", "devstack.aws", "--host", c.host, "--port", str(self.ports["moto"])]
+            if c.state_file is not None:
+                aws += ["--state", str(c.state_file)]
+            self._spawn("aws", aws, self._env())
             self._wait_ready({"aws": f"{self.aws_endpoint}/moto-api/"})
             dynamodb = self.client("dynamodb")
             create_table(dynamodb, self.config.table)
             self.client("s3").create_bucket(Bucket=self.config.bucket)
-            TenantStore(dynamodb, self.config.table).create(DEV_TENANT, "Development")
-            minted = KeyStore(dynamodb, self.config.table).create(
-                DEV_TENANT, "development", secret=self.config.dev_api_key
-            )
-            self.api_key = minted.secret
             self._create_queues()
+            if c.state_file is not None:
+                self.restored = self._restore_state()
+            tenants = TenantStore(dynamodb, self.config.table)
+            if tenants.get(DEV_TENANT) is None:
+                tenants.create(DEV_TENANT, "Development")
+            self.api_key = self._dev_key(KeyStore(dynamodb, self.config.table))
             env = self._env()
             for index, port in enumerate(self.worker_ports):
                 worker_env = {
@@ -398,9 +416,11 @@ class LocalStack:
                     **{f"worker-{i}": f"{url}/health" for i, url in enumerate(self.worker_urls)},
                     "balancer": f"{self.worker_url}/health",
                     "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
-                    # API Gateway has no health route: an unauthenticated call answering
-                    # 401 shows that the emulator and the gateway handler are both up.
-                    "apigw": f"{self.api_url}/models",
+                    "apigw": f"{self.api_url.removesuffix('/v1')}/ready",
+                    # Unauthenticated calls answering 401 show that each function is up
+                    # (and give it its first cold start here rather than in a request):
+                    # the gateway on a CONTROL route, the authorizer on a WORKER route.
+                    "gateway function": f"{self.api_url}/runs",
                 }
             )
         except BaseException:
@@ -413,6 +433,39 @@ class LocalStack:
             self._supervisor.start()
         return self
 
+    def _restore_state(self) -> dict[str, Any]:
+        """Load the kept state into the resources just created (devstack.aws)."""
+        from devstack.aws import RESTORE_PATH
+
+        response = httpx.post(f"{self.aws_endpoint}{RESTORE_PATH}", timeout=300)
+        if response.status_code != 200:
+            raise StackError(
+                f"{response.json().get('error', response.text)}. Move the file away to start "
+                "with an empty state."
+            )
+        counts: dict[str, Any] = response.json()
+        for what in counts.get("skipped", []):
+            log.warning("kept state: %s has nowhere to go now; left out", what)
+        return counts
+
+    def _dev_key(self, keys: KeyStore) -> str:
+        """The development key: the configured one (stored unless the kept state has it
+        already), or a new one."""
+        wanted = self.config.dev_api_key
+        if wanted is None:
+            return keys.create(DEV_TENANT, "development").secret
+        found = keys.lookup(wanted)
+        if found is None:
+            return keys.create(DEV_TENANT, "development", secret=wanted).secret
+        if found.tenant_id == DEV_TENANT and found.status == "active":
+            return wanted
+        self.api_key_replaced = (
+            f"the kept development key is {found.status} in the kept state"
+            if found.tenant_id == DEV_TENANT
+            else f"the kept development key belongs to tenant {found.tenant_id!r}"
+        )
+        return keys.create(DEV_TENANT, "development").secret
+
     def stop(self) -> None:
         """Stop the components, then the AWS services they use: a worker that stops writes
         its queued usage records first, and needs DynamoDB to do it."""
@@ -423,14 +476,16 @@ class LocalStack:
         with self._lock:
             children, self._children = list(self._children), []
         self._terminate([c for c in children if c.name != "aws"])
-        self._terminate([c for c in children if c.name == "aws"])
+        # The embedded AWS writes the kept state as it stops: give it time to.
+        saving = 120 if self.config.state_file is not None else 10
+        self._terminate([c for c in children if c.name == "aws"], saving)
 
     @staticmethod
-    def _terminate(children: list[_Child]) -> None:
+    def _terminate(children: list[_Child], grace: float = 10) -> None:
         for child in children:
             if child.process.poll() is None:
                 child.process.terminate()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + grace
         for child in children:
             try:
                 child.process.wait(max(0.1, deadline - time.monotonic()))
@@ -529,6 +584,9 @@ class LocalStack:
             "SWITCHBOARD_MAX_REQUEST_BYTES": str(c.max_request_bytes),
             "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": str(c.forward_timeout_seconds),
             "SWITCHBOARD_APIGW_TIMEOUT_SECONDS": str(c.integration_timeout_seconds),
+            "SWITCHBOARD_APIGW_WORKER_TIMEOUT_SECONDS": str(c.worker_timeout_seconds),
+            "SWITCHBOARD_APIGW_IDLE_TIMEOUT_SECONDS": str(c.idle_timeout_seconds),
+            "SWITCHBOARD_APIGW_STAGE": c.stage,
             "SWITCHBOARD_LAMBDA_CONCURRENCY": str(c.lambda_concurrency),
             "SWITCHBOARD_LOCAL_FIRST_TOKEN_MS": str(c.first_token_ms),
             "SWITCHBOARD_LOCAL_CHUNK_MS": str(c.chunk_ms),
@@ -601,30 +659,43 @@ class LocalStack:
         )
 
     def _wait_ready(self, probes: dict[str, str], timeout: float | None = None) -> None:
-        """Wait until every probe answers 200 or 401, or fail naming what is not up."""
+        """Wait until every probe answers 200 or 401, or fail naming what is not up. The
+        probes run side by side: one waiting on a cold start holds up no other."""
         timeout = self.config.ready_timeout_seconds if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        pending = dict(probes)
-        while pending:
-            for child in self._children:
-                if child.process.poll() is not None:
-                    raise StackError(
-                        f"{child.name} exited with code {child.process.returncode} during start-up"
-                        + (f":\n{self.logs(child.name)}" if self.config.log_dir else "")
-                    )
-            for name, url in list(pending.items()):
+        ready: set[str] = set()
+        given_up = threading.Event()
+
+        def probe(name: str, url: str) -> None:
+            while not given_up.is_set() and time.monotonic() < deadline:
                 try:
-                    # Long enough for the gateway Lambda's first cold start: a shorter probe
-                    # would give up on it and start another environment.
+                    # Long enough for a function's first cold start: a shorter probe would
+                    # give up on it and start another environment.
                     status = httpx.get(url, timeout=10.0).status_code
                 except httpx.TransportError:
-                    continue
+                    status = None
                 if status in (200, 401):
-                    del pending[name]
-            if time.monotonic() > deadline:
-                raise StackError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
-            if pending:
+                    ready.add(name)
+                    return
+                given_up.wait(0.05)
+
+        for name, url in probes.items():
+            threading.Thread(target=probe, args=(name, url), daemon=True).start()
+        try:
+            while len(ready) < len(probes):
+                for child in self._children:
+                    if child.process.poll() is not None:
+                        raise StackError(
+                            f"{child.name} exited with code {child.process.returncode} during "
+                            "start-up"
+                            + (f":\n{self.logs(child.name)}" if self.config.log_dir else "")
+                        )
+                if time.monotonic() > deadline:
+                    pending = [name for name in probes if name not in ready]
+                    raise StackError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
                 time.sleep(0.05)
+        finally:
+            given_up.set()
 
 
 def _exit_status(code: int) -> str:
