@@ -335,8 +335,13 @@ class LocalStack:
 
     def worker_process(self, index: int) -> subprocess.Popen[bytes]:
         """The process of worker `index` now (a new one after a restart)."""
+        return self.process(f"worker-{index}")
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """The process of a component now: `aws`, `worker-N`, `balancer`, `stream`,
+        `apigw`."""
         with self._lock:
-            return next(c.process for c in self._children if c.name == f"worker-{index}")
+            return next(c.process for c in self._children if c.name == name)
 
     @staticmethod
     def worker_index(worker_id: str) -> int:
