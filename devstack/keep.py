@@ -50,7 +50,7 @@ def keys(
     path = directory / "keys.json"
     kept = None if new else _read(path)
     if kept is not None and api_key is None:
-        return kept, f"kept in {shown(path)} (--new-keys mints new ones)"
+        return kept, f"kept in {shown(path)} (`make dev ARGS=--new-keys` mints new ones)"
     admin = kept.admin_key if kept is not None else new_admin_key()
     chosen = DevKeys(api_key=api_key or generate_secret(), admin_key=admin)
     save_keys(chosen, directory)

@@ -1,5 +1,6 @@
-"""The whole platform on 127.0.0.1: moto (DynamoDB, SQS, S3), the worker, the API Gateway
-emulator in front of the gateway Lambda's handler, and the stream front door.
+"""The whole platform on 127.0.0.1: moto (DynamoDB, SQS, S3), the workers behind their load
+balancer, the API Gateway emulator (AI routes through the authorizer to the load balancer,
+streamed; the control plane to the gateway Lambda's handler), and the stream front door.
 
 Each component runs in its own process, as it would on AWS, configured only through the
 environment variables the CDK stacks set. `make dev` and the integration tests both use
