@@ -21,31 +21,35 @@ Lambda-only, provisioned: the same, plus ceil(class peak concurrency) environmen
 function during the peak hours; requests in those hours are billed at the provisioned
 duration price, the others on demand. Cold starts remain only outside the peak hours.
 
-Switchboard (see ``SwitchboardSizing``): by mode,
-- sync: an API Gateway request and a gateway invocation that waits min(latency,
-  sync_deadline) + overhead. Past the deadline the answer is a 202 with a run; the client
-  polls every ``poll_interval_seconds`` (ceil((latency - deadline) / interval) polls, each
-  an API Gateway request, a short gateway invocation and a read of the run).
-- stream: a stream Lambda invocation billed for latency + overhead (Function URLs cost
-  nothing more).
-- background: an API Gateway request and a short invocation for the POST, then
+Switchboard (see ``SwitchboardSizing``), as ``infra/`` deploys it: no Lambda waits on a
+model. By mode,
+- sync and stream (through the API): an API Gateway REST request that goes straight to
+  the worker through the VPC link (HTTP_PROXY, STREAM), and one run of the edge
+  authorizer (``authorizer_seconds``; TTL 0, so every request). A sync call past
+  ``sync_deadline_seconds`` becomes a run the client polls every
+  ``poll_interval_seconds`` (each poll an API request and a short gateway invocation).
+- stream through the Function URL (``stream_url_share`` of streamed answers): the stream
+  Lambda, open for the whole answer, relays to the API: the request and authorizer run
+  above, plus the stream Lambda's duration.
+- background: an API request and an authorizer run for the POST, then
   ceil(latency / interval) polls as above.
 A run (background, or a promoted sync call) costs: its creation (a transaction, and the
 GSI), a lease renewal every ``run_heartbeat_seconds`` (item and GSI), ``run_events``
 event items, its completion (item and GSI); and SQS: a send, a receive, a delete, and one
-receive more per ``run_watchdog_seconds``. Every front-door request reads the API key
-(``auth_reads_per_request``); every logical request writes its usage record and spend
-counter and rate window (``usage_writes_per_request``), reads the tenant's spend for its
-budget and adds to the key's rate-limit window. A conversation turn
-reads ``conversation_history_turns`` turns and writes both messages and the
-conversation's version in one transaction.
-Fixed and stepped: Fargate tasks (peak: max(worker_min_count, ceil(peak concurrency /
-concurrency_per_task)); off peak the same on the average concurrency; a count above
-``worker_max_count`` is costed as needed, with a note), the ALB (hours, and LCU-hours on
-the highest dimension), NAT gateways (hours, and every provider byte processed), public
-IPv4 addresses (one per AZ for the ALB, one per NAT gateway, one per task without NAT),
-idle SQS long polls (one per task per ``receive_wait_seconds``), and Secrets Manager
-secrets.
+receive more per ``run_watchdog_seconds``. Every request reads the API key at the edge
+and again in the worker (``auth_reads_per_request`` each, before the caches); every
+logical request writes its usage record and spend counter and rate window
+(``usage_writes_per_request``), reads the tenant's spend for its budget and adds to the
+key's rate-limit window. A conversation turn reads ``conversation_history_turns`` turns
+and writes both messages and the conversation's version in one transaction.
+Fixed and stepped: Fargate tasks on Graviton (peak: max(worker_min_count, ceil(peak
+concurrency / concurrency_per_task)); off peak the same on the average concurrency; a
+count above ``worker_max_count`` is costed as needed, with a note), the internal ALB
+(hours, and LCU-hours on the highest dimension; no public address), the VPC link, NAT
+gateways if configured (hours, and every provider byte processed), public IPv4 addresses
+(one per task without NAT, one per NAT gateway), idle SQS long polls (one per task per
+``receive_wait_seconds``), Secrets Manager secrets, and what operators watch: alarms,
+the dashboard, the EMF custom metrics and the log lines.
 """
 
 from __future__ import annotations
@@ -203,13 +207,16 @@ def switchboard(workload: Workload, prices: Prices) -> DesignCost:
     hours = workload.hours_per_month
     peak_hours = workload.peak.hours_per_month
     off_hours = hours - peak_hours
+    lambda_gb_s = prices["lambda_arm_gb_second" if s.arm64 else "lambda_gb_second"]
     gateway_gb = s.gateway_memory_mib / 1024
     stream_gb = s.stream_memory_mib / 1024
+    authorizer_gb = s.authorizer_memory_mib / 1024
     overhead = s.frontdoor_overhead_seconds
 
-    api_requests = gateway_seconds = stream_invocations = stream_seconds = 0.0
+    api_requests = authorizer_runs = gateway_invocations = gateway_seconds = 0.0
+    stream_invocations = stream_seconds = 0.0
     wru = rru = sqs = 0.0
-    nat_bytes = egress = regional = 0.0
+    nat_bytes = egress = 0.0
     for cls in workload.classes:
         n = cls.requests_per_month
         request_bytes = _request_bytes(workload, cls)
@@ -227,35 +234,38 @@ def switchboard(workload: Workload, prices: Prices) -> DesignCost:
             stream_n = n * bucket.share * cls.modes.stream
             background_n = n * bucket.share * cls.modes.background
 
+            # Every WORKER request: one API request, one authorizer run, key reads at the
+            # edge and in the worker.
+            worker_requests = sync_n + stream_n + background_n
+            api_requests += worker_requests
+            authorizer_runs += worker_requests
+            rru += worker_requests * 2 * s.auth_reads_per_request
+
             polls = (
                 math.ceil((t - s.sync_deadline_seconds) / s.poll_interval_seconds)
                 if t > s.sync_deadline_seconds
                 else 0
             )
-            api_requests += sync_n * (1 + polls)
-            gateway_seconds += sync_n * (min(t, s.sync_deadline_seconds) + overhead)
-            gateway_seconds += sync_n * polls * overhead
-            rru += sync_n * (1 + polls) * s.auth_reads_per_request + sync_n * polls * done_read
+            bg_polls = max(1, math.ceil(t / s.poll_interval_seconds))
+            poll_requests = sync_n * polls + background_n * bg_polls
+            api_requests += poll_requests
+            gateway_invocations += poll_requests
+            gateway_seconds += poll_requests * overhead
+            rru += poll_requests * (s.auth_reads_per_request + done_read)
             if polls:
                 writes, messages = _run_units(s, t, in_kb, answer_kb, done_kb)
                 wru += sync_n * writes
                 sqs += sync_n * messages
-
-            stream_invocations += stream_n
-            stream_seconds += stream_n * (t + overhead)
-            rru += stream_n * s.auth_reads_per_request
-
-            bg_polls = max(1, math.ceil(t / s.poll_interval_seconds))
-            api_requests += background_n * (1 + bg_polls)
-            gateway_seconds += background_n * (1 + bg_polls) * overhead
-            rru += background_n * (1 + bg_polls) * s.auth_reads_per_request
-            rru += background_n * bg_polls * done_read
             writes, messages = _run_units(s, t, in_kb, answer_kb, done_kb)
             wru += background_n * writes
             sqs += background_n * messages
 
+            via_url = stream_n * s.stream_url_share
+            stream_invocations += via_url
+            stream_seconds += via_url * (t + overhead)
+
             egress += (sync_n + background_n) * answer_bytes + stream_n * stream_bytes
-            egress += (sync_n * polls + background_n * bg_polls) * workload.envelope_bytes
+            egress += poll_requests * workload.envelope_bytes
 
         wru += n * (s.usage_writes_per_request + s.rate_limit_writes_per_request)
         rru += n * s.budget_reads_per_request
@@ -268,47 +278,58 @@ def switchboard(workload: Workload, prices: Prices) -> DesignCost:
         provider_bytes = request_bytes + answer_bytes
         nat_bytes += n * provider_bytes
         egress += n * request_bytes  # the provider request leaves AWS
-        regional += n * provider_bytes  # front door <-> ALB over public addresses
 
     tasks_peak, tasks_off, over_max = _tasks(workload)
     task_hours = tasks_peak * peak_hours + tasks_off * off_hours
     lcu_hours = _lcu_hours(workload)
+    arch = "Graviton" if s.arm64 else "x86"
+    vcpu_price = prices["fargate_arm_vcpu_hour" if s.arm64 else "fargate_vcpu_hour"]
+    gb_price = prices["fargate_arm_gb_hour" if s.arm64 else "fargate_gb_hour"]
 
     items = [
-        LineItem("API Gateway REST requests", api_requests, prices["apigw_rest_request"]),
         LineItem(
-            "Gateway Lambda requests",
+            "API Gateway REST requests",
             api_requests,
-            prices["lambda_request"],
+            prices["apigw_rest_request"],
+            "AI calls streamed straight to the worker, and run polls",
         ),
+        LineItem("Authorizer Lambda requests", authorizer_runs, prices["lambda_request"]),
+        LineItem(
+            "Authorizer Lambda duration",
+            authorizer_runs * s.authorizer_seconds * authorizer_gb,
+            lambda_gb_s,
+            f"{authorizer_runs:,.0f} x {s.authorizer_seconds:g} s x {authorizer_gb:g} GB",
+        ),
+        LineItem("Gateway Lambda requests", gateway_invocations, prices["lambda_request"]),
         LineItem(
             "Gateway Lambda duration",
             gateway_seconds * gateway_gb,
-            prices["lambda_gb_second"],
-            f"{gateway_seconds:,.0f} s x {gateway_gb:g} GB (waits up to the sync deadline)",
+            lambda_gb_s,
+            f"{gateway_seconds:,.0f} s x {gateway_gb:g} GB (control plane only, no model wait)",
         ),
         LineItem("Stream Lambda requests", stream_invocations, prices["lambda_request"]),
         LineItem(
             "Stream Lambda duration",
             stream_seconds * stream_gb,
-            prices["lambda_gb_second"],
-            f"{stream_seconds:,.0f} s x {stream_gb:g} GB (open for the whole stream)",
+            lambda_gb_s,
+            f"{stream_seconds:,.0f} s x {stream_gb:g} GB (Function URL streams only)",
         ),
         LineItem(
             "Fargate vCPU",
             task_hours * s.worker_vcpu,
-            prices["fargate_vcpu_hour"],
+            vcpu_price,
             f"{tasks_peak} task(s) x {peak_hours:g} h + {tasks_off} x {off_hours:g} h, "
-            f"{s.worker_vcpu:g} vCPU each",
+            f"{s.worker_vcpu:g} {arch} vCPU each",
         ),
         LineItem(
             "Fargate memory",
             task_hours * s.worker_memory_gb,
-            prices["fargate_gb_hour"],
-            f"{task_hours:g} task-hours x {s.worker_memory_gb:g} GB",
+            gb_price,
+            f"{task_hours:g} task-hours x {s.worker_memory_gb:g} GB ({arch})",
         ),
-        LineItem("ALB hours", hours, prices["alb_hour"]),
+        LineItem("ALB hours (internal)", hours, prices["alb_hour"]),
         LineItem("ALB LCU-hours", lcu_hours, prices["alb_lcu_hour"]),
+        LineItem("VPC link v2", hours, prices["vpc_link_v2_hour"]),
     ]
     if s.nat_gateways:
         items += [
@@ -324,8 +345,9 @@ def switchboard(workload: Workload, prices: Prices) -> DesignCost:
                 prices["nat_gateway_gb"],
             ),
         ]
-    addresses = (s.availability_zones + s.nat_gateways) * hours
-    detail = f"{s.availability_zones} ALB + {s.nat_gateways} NAT, {hours:g} h"
+    alb_addresses = 0 if s.internal_alb else s.availability_zones
+    addresses = (alb_addresses + s.nat_gateways) * hours
+    detail = f"{alb_addresses} ALB + {s.nat_gateways} NAT, {hours:g} h"
     if not s.nat_gateways:
         addresses += task_hours
         detail += f" + {task_hours:g} task-hours"
@@ -349,9 +371,19 @@ def switchboard(workload: Workload, prices: Prices) -> DesignCost:
             prices["data_transfer_out_gb"],
         ),
         LineItem(
-            "In-region transfer, front doors to ALB",
-            regional / GIB,
-            prices["data_transfer_regional_gb"],
+            "CloudWatch alarms", float(s.alarm_metrics), prices["cloudwatch_alarm_metric_month"]
+        ),
+        LineItem("CloudWatch dashboard", float(s.dashboards), prices["cloudwatch_dashboard_month"]),
+        LineItem(
+            "CloudWatch custom metrics (EMF)",
+            float(s.custom_metrics),
+            prices["cloudwatch_custom_metric_month"],
+        ),
+        LineItem(
+            "CloudWatch Logs ingested",
+            (workload.requests_per_month + api_requests) * s.log_bytes_per_request / GIB,
+            prices["cloudwatch_logs_ingested_gb"],
+            "access lines at the edge and in the worker, EMF records",
         ),
     ]
     notes = []

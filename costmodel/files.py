@@ -58,8 +58,12 @@ PRICE_KEYS = (
     "lambda_provisioned_gb_second",
     "lambda_provisioned_duration_gb_second",
     "apigw_rest_request",
+    "lambda_arm_gb_second",
     "fargate_vcpu_hour",
     "fargate_gb_hour",
+    "fargate_arm_vcpu_hour",
+    "fargate_arm_gb_hour",
+    "vpc_link_v2_hour",
     "alb_hour",
     "alb_lcu_hour",
     "nat_gateway_hour",
@@ -70,7 +74,10 @@ PRICE_KEYS = (
     "sqs_request",
     "secrets_manager_secret_month",
     "data_transfer_out_gb",
-    "data_transfer_regional_gb",
+    "cloudwatch_alarm_metric_month",
+    "cloudwatch_dashboard_month",
+    "cloudwatch_custom_metric_month",
+    "cloudwatch_logs_ingested_gb",
 )
 _SHARE_TOLERANCE = 1e-9
 _T = TypeVar("_T", LambdaOnly, SwitchboardSizing)
@@ -314,6 +321,7 @@ _POSITIVE = (
     "worker_max_count",
     "gateway_memory_mib",
     "stream_memory_mib",
+    "authorizer_memory_mib",
     "sync_deadline_seconds",
     "availability_zones",
     "run_heartbeat_seconds",

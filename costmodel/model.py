@@ -66,10 +66,11 @@ class Bucket:
 class Modes:
     """How a class's requests reach Switchboard; the three shares add up to 1.
 
-    ``sync``: through API Gateway and the gateway Lambda, waiting for the answer (answered
-    202 with a run past the sync deadline). ``stream``: through the stream Lambda's Function
-    URL for the whole answer. ``background``: ``"background": true``, a 202 at once, then
-    the client polls the run.
+    ``sync``: through API Gateway straight to the worker (VPC link), waiting for the answer
+    (past the sync deadline, a run the client polls). ``stream``: a streamed answer; through
+    API Gateway (STREAM) unless ``SwitchboardSizing.stream_url_share`` of them use the stream
+    Lambda's Function URL. ``background``: ``Prefer: respond-async``, a 202 at once, then the
+    client polls the run.
     """
 
     sync: float = 1.0
@@ -141,15 +142,19 @@ class SwitchboardSizing:
     worker_memory_mib: int = 2048
     worker_min_count: int = 1
     worker_max_count: int = 10
-    nat_gateways: int = 1
-    gateway_memory_mib: int = 512
-    stream_memory_mib: int = 512
-    sync_deadline_seconds: float = 25.0
-    # infra/stacks: Vpc(max_azs=2) puts the internet-facing ALB in 2 AZs; the State stack
-    # holds 3 secrets (InternalToken, ProviderKeys, AdminKey). Worker settings: run lease
-    # renewed every 10 s, watchdog 60 s, SQS long poll 5 s (services/runs/service.py).
+    nat_gateways: int = 0
+    gateway_memory_mib: int = 1792
+    stream_memory_mib: int = 1792
+    authorizer_memory_mib: int = 1024
+    sync_deadline_seconds: float = 240.0
+    # infra/stacks: Vpc(max_azs=2), an internal ALB (no public IPv4 of its own), Graviton
+    # for Fargate and the Lambdas; the State stack holds 2 secrets (ProviderKeys, AdminKey).
+    # Worker settings: run lease renewed every 10 s, watchdog 60 s, SQS long poll 5 s
+    # (services/runs/service.py).
     availability_zones: int = 2
-    secrets: int = 3
+    secrets: int = 2
+    arm64: bool = True
+    internal_alb: bool = True
     run_heartbeat_seconds: float = 10.0
     run_watchdog_seconds: float = 60.0
     receive_wait_seconds: float = 5.0
@@ -159,6 +164,19 @@ class SwitchboardSizing:
     # 5 ms each, under the 60% autoscaling target.
     concurrency_per_task: int = 1000
     frontdoor_overhead_seconds: float = 0.05
+    # The edge authorizer's run per WORKER request (TTL 0: every request): one GetItem.
+    authorizer_seconds: float = 0.02
+    # Streamed answers through the stream Lambda's Function URL (it relays to the API, so
+    # they also pay an API request and an authorizer run); the rest stream through the API.
+    stream_url_share: float = 0.0
+    # Observability (infra/stacks/observability.py, services/metrics_names.py): 15 alarms,
+    # the 5xx-rate alarm's metric math reading 2 metrics; one dashboard; 10 metrics per
+    # service plus Errors per route (4 routes in use assumed); log lines per request (the
+    # edge access line, the worker's access line and its EMF record).
+    alarm_metrics: int = 16
+    dashboards: int = 1
+    custom_metrics: int = 14
+    log_bytes_per_request: float = 2048.0
     poll_interval_seconds: float = 5.0
     auth_reads_per_request: float = 1.0
     # services/usage/store.py: one TransactWriteItems of 3 items of < 1 KB (the record, the

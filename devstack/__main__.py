@@ -39,7 +39,8 @@ def parse_options(argv: list[str]) -> Options:
     )
     p.add_argument(
         "--integration-timeout", type=float, default=29.0, metavar="SECONDS",
-        help="API Gateway integration timeout; longer calls answer 504 (default 29)",
+        help="the gateway Lambda's integration timeout (the control plane); longer calls "
+        "answer 504 (default 29; AI routes stream from the workers for up to 15 min)",
     )  # fmt: skip
     p.add_argument(
         "--first-token-ms", type=float, default=300.0,
@@ -82,7 +83,6 @@ def parse_options(argv: list[str]) -> Options:
         worker_port=a.worker_port,
         moto_port=a.aws_port,
         integration_timeout_seconds=a.integration_timeout,
-        forward_timeout_seconds=max(0.1, a.integration_timeout - 1),
         first_token_ms=a.first_token_ms,
         chunk_ms=a.chunk_ms,
         dev_api_key=a.api_key,
@@ -139,6 +139,7 @@ Switchboard is running on 127.0.0.1. {models_line(os.environ)}
   Streaming (Function URL)     {stack.stream_url}
   Workers (load balancer)      {stack.worker_url}  ({len(stack.worker_urls)} processes)
   DynamoDB/SQS/S3 (moto)       {stack.aws_endpoint}
+  Web console                  {stack.stream_url.removesuffix("/v1")}/console/  (streams live; also on the API's port)
 
   Development API key          {key}   (tenant "dev")
   Admin key                    {stack.admin_key}

@@ -102,7 +102,6 @@ class StackConfig:
     worker_timeout_seconds: float = 900.0
     idle_timeout_seconds: float = 300.0
     stage: str = "api"
-    forward_timeout_seconds: float = 28.0
     first_token_ms: float = 0.0
     chunk_ms: float = 0.0
     words_per_chunk: int = 1
@@ -299,7 +298,6 @@ class LocalStack:
         self.worker_ports = [free_port(c.host) for _ in range(c.workers)]
         self.queue_url = ""
         self.dlq_url = ""
-        self.internal_token = secrets.token_urlsafe(32)
         # The admin API's key (only the gateway knows it, as SWITCHBOARD_ADMIN_KEY).
         self.admin_key = c.admin_key or "sb-admin-" + secrets.token_urlsafe(32)
         self.api_key = ""
@@ -352,10 +350,12 @@ class LocalStack:
 
     @property
     def sync_deadline_seconds(self) -> float:
+        """How long a worker answers a non-streamed call before it names the run that will
+        hold the result: as deployed (240 s), below the idle timeout that would cut a
+        response that sends nothing (the gateway's 29 s bounds the control plane only)."""
         if self.config.sync_deadline_seconds is not None:
             return self.config.sync_deadline_seconds
-        timeout = self.config.integration_timeout_seconds
-        return min(25.0, max(timeout - 4.0, timeout * 0.75))
+        return min(240.0, self.config.idle_timeout_seconds * 0.8)
 
     @property
     def aws_endpoint(self) -> str:
@@ -411,7 +411,11 @@ class LocalStack:
                  "--port", str(self.ports["worker"]), *backends],
                 env,
             )  # fmt: skip
-            self._spawn("stream", self._uvicorn("lambdas.stream.app", self.ports["stream"]), env)
+            # The stream door relays AI routes with the client's own key to the API, as
+            # deployed (its authorizer, then the workers, with the stage prefix).
+            stream_env = {"SWITCHBOARD_UPSTREAM_URL": self.api_url.removesuffix("/v1"), **env}
+            self._spawn("stream", self._uvicorn("lambdas.stream.app", self.ports["stream"]),
+                        stream_env)  # fmt: skip
             self._spawn(
                 "apigw",
                 self._uvicorn("devstack.apigw", self.ports["api"]),
@@ -427,6 +431,7 @@ class LocalStack:
                     # (and give it its first cold start here rather than in a request):
                     # the gateway on a CONTROL route, the authorizer on a WORKER route.
                     "gateway function": f"{self.api_url}/runs",
+                    "authorizer": f"{self.api_url}/models",
                 }
             )
         except BaseException:
@@ -585,10 +590,8 @@ class LocalStack:
             "PYTHONUNBUFFERED": "1",
             "SWITCHBOARD_TABLE": c.table,
             "SWITCHBOARD_BUCKET": c.bucket,
-            "SWITCHBOARD_INTERNAL_TOKEN": self.internal_token,
             "SWITCHBOARD_WORKER_URL": self.worker_url,
             "SWITCHBOARD_MAX_REQUEST_BYTES": str(c.max_request_bytes),
-            "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": str(c.forward_timeout_seconds),
             "SWITCHBOARD_APIGW_TIMEOUT_SECONDS": str(c.integration_timeout_seconds),
             "SWITCHBOARD_APIGW_WORKER_TIMEOUT_SECONDS": str(c.worker_timeout_seconds),
             "SWITCHBOARD_APIGW_IDLE_TIMEOUT_SECONDS": str(c.idle_timeout_seconds),

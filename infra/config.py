@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
+# The Lambda Python is the build machine's: a bundle's bytecode is compiled by the
+# interpreter that builds it, and .pyc files only load on the version that wrote them.
+DEFAULT_LAMBDA_PYTHON = "3.11"
 
 # Fargate task sizes (CPU units -> allowed memory in MiB).
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
@@ -34,12 +37,23 @@ LOG_RETENTION_DAYS = (
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_MODEL_FAMILY = re.compile(r"^[a-z0-9][a-z0-9.-]*$")
 _DOMAIN_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 LAMBDA_MAX_TIMEOUT_SECONDS = 900
 ALB_MAX_IDLE_TIMEOUT_SECONDS = 4000
+# API Gateway REST response streaming (STREAM transfer mode): a response may last 15 min,
+# and a regional endpoint cuts a stream idle for 5 min -- before the first byte as well.
+STREAM_MAX_SECONDS = 900
+STREAM_IDLE_SECONDS = 300
+# Fargate allows a container up to 120 s between SIGTERM and SIGKILL.
+FARGATE_MAX_STOP_TIMEOUT_SECONDS = 120
+ALB_MAX_DEREGISTRATION_DELAY_SECONDS = 3600
 # A synchronous Lambda invocation carries at most 6 MB, headers and base64 included.
 MAX_REQUEST_BYTES_LIMIT = 6 * 1024 * 1024
+# Where the offline simulator may answer (SWITCHBOARD_SIMULATOR; services.models.catalogue).
+SIMULATOR_MODES = ("off", "on", "fallback")
 
 
 class StageConfigError(ValueError):
@@ -56,26 +70,42 @@ class StageConfig:
     """
 
     name: str = "dev"
-    python_version: str = "3.12"
+    python_version: str = DEFAULT_LAMBDA_PYTHON
 
     worker_cpu: int = 1024
     worker_memory_mib: int = 2048
-    worker_desired_count: int = 2
     worker_min_count: int = 1
     worker_max_count: int = 10
     worker_cpu_target_percent: int = 60
-    nat_gateways: int = 1
+    # Scale-out when the load balancer sends a task more requests than this per minute.
+    worker_requests_per_target_per_minute: int = 3000
+    worker_stop_timeout_seconds: int = FARGATE_MAX_STOP_TIMEOUT_SECONDS
+    # No NAT by default: tasks get public addresses and an egress-only security group.
+    nat_gateways: int = 0
 
+    # CONTROL routes: API Gateway to the gateway Lambda (Lambda proxy, buffered).
     api_integration_timeout_seconds: int = 29
-    # Past this, a synchronous call is answered 202 with a run instead of waiting on.
-    sync_deadline_seconds: float = 25.0
-    gateway_memory_mib: int = 512
-    stream_memory_mib: int = 512
+    # WORKER routes: API Gateway to the worker's load balancer, streamed.
+    worker_integration_timeout_seconds: int = STREAM_MAX_SECONDS
+    # The worker's bound on a non-streamed call; past it the caller gets a 202 with a run
+    # (Prefer: respond-async) or an error naming the run. Below API Gateway's 5 min idle cut.
+    sync_deadline_seconds: float = 240.0
+    # By measurement (`make bench`, bench/cold_import.py): a Lambda's CPU share grows with
+    # its memory (one vCPU at 1,769 MB), and these keep each door's measured cold import
+    # under 150 ms. The authorizer's is a placeholder until its module exists to measure.
+    authorizer_memory_mib: int = 1024
+    gateway_memory_mib: int = 1792
+    stream_memory_mib: int = 1792
     lwa_layer_version: int = 25
     tracing: bool = True
 
     log_retention_days: int = 30
     alb_idle_timeout_seconds: int = 300
+    # How long the load balancer lets a deregistered task finish its in-flight requests.
+    deregistration_delay_seconds: int = 250
+    # An internal load balancer is reached only through the VPC link; internet-facing is
+    # for debugging a dev stage and needs a certificate anywhere else.
+    alb_internet_facing: bool = False
     certificate_arn: str | None = None
     worker_domain_name: str | None = None
 
@@ -83,9 +113,29 @@ class StageConfig:
     # How long a front door or worker may keep accepting a revoked key.
     key_cache_seconds: int = 5
     conversation_retention_days: int = 30
+    # The worker's SWITCHBOARD_SIMULATOR: off unless a stage explicitly enables it.
+    simulator: str = "off"
 
-    retain_data: bool = True
-    termination_protection: bool = True
+    # None: decided by the stage. A dev stage is destroyable (data deleted with its stack,
+    # no termination protection); every other stage keeps its data and is protected.
+    retain_data: bool | None = None
+    termination_protection: bool | None = None
+
+    # Operations (issue 13).
+    alarm_email: str | None = None  # subscribed to the alarm topic (confirm the email)
+    alarm_api_5xx_percent: float = 1.0
+    alarm_first_token_p99_ms: int = 15_000
+    alarm_budget_refusals_per_5_minutes: int = 50
+    alarm_oldest_run_message_seconds: int = 600
+    api_throttle_rate_limit: int = 200  # requests per second, stage-wide
+    api_throttle_burst_limit: int = 400
+    # API Gateway writes access logs only with an account-level CloudWatch role. One per
+    # account and region: set false where another stack already manages it.
+    manage_apigw_account_role: bool = True
+    waf: bool = False  # AWS managed common rules and a per-IP rate rule on the API stage
+    waf_requests_per_ip_per_5_minutes: int = 2000
+    # Bedrock model-id prefixes the worker may invoke (comma-separated), e.g. "anthropic".
+    bedrock_model_families: str = "anthropic,amazon.nova"
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -99,13 +149,33 @@ class StageConfig:
         return self.api_integration_timeout_seconds + 1
 
     @property
-    def gateway_forward_timeout_seconds(self) -> int:
-        """The gateway never waits on the worker longer than API Gateway waits on it."""
-        return self.api_integration_timeout_seconds - 1
-
-    @property
     def worker_scheme(self) -> str:
         return "https" if self.certificate_arn else "http"
+
+    @property
+    def retains_data(self) -> bool:
+        return (not self.is_dev) if self.retain_data is None else self.retain_data
+
+    @property
+    def protected(self) -> bool:
+        if self.termination_protection is None:
+            return not self.is_dev
+        return self.termination_protection
+
+    @property
+    def bedrock_families(self) -> tuple[str, ...]:
+        return tuple(f.strip() for f in self.bedrock_model_families.split(",") if f.strip())
+
+    @property
+    def is_dev(self) -> bool:
+        """A developer's own stage: ``dev`` or ``dev-<something>``."""
+        return self.name == "dev" or self.name.startswith("dev-")
+
+    @property
+    def plain_http_over_internet(self) -> bool:
+        """Keys would cross the internet without TLS: an internet-facing load balancer
+        listening on plain HTTP."""
+        return self.alb_internet_facing and not self.certificate_arn
 
     @classmethod
     def from_context(cls, name: str, values: Mapping[str, object]) -> StageConfig:
@@ -165,14 +235,18 @@ class StageConfig:
                 f"worker_max_count {self.worker_max_count} must be >= worker_min_count "
                 f"{self.worker_min_count}"
             )
-        if not self.worker_min_count <= self.worker_desired_count <= self.worker_max_count:
-            yield (
-                f"worker_desired_count {self.worker_desired_count} must be between "
-                f"worker_min_count {self.worker_min_count} and worker_max_count "
-                f"{self.worker_max_count}"
-            )
         if not 10 <= self.worker_cpu_target_percent <= 90:
             yield f"worker_cpu_target_percent {self.worker_cpu_target_percent} must be 10-90"
+        if not 10 <= self.worker_requests_per_target_per_minute <= 1_000_000:
+            yield (
+                f"worker_requests_per_target_per_minute "
+                f"{self.worker_requests_per_target_per_minute} must be 10-1000000"
+            )
+        if not 2 <= self.worker_stop_timeout_seconds <= FARGATE_MAX_STOP_TIMEOUT_SECONDS:
+            yield (
+                f"worker_stop_timeout_seconds {self.worker_stop_timeout_seconds} must be "
+                f"2-{FARGATE_MAX_STOP_TIMEOUT_SECONDS} (the Fargate maximum)"
+            )
         if not 0 <= self.nat_gateways <= 2:
             yield f"nat_gateways {self.nat_gateways} must be 0, 1 or 2 (the VPC has 2 AZs)"
 
@@ -181,14 +255,25 @@ class StageConfig:
                 f"api_integration_timeout_seconds {self.api_integration_timeout_seconds} "
                 f"must be 1-{LAMBDA_MAX_TIMEOUT_SECONDS - 1} (above 29 needs a quota increase)"
             )
-        if not 0 < self.sync_deadline_seconds <= self.api_integration_timeout_seconds - 2:
+        if not 1 <= self.worker_integration_timeout_seconds <= STREAM_MAX_SECONDS:
             yield (
-                f"sync_deadline_seconds {self.sync_deadline_seconds} must be > 0 and at least "
-                f"2 s below api_integration_timeout_seconds "
-                f"{self.api_integration_timeout_seconds}, or the gateway cannot answer a 202 "
-                "before API Gateway answers a 504"
+                f"worker_integration_timeout_seconds {self.worker_integration_timeout_seconds} "
+                f"must be 1-{STREAM_MAX_SECONDS} (a streamed response lasts 15 min at most)"
             )
-        for field in ("gateway_memory_mib", "stream_memory_mib"):
+        first_byte_limit = min(
+            STREAM_IDLE_SECONDS,
+            self.alb_idle_timeout_seconds,
+            self.worker_integration_timeout_seconds,
+        )
+        if not 0 < self.sync_deadline_seconds < first_byte_limit:
+            yield (
+                f"sync_deadline_seconds {self.sync_deadline_seconds} must be > 0 and below "
+                f"{first_byte_limit} s: nothing flows before a non-streamed answer's first byte, "
+                f"and API Gateway cuts a stream idle for {STREAM_IDLE_SECONDS} s, the load "
+                f"balancer a connection idle for alb_idle_timeout_seconds "
+                f"{self.alb_idle_timeout_seconds}"
+            )
+        for field in ("gateway_memory_mib", "stream_memory_mib", "authorizer_memory_mib"):
             value = getattr(self, field)
             if not 128 <= value <= 10240:
                 yield f"{field} {value} must be 128-10240"
@@ -203,6 +288,25 @@ class StageConfig:
             yield (
                 f"alb_idle_timeout_seconds {self.alb_idle_timeout_seconds} must be "
                 f"1-{ALB_MAX_IDLE_TIMEOUT_SECONDS}"
+            )
+        if not 0 <= self.deregistration_delay_seconds <= ALB_MAX_DEREGISTRATION_DELAY_SECONDS:
+            yield (
+                f"deregistration_delay_seconds {self.deregistration_delay_seconds} must be "
+                f"0-{ALB_MAX_DEREGISTRATION_DELAY_SECONDS}"
+            )
+        elif self.deregistration_delay_seconds < self.sync_deadline_seconds:
+            yield (
+                f"deregistration_delay_seconds {self.deregistration_delay_seconds} must be at "
+                f"least sync_deadline_seconds {self.sync_deadline_seconds}, or a deploy cuts "
+                "non-streamed calls in flight"
+            )
+        if self.plain_http_over_internet and not self.is_dev:
+            yield (
+                "alb_internet_facing without certificate_arn would send API keys, prompts and "
+                "answers across the internet in plain HTTP; set certificate_arn and "
+                "worker_domain_name, or keep the load balancer internal (the default: API "
+                "Gateway reaches it through the VPC link). Only a dev stage may do this, with "
+                "a warning"
             )
         if self.certificate_arn is not None and not _CERTIFICATE_ARN.match(self.certificate_arn):
             yield (
@@ -219,6 +323,30 @@ class StageConfig:
         if self.worker_domain_name and not self.certificate_arn:
             yield "worker_domain_name needs certificate_arn (it is only used for HTTPS)"
 
+        if self.alarm_email is not None and not _EMAIL.match(self.alarm_email):
+            yield f"alarm_email {self.alarm_email!r} is not an email address"
+        if not 0 < self.alarm_api_5xx_percent <= 100:
+            yield f"alarm_api_5xx_percent {self.alarm_api_5xx_percent} must be > 0 and <= 100"
+        for field in (
+            "alarm_first_token_p99_ms",
+            "alarm_budget_refusals_per_5_minutes",
+            "alarm_oldest_run_message_seconds",
+            "api_throttle_rate_limit",
+            "api_throttle_burst_limit",
+        ):
+            if getattr(self, field) < 1:
+                yield f"{field} {getattr(self, field)} must be at least 1"
+        if not 10 <= self.waf_requests_per_ip_per_5_minutes <= 2_000_000_000:
+            yield (
+                f"waf_requests_per_ip_per_5_minutes {self.waf_requests_per_ip_per_5_minutes} "
+                "must be 10-2000000000 (the WAF rate-based rule's range)"
+            )
+        families = self.bedrock_families
+        if not families or not all(_MODEL_FAMILY.match(f) for f in families):
+            yield (
+                f"bedrock_model_families {self.bedrock_model_families!r} must be comma-separated "
+                "model-id prefixes such as 'anthropic,amazon.nova' (no wildcards)"
+            )
         if not 1024 <= self.max_request_bytes <= MAX_REQUEST_BYTES_LIMIT:
             yield (
                 f"max_request_bytes {self.max_request_bytes} must be 1024-"
@@ -228,6 +356,8 @@ class StageConfig:
             yield f"key_cache_seconds {self.key_cache_seconds} must be 0-3600"
         if not 1 <= self.conversation_retention_days <= 3650:
             yield f"conversation_retention_days {self.conversation_retention_days} must be 1-3650"
+        if self.simulator not in SIMULATOR_MODES:
+            yield f"simulator {self.simulator!r} must be one of {SIMULATOR_MODES}"
 
 
 def _allowed_types(hint: object) -> tuple[type, ...]:

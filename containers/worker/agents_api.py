@@ -6,9 +6,11 @@ description, tools, route, step limit, which tools need approval, input schema) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from services.agents.registry import agents
 from services.errors import NotFound
@@ -16,7 +18,11 @@ from services.tenancy.auth import Authenticator
 from services.web.asgi import JSONBytesResponse
 
 
-def agent_routes(authenticator: Authenticator) -> list[Route]:
+def agent_endpoints(
+    authenticator: Authenticator,
+) -> dict[tuple[str, str], Callable[[Request], Any]]:
+    """The endpoints by the route table's (method, path)."""
+
     async def list_agents(request: Request) -> Response:
         await authenticator.authenticate_async(request.headers)
         data = [agent.public() for agent in agents().values()]
@@ -34,7 +40,4 @@ def agent_routes(authenticator: Authenticator) -> list[Route]:
             )
         return JSONBytesResponse(agent.public())
 
-    return [
-        Route("/v1/agents", list_agents, methods=["GET"]),
-        Route("/v1/agents/{name}", get_agent, methods=["GET"]),
-    ]
+    return {("GET", "/v1/agents"): list_agents, ("GET", "/v1/agents/{name}"): get_agent}

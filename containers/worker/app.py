@@ -1,8 +1,16 @@
-"""The AI worker: an ASGI app that serves chat completions from the configured providers.
+"""The AI worker: an ASGI app that serves the AI routes of the route table.
 
-Run it with `uvicorn containers.worker.app:create_app --factory`. It answers only callers
-it can authenticate (an API key, or the internal credential of a front door); `/health`
-is open so the load balancer can probe it and says nothing about the deployment.
+Run it with `uvicorn containers.worker.app:create_app --factory`. This module only wires:
+what a route does lives in the API modules beside it and in `services/` (chat policy:
+`services.chat.policy`; the sync deadline: `services.runs.sync`; how the worker stops:
+`containers.worker.lifecycle`), and which routes it serves comes from
+`services.frontdoor.routes` (`containers.worker.routing`).
+
+It answers only callers it can authenticate, each with their own API key, on every path;
+`/health` is open so the load balancer can probe it and says nothing about the deployment.
+`/ready` says whether the worker can do real work: 200, or 503 with the reason in the
+OpenAI error envelope (today: no real model provider is configured, which is also logged
+as a warning at start).
 """
 
 from __future__ import annotations
@@ -11,39 +19,38 @@ import asyncio
 import contextlib
 import functools
 import gc
+import logging
 import os
 import resource
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import boto3
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from containers.worker import ecs
-from containers.worker.agents_api import agent_routes
-from containers.worker.documents_api import document_routes
-from containers.worker.runs_api import accepted, deadline, idempotency_key, run_routes
+from containers.worker.agents_api import agent_endpoints
+from containers.worker.documents_api import document_endpoints
+from containers.worker.lifecycle import Drain, Streams
+from containers.worker.models_api import model_endpoints
+from containers.worker.routing import table_405, table_routes
+from containers.worker.runs_api import internal_routes, run_endpoints
 from containers.worker.settings import WorkerSettings
-from containers.worker.tools_api import tool_routes
+from containers.worker.tools_api import tool_endpoints
 from services.chat.completions import ChatService
-from services.chat.conversation import (
-    ConversationChat,
-    conversation_id_of,
-)
-from services.chat.messages import (
-    MessagesService,
-    parse_messages_json,
-    parse_messages_request,
-)
+from services.chat.conversation import ConversationChat
+from services.chat.messages import MessagesService
+from services.chat.policy import ChatPolicy
 from services.conversations.store import ConversationSettings
 from services.documents.embeddings import EmbeddingLimits, Embeddings
 from services.documents.store import DocumentSettings, DocumentStore, build_store
-from services.errors import InvalidRequest
+from services.errors import ServiceUnavailable
 from services.models.catalogue import Catalogue, CatalogueConfig
 from services.models.provider_keys import provider_env
 from services.models.routing import RoutingSettings
@@ -52,6 +59,7 @@ from services.providers.base import Provider
 from services.providers.timeouts import Timeouts
 from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
+from services.runs.sync import Caller, SyncCalls, idempotency_key
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.keys import KeyStore
 from services.tenancy.limits import Admission, guard
@@ -64,14 +72,12 @@ from services.web.asgi import (
     Exchange,
     JSONBytesResponse,
     Plain,
-    decode_json,
     install_error_handlers,
     read_body,
 )
-from services.web.sse import HEADERS as SSE_HEADERS
-from services.wire.openai import ChatCompletionRequest, parse_chat_json, parse_chat_request
 
 GIL_SWITCH_SECONDS = 0.0005
+log = logging.getLogger("switchboard.worker")
 
 
 def create_app(
@@ -82,6 +88,7 @@ def create_app(
     runs: RunService | None = None,
     admission: Admission | None = None,
     usage: CallRecorder | None = None,
+    protection: ecs.TaskProtection | None = None,
 ) -> Starlette:
     """`usage` is told of every provider call; by default, when the app reads API keys
     from the table itself (no `authenticator` passed), calls are written to that table."""
@@ -95,25 +102,28 @@ def create_app(
         )
     if authenticator is None:
         keys = KeyStore(boto3.client("dynamodb"), settings.table)
-        authenticator = Authenticator(
-            keys, internal_token=settings.internal_token, cache_seconds=settings.key_cache_seconds
-        )
+        authenticator = Authenticator(keys, cache_seconds=settings.key_cache_seconds)
     if admission is None:
         admission = Admission(
             boto3.client("dynamodb"), settings.table, cache_seconds=settings.limits_cache_seconds
         )
-    # AI routes: authenticated, then admitted against the budget and rate limits.
-    admitted = functools.partial(guard, authenticator, admission)
+    if protection is None:
+        protection = ecs.TaskProtection(
+            os.environ.get(ecs.AGENT_ENV), minutes=settings.task_protection_minutes
+        )
     catalogue = Catalogue(
         providers,
         CatalogueConfig.load(settings.catalogue_path),
         routing=RoutingSettings.from_env(os.environ),
         timeouts={name: Timeouts.from_env(os.environ, name) for name in providers},
         recorder=usage,
+        simulator=settings.simulator,
     )
-    chat = ChatService(catalogue)
-    messages = MessagesService(catalogue)
+    not_ready = _readiness(catalogue)
+    if not_ready is not None:
+        log.warning("%s", not_ready.message)
     conversation_settings = ConversationSettings.from_env(os.environ)
+    chat = ChatService(catalogue)
 
     @functools.cache
     def conversations() -> ConversationChat:
@@ -137,143 +147,137 @@ def create_app(
     if runs is not None:  # what agent runs use, built on first use
         runs.use(documents, embeddings, lambda: conversations().store)
 
+    streams = Streams(protection.changed)
+    stream = functools.partial(EventStream, heartbeat=settings.heartbeat_seconds, gauge=streams)
+    calls = SyncCalls(runs, settings.sync_deadline_seconds)
+    policy = ChatPolicy(chat, MessagesService(catalogue), conversations, calls, stream)
+    tools, tool_kind = tool_endpoints(
+        authenticator,
+        catalogue,
+        settings.max_request_bytes,
+        calls,
+        documents=documents,
+        embeddings=embeddings,
+        admission=admission,
+    )
+    docs, embedding_kind = document_endpoints(
+        authenticator,
+        settings.max_request_bytes,
+        calls,
+        documents=documents,
+        embeddings=embeddings,
+        admission=admission,
+    )
+    if runs is not None:  # a late call's run, should another worker take it over
+        for kind in (*policy.kinds(), tool_kind, embedding_kind):
+            runs.register(kind)
+
     async def health(request: Request) -> Response:
         return JSONBytesResponse({"status": "ok"})
 
-    async def list_models(request: Request) -> Response:
-        await authenticator.authenticate_async(request.headers)
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": catalogue.owner(name)}
-            for name in catalogue.names()
-        ]
-        data += [
-            {"id": name, "object": "model", "created": 0, "owned_by": name.partition("/")[0]}
-            for name in catalogue.embedding_names()  # for POST /v1/embeddings only
-        ]
-        return JSONBytesResponse({"object": "list", "data": data})
+    async def ready(request: Request) -> Response:
+        if not_ready is not None:
+            raise not_ready
+        return JSONBytesResponse({"status": "ready"})
 
-    # The AI routes are served as plain ASGI (services.web.asgi.App): they are the hot path.
+    # The two chat routes are the hot path: plain ASGI (services.web.asgi.Plain).
     async def chat_completions(request: Exchange, principal: Principal) -> Response:
         bind_caller(principal, "/v1/chat/completions")
         raw = await read_body(request, settings.max_request_bytes)
-        parsed = parse_chat_json(raw) or parse_chat_request(decode_json(raw))
-        conversation_id = conversation_id_of(parsed)
-        if conversation_id is not None:
-            return await _conversation_turn(
-                conversations(), principal.tenant_id, parsed, conversation_id
-            )
-        key = idempotency_key(request)
-        if parsed.stream:
-            if key is not None:
-                raise InvalidRequest(
-                    "Idempotency-Key applies to non-streamed chat completions; for a streamed "
-                    "completion that survives a retry, create a run and follow its events.",
-                    param="Idempotency-Key",
-                    code="unsupported_parameter",
-                )
-            return EventStream(await chat.stream(parsed), SSE_HEADERS)
-        wait = deadline(request)
-        if runs is None or (key is None and wait is None):
-            return JSONBytesResponse(await chat.complete(parsed))
-        if key is not None:
-            # A retried request with the same key gets the same run, and so the same answer.
-            run, _ = await runs.create(
-                principal,
-                "chat.completion",
-                decode_json(raw),
-                background=False,
-                idempotency_key=key,
-            )
-            run = await runs.wait(
-                principal, run, wait if wait is not None else settings.run_wait_seconds
-            )
-            if run.status == "succeeded":
-                return JSONBytesResponse(run.result)
-            if run.terminal:
-                return JSONBytesResponse({"error": run.error}, status_code=_status_of(run.error))
-            return accepted(run)
-        # Past the front door's deadline, the answer would be lost to API Gateway's wall:
-        # hand the work to a run and answer 202 with where its result will be.
-        work = asyncio.create_task(chat.complete(parsed))
-        done, _ = await asyncio.wait({work}, timeout=wait)
-        if done:
-            return JSONBytesResponse(work.result())
-        return accepted(await runs.promote(principal, decode_json(raw), work))
+        caller = Caller.of(principal, request.headers)
+        return await policy.chat_completion(caller, raw, idempotency_key(request.headers))
 
     async def anthropic_messages(request: Exchange, principal: Principal) -> Response:
-        """Anthropic's Messages API, for the `anthropic` SDK, on every provider."""
         bind_caller(principal, "/v1/messages")
         raw = await read_body(request, settings.max_request_bytes)
-        parsed = parse_messages_json(raw) or parse_messages_request(decode_json(raw))
-        if parsed.stream:
-            return EventStream(await messages.stream(parsed), SSE_HEADERS)
-        return JSONBytesResponse(await messages.complete(parsed))
+        return await policy.message(Caller.of(principal, request.headers), raw)
+
+    admitted = functools.partial(guard, authenticator, admission)
+    endpoints: dict[tuple[str, str], Callable[..., Any]] = {
+        **model_endpoints(authenticator, catalogue),
+        ("POST", "/v1/chat/completions"): Plain(admitted(chat_completions)),
+        ("POST", "/v1/messages"): Plain(admitted(anthropic_messages)),
+        **run_endpoints(
+            runs, authenticator, settings.max_request_bytes, calls, stream, admission=admission
+        ),
+        **agent_endpoints(authenticator),
+        **docs,
+        **tools,
+    }
+
+    async def close_conversations() -> None:
+        if conversations.cache_info().currsize:
+            await conversations().aclose()  # let abandoned streams finish storing
+
+    async def close_providers() -> None:
+        for provider in providers.values():
+            await provider.aclose()
+
+    closers = [
+        ("conversations", close_conversations),
+        *([("usage writer", writer.aclose)] if writer is not None else []),
+        ("task protection", protection.aclose),
+        ("providers", close_providers),
+    ]
+    drain = Drain(streams, runs, closers)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         _allow_open_files()
-        consumer = asyncio.create_task(runs.consume()) if runs is not None else None
+        if runs is not None:
+            runs.start()
         if writer is not None:
             await asyncio.to_thread(writer.prepare)
             writer.start()
-        # What start-up built (modules, models, clients) lives as long as the process: out
-        # of the collector's sight, a full collection no longer walks it, and no longer
-        # stalls every request for a few hundred milliseconds (the worker's p99). Young
-        # collections come every `gc_threshold` allocations (see WorkerSettings).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(settings.gc_threshold, *gc.get_threshold()[1:])
-        # A thread doing Python work (a cache refresh's boto3 call, the run consumer) holds
-        # the GIL for up to the switch interval before the event loop gets it back: 5 ms by
-        # default, which was most of the worker's p99. Half a millisecond bounds that.
-        sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        protection.start()
+        drain.install()
+        _tune_for_the_hot_path(settings.gc_threshold)
         yield
-        if runs is not None and consumer is not None:
-            await runs.stop()
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
-        if conversations.cache_info().currsize:
-            await conversations().aclose()  # let abandoned streams finish storing
-        if writer is not None:
-            await writer.aclose()  # every call made so far is accounted
-        for provider in providers.values():
-            await provider.aclose()
+        await drain.finish()
 
     app = App(
         routes=[
             Route("/health", health, methods=["GET"]),
-            Route("/v1/models", list_models, methods=["GET"]),
-            Route("/v1/chat/completions", Plain(admitted(chat_completions)), methods=["POST"]),
-            Route("/v1/messages", Plain(admitted(anthropic_messages)), methods=["POST"]),
-            *run_routes(
-                runs,
-                authenticator,
-                settings.max_request_bytes,
-                settings.run_wait_seconds,
-                admission=admission,
-            ),
-            *agent_routes(authenticator),
-            *document_routes(
-                authenticator,
-                settings.max_request_bytes,
-                documents=documents,
-                embeddings=embeddings,
-                admission=admission,
-            ),
-            *tool_routes(
-                authenticator,
-                catalogue,
-                settings.max_request_bytes,
-                documents=documents,
-                embeddings=embeddings,
-                admission=admission,
-            ),
+            Route("/ready", ready, methods=["GET"]),
+            *table_routes(endpoints),
+            *internal_routes(runs, authenticator, stream),
         ],
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_exception_handler(HTTPException, table_405)
+    app.state.drain = drain
     return app
+
+
+def _readiness(catalogue: Catalogue) -> ServiceUnavailable | None:
+    """Why this worker cannot do real work, or None when it can."""
+    if catalogue.real_models():
+        return None
+    if catalogue.simulator == "off":
+        also = "and the simulator is off: no model can answer"
+    else:
+        also = f"only the simulator answers (SWITCHBOARD_SIMULATOR={catalogue.simulator})"
+    return ServiceUnavailable(
+        "No real model provider is configured (no provider key in the environment or in "
+        f"the provider-keys secret), {also}. Set a provider's key; see the README's "
+        "Providers section.",
+        code="no_provider_configured",
+    )
+
+
+def _tune_for_the_hot_path(gc_threshold: int) -> None:
+    # What start-up built (modules, models, clients) lives as long as the process: out
+    # of the collector's sight, a full collection no longer walks it, and no longer
+    # stalls every request for a few hundred milliseconds (the worker's p99). Young
+    # collections come every `gc_threshold` allocations (see WorkerSettings).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gc_threshold, *gc.get_threshold()[1:])
+    # A thread doing Python work (a cache refresh's boto3 call, the run consumer) holds
+    # the GIL for up to the switch interval before the event loop gets it back: 5 ms by
+    # default, which was most of the worker's p99. Half a millisecond bounds that.
+    sys.setswitchinterval(GIL_SWITCH_SECONDS)
 
 
 def _allow_open_files() -> None:
@@ -306,26 +310,4 @@ def _run_service(settings: WorkerSettings, catalogue: Catalogue) -> RunService:
             max_attempts=settings.run_max_attempts,
             poll_seconds=settings.run_poll_seconds,
         ),
-        internal_token=settings.internal_token,
     )
-
-
-def _status_of(error: dict[str, Any] | None) -> int:
-    """The HTTP status a retried request gets for its run's failure."""
-    error = error or {}
-    if error.get("code") == "run_cancelled":
-        return 409
-    return {"upstream_error": 502, "timeout": 504, "invalid_request_error": 400}.get(
-        str(error.get("type")), 500
-    )
-
-
-async def _conversation_turn(
-    conversations: ConversationChat, tenant: str, parsed: ChatCompletionRequest, cid: str
-) -> Response:
-    """A chat completion in a stored conversation (see services.chat.conversation)."""
-    if parsed.stream:
-        frames, headers = await conversations.stream(tenant, parsed, cid)
-        return EventStream(frames, {**SSE_HEADERS, **headers})
-    body, headers = await conversations.complete(tenant, parsed, cid)
-    return JSONBytesResponse(body, headers=headers)

@@ -16,7 +16,8 @@ Documents (`services/documents/store.py` has the types, limits and errors):
 
 Embeddings: `POST /v1/embeddings`, OpenAI's Embeddings API (`input` a string or a list of
 strings, `model` defaulting to `local/embedding`, `encoding_format` float or base64,
-`dimensions`, `user`). It is AI work: admitted like every AI route.
+`dimensions`, `user`). It is AI work: admitted like every AI route, and bounded by the
+sync deadline (services/runs/sync.py; past it, a run of kind `embedding` holds the result).
 """
 
 from __future__ import annotations
@@ -24,16 +25,18 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import Route
 
 from services.documents.embeddings import Embeddings
+from services.documents.requests import DocumentUpload, EmbeddingRequest, UploadRequest
 from services.documents.store import DocumentStore, check_document_id
 from services.errors import InvalidRequest
+from services.runs.model import Run
+from services.runs.sync import Caller, CallKind, SyncCalls, reply
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.limits import Admission, guard
 from services.usage.context import bind
@@ -42,31 +45,7 @@ from services.web.params import page_limit
 from services.wire.openai import invalid_request
 
 CONTENT_URL_SECONDS = 300
-
-
-class _Upload(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    filename: str
-    content_type: str = ""
-    data: str
-    folder: str = ""
-
-
-class _UploadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    filename: str
-    content_type: str = ""
-    size_bytes: int | None = Field(default=None, ge=1)
-    folder: str = ""
-
-
-class _EmbeddingRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    input: str | list[str]
-    model: str | None = None
-    encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
-    user: str | None = None
+EMBEDDING = "embedding"  # the run kind of an embeddings call promoted past the deadline
 
 
 def _parse(model: type[BaseModel], body: Any) -> Any:
@@ -78,15 +57,17 @@ def _parse(model: type[BaseModel], body: Any) -> Any:
         raise invalid_request(exc) from None
 
 
-def document_routes(
+def document_endpoints(
     authenticator: Authenticator,
     max_request_bytes: int,
+    calls: SyncCalls,
     *,
     documents: Callable[[], DocumentStore],
     embeddings: Callable[[], Embeddings],
     admission: Admission | None = None,
-) -> list[Route]:
-    """The routes, over the worker's `documents()` and `embeddings()` (built by the app)."""
+) -> tuple[dict[tuple[str, str], Callable[[Request], Any]], CallKind]:
+    """The endpoints by the route table's (method, path), over the worker's `documents()`
+    and `embeddings()` (built by the app); and the run kind of a late embeddings call."""
 
     async def principal_of(request: Request, route: str) -> Principal:
         principal = await authenticator.authenticate_async(request.headers)
@@ -97,7 +78,7 @@ def document_routes(
         principal = await principal_of(request, "/v1/documents")
         store = documents()
         body = decode_json(await read_body(request, store.settings.max_body_bytes))
-        parsed: _Upload = _parse(_Upload, body)
+        parsed: DocumentUpload = _parse(DocumentUpload, body)
         try:
             data = base64.b64decode(parsed.data, validate=True)
         except (binascii.Error, ValueError):
@@ -114,7 +95,7 @@ def document_routes(
     async def create_upload(request: Request) -> Response:
         principal = await principal_of(request, "/v1/documents/uploads")
         body = decode_json(await read_body(request, max_request_bytes))
-        parsed: _UploadRequest = _parse(_UploadRequest, body)
+        parsed: UploadRequest = _parse(UploadRequest, body)
         document, target = await documents().create_upload(
             principal.tenant_id,
             parsed.filename,
@@ -167,25 +148,39 @@ def document_routes(
 
     async def embed(request: Request, principal: Principal) -> Response:
         bind(principal, "/v1/embeddings")
+        caller = Caller.of(principal, request.headers)
         body = decode_json(await read_body(request, max_request_bytes))
-        raw = body.get("input") if isinstance(body, dict) else None
-        if isinstance(raw, list) and raw and not all(isinstance(i, str) for i in raw):
-            raise InvalidRequest(
-                "'input' must be a string or a list of strings; token arrays are not supported.",
-                param="input",
-                code="unsupported_parameter",
-            )
-        parsed: _EmbeddingRequest = _parse(_EmbeddingRequest, body)
+        work = compute(_embedding_request(body))
+        return reply(await calls.call(caller, EMBEDDING, lambda: body, work), caller)
+
+    async def compute(parsed: EmbeddingRequest) -> Any:
         inputs = [parsed.input] if isinstance(parsed.input, str) else parsed.input
         result = await embeddings().embed(parsed.model, inputs, dimensions=parsed.dimensions)
-        return JSONBytesResponse(result.public(parsed.encoding_format))
+        return result.public(parsed.encoding_format)
 
-    return [
-        Route("/v1/documents", upload, methods=["POST"]),
-        Route("/v1/documents", list_documents, methods=["GET"]),
-        Route("/v1/documents/uploads", create_upload, methods=["POST"]),
-        Route("/v1/documents/{document_id}", document, methods=["GET", "DELETE"]),
-        Route("/v1/documents/{document_id}/complete", complete, methods=["POST"]),
-        Route("/v1/documents/{document_id}/content", content, methods=["GET"]),
-        Route("/v1/embeddings", guard(authenticator, admission, embed), methods=["POST"]),
-    ]
+    async def again(run: Run) -> Any:
+        return await compute(_embedding_request(run.input))
+
+    endpoints: dict[tuple[str, str], Callable[[Request], Any]] = {
+        ("POST", "/v1/documents"): upload,
+        ("GET", "/v1/documents"): list_documents,
+        ("POST", "/v1/documents/uploads"): create_upload,
+        ("GET", "/v1/documents/{document_id}"): document,
+        ("DELETE", "/v1/documents/{document_id}"): document,
+        ("POST", "/v1/documents/{document_id}/complete"): complete,
+        ("GET", "/v1/documents/{document_id}/content"): content,
+        ("POST", "/v1/embeddings"): guard(authenticator, admission, embed),
+    }
+    return endpoints, CallKind(EMBEDDING, again)
+
+
+def _embedding_request(body: Any) -> EmbeddingRequest:
+    raw = body.get("input") if isinstance(body, dict) else None
+    if isinstance(raw, list) and raw and not all(isinstance(i, str) for i in raw):
+        raise InvalidRequest(
+            "'input' must be a string or a list of strings; token arrays are not supported.",
+            param="input",
+            code="unsupported_parameter",
+        )
+    parsed: EmbeddingRequest = _parse(EmbeddingRequest, body)
+    return parsed

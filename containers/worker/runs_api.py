@@ -1,69 +1,63 @@
 """The runs API on the worker: create, list, read, cancel and follow runs, and the internal
-endpoints other workers use to follow and cancel the runs this worker owns."""
+endpoints other workers use to follow and cancel the runs this worker owns.
+
+No worker holds a credential of its own: a worker that follows or cancels a run at its
+owner forwards the client's own credential headers, and the owner authenticates them
+again and checks that the run is the caller's (another tenant's run is a 404) and, for a
+cancel, that the cancel is recorded (409 otherwise: stopping a run that is not cancelled
+would leave it running with nobody executing it).
+
+A streamed run (`"stream": true`) says which run it is before anything else: the
+`Location` header, and a first event `run.created` (`seq` 0, `data` the run, and no
+`id:` line, so `Last-Event-ID` still counts only the run's own events), so a client that
+loses the connection can resume with `GET /v1/runs/{id}/events` and `Last-Event-ID`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
-from services.errors import AuthenticationFailed, InvalidRequest, NotFound
+from services.errors import InvalidRequest, NotFound
 from services.runs.model import Run
 from services.runs.service import RunService, unavailable
-from services.runs.sse import parse_after, sse_frame
+from services.runs.sync import (
+    Caller,
+    Pending,
+    SyncCalls,
+    accepted,
+    idempotency_key,
+    late,
+)
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.limits import Admission, guard
-from services.web.asgi import Incoming, JSONBytesResponse, decode_json, read_body
+from services.web.asgi import JSONBytesResponse, StreamResponse, decode_json, read_body
 from services.web.params import page_limit
 from services.web.sse import HEADERS as SSE_HEADERS
+from services.web.sse import event as sse_event
+from services.web.sse import parse_after
 
-DEADLINE_HEADER = "x-switchboard-deadline-ms"
-IDEMPOTENCY_HEADER = "idempotency-key"
-MAX_IDEMPOTENCY_KEY = 255
-HEARTBEAT_SECONDS = 15.0
 _CREATE_FIELDS = {"kind", "input", "background", "stream", "cancel_on_disconnect"}
 _background: set[asyncio.Task[None]] = set()
 
 
-def idempotency_key(request: Incoming) -> str | None:
-    key = request.headers.get(IDEMPOTENCY_HEADER)
-    if key is None:
-        return None
-    if not key.strip() or len(key) > MAX_IDEMPOTENCY_KEY:
-        raise InvalidRequest(
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters.",
-            param="Idempotency-Key",
-            code="invalid_idempotency_key",
-        )
-    return key
-
-
-def deadline(request: Incoming) -> float | None:
-    """Seconds a synchronous answer may take, when a front door set a deadline."""
-    raw = request.headers.get(DEADLINE_HEADER)
-    if raw is None or not raw.isdigit():
-        return None
-    return max(0.05, int(raw) / 1000)
-
-
-def accepted(run: Run) -> Response:
-    """202: the work goes on; the run's URL says where to find it."""
-    return JSONBytesResponse(
-        run.public(), status_code=202, headers={"location": run.public()["urls"]["self"]}
-    )
-
-
-def run_routes(
+def run_endpoints(
     service: RunService | None,
     authenticator: Authenticator,
     max_request_bytes: int,
-    wait_seconds: float,
+    calls: SyncCalls,
+    stream: StreamResponse,
     *,
     admission: Admission | None = None,
-) -> list[Route]:
+) -> dict[tuple[str, str], Callable[[Request], Any]]:
+    """The public endpoints, by the route table's (method, path)."""
+
     def runs() -> RunService:
         if service is None:
             raise unavailable()
@@ -71,193 +65,196 @@ def run_routes(
 
     async def create(request: Request, principal: Principal) -> Response:
         svc = runs()
+        caller = Caller.of(principal, request.headers)
         body = decode_json(await read_body(request, max_request_bytes))
-        if not isinstance(body, dict):
-            raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-        unknown = sorted(set(body) - _CREATE_FIELDS)
-        if unknown:
-            raise InvalidRequest(
-                f"Unrecognized request argument supplied: {unknown[0]}",
-                param=unknown[0],
-                code="unknown_parameter",
-            )
-        if "input" not in body or "kind" not in body:
-            missing = "kind" if "kind" not in body else "input"
-            raise InvalidRequest(
-                f"Missing required parameter: '{missing}'.",
-                param=missing,
-                code="missing_required_parameter",
-            )
-        flags = {}
-        for name in ("background", "stream", "cancel_on_disconnect"):
-            value = body.get(name, False)
-            if not isinstance(value, bool):
-                raise InvalidRequest(
-                    f"'{name}' must be true or false.", param=name, code="invalid_value"
-                )
-            flags[name] = value
-        if flags["background"] and flags["stream"]:
-            raise InvalidRequest(
-                "A run is either background or streamed, not both.",
-                param="stream",
-                code="invalid_value",
-            )
-        if not isinstance(body["kind"], str):
-            raise InvalidRequest("'kind' must be a string.", param="kind", code="invalid_value")
+        kind, input, flags = _parse_create(body)
         run, _ = await svc.create(
             principal,
-            body["kind"],
-            body["input"],
+            kind,
+            input,
             background=flags["background"],
-            idempotency_key=idempotency_key(request),
+            idempotency_key=idempotency_key(request.headers),
             cancel_on_disconnect=flags["cancel_on_disconnect"],
         )
         if flags["background"]:
-            return accepted(run)
+            return accepted(run, caller)
         if flags["stream"]:
             return _event_stream(
+                stream,
                 svc,
-                principal,
+                caller,
                 run,
                 0,
                 cancel_on_disconnect=run.cancel_on_disconnect,
-                request=request,
+                created=True,
             )
-        finished = await svc.wait(principal, run, deadline(request) or wait_seconds)
-        return JSONBytesResponse(finished.public()) if finished.terminal else accepted(finished)
+        outcome = await calls.follow(caller, run)
+        if isinstance(outcome, Pending):
+            return late(outcome, caller)
+        return JSONBytesResponse(outcome.run.public(caller.prefix))
 
     async def list_runs(request: Request) -> Response:
-        principal = await authenticator.authenticate_async(request.headers)
+        caller = Caller.of(await authenticator.authenticate_async(request.headers), request.headers)
         svc = runs()
         limit = page_limit(request.query_params.get("limit"))
         page, cursor = await asyncio.to_thread(
             svc.store.page,
-            principal.tenant_id,
+            caller.principal.tenant_id,
             limit=limit,
             cursor=request.query_params.get("after"),
         )
         return JSONBytesResponse(
             {
                 "object": "list",
-                "data": [r.public() for r in page],
+                "data": [r.public(caller.prefix) for r in page],
                 "has_more": cursor is not None,
                 "next_cursor": cursor,
             }
         )
 
     async def get_run(request: Request) -> Response:
-        principal = await authenticator.authenticate_async(request.headers)
+        caller = Caller.of(await authenticator.authenticate_async(request.headers), request.headers)
         run = await asyncio.to_thread(
-            runs().store.require, principal.tenant_id, request.path_params["run_id"]
+            runs().store.require, caller.principal.tenant_id, request.path_params["run_id"]
         )
-        return JSONBytesResponse(run.public())
+        return JSONBytesResponse(run.public(caller.prefix))
 
     async def cancel(request: Request) -> Response:
-        principal = await authenticator.authenticate_async(request.headers)
-        run = await runs().cancel(principal, request.path_params["run_id"])
-        return JSONBytesResponse(run.public())
+        caller = Caller.of(await authenticator.authenticate_async(request.headers), request.headers)
+        run = await runs().cancel(
+            caller.principal, request.path_params["run_id"], caller.credentials
+        )
+        return JSONBytesResponse(run.public(caller.prefix))
 
     async def submit_input(request: Request) -> Response:
         """A person's answer to a run awaiting input (services/runs/inputs.py)."""
-        principal = await authenticator.authenticate_async(request.headers)
+        caller = Caller.of(await authenticator.authenticate_async(request.headers), request.headers)
         body = decode_json(await read_body(request, max_request_bytes))
-        run = await runs().answer(principal, request.path_params["run_id"], body)
-        return JSONBytesResponse(run.public())
+        run = await runs().answer(caller.principal, request.path_params["run_id"], body)
+        return JSONBytesResponse(run.public(caller.prefix))
 
     async def events(request: Request) -> Response:
-        principal = await authenticator.authenticate_async(request.headers)
+        caller = Caller.of(await authenticator.authenticate_async(request.headers), request.headers)
         svc = runs()
         after = parse_after(request.headers.get("last-event-id"), request.query_params.get("after"))
         run = await asyncio.to_thread(
-            svc.store.require, principal.tenant_id, request.path_params["run_id"]
+            svc.store.require, caller.principal.tenant_id, request.path_params["run_id"]
         )
-        return _event_stream(
-            svc, principal, run, after, cancel_on_disconnect=False, request=request
-        )
+        return _event_stream(stream, svc, caller, run, after, cancel_on_disconnect=False)
+
+    return {
+        # Creating a run is AI work: admitted against the budget and rate limits.
+        ("POST", "/v1/runs"): guard(authenticator, admission, create),
+        ("GET", "/v1/runs"): list_runs,
+        ("GET", "/v1/runs/{run_id}"): get_run,
+        ("POST", "/v1/runs/{run_id}/cancel"): cancel,
+        ("POST", "/v1/runs/{run_id}/input"): submit_input,
+        ("GET", "/v1/runs/{run_id}/events"): events,
+    }
+
+
+def internal_routes(
+    service: RunService | None, authenticator: Authenticator, stream: StreamResponse
+) -> list[Route]:
+    """What other workers call on the owner of a run, with the client's own credentials."""
+
+    def runs() -> RunService:
+        if service is None:
+            raise unavailable()
+        return service
 
     async def internal_events(request: Request) -> Response:
-        principal = _internal(authenticator, request)
+        principal = await authenticator.authenticate_async(request.headers)
         svc = runs()
         run_id = request.path_params["run_id"]
+        run = await asyncio.to_thread(svc.store.require, principal.tenant_id, run_id)
         if not svc.owns(run_id):
             raise NotFound("This worker does not own that run.", code="run_not_owned")
-        run = await asyncio.to_thread(svc.store.require, principal.tenant_id, run_id)
         after = parse_after(None, request.query_params.get("after"))
-        return _event_stream(
-            svc, principal, run, after, cancel_on_disconnect=False, request=request
-        )
+        caller = Caller(principal, {})  # the owner follows its own channel, never elsewhere
+        return _event_stream(stream, svc, caller, run, after, cancel_on_disconnect=False)
 
     async def internal_cancel(request: Request) -> Response:
-        _internal(authenticator, request)
-        return JSONBytesResponse({"stopped": runs().cancel_local(request.path_params["run_id"])})
+        principal = await authenticator.authenticate_async(request.headers)
+        run = await runs().stop_cancelled(principal, request.path_params["run_id"])
+        return JSONBytesResponse(run.public())
 
     return [
-        # Creating a run is AI work: admitted against the budget and rate limits.
-        Route("/v1/runs", guard(authenticator, admission, create), methods=["POST"]),
-        Route("/v1/runs", list_runs, methods=["GET"]),
-        Route("/v1/runs/{run_id}", get_run, methods=["GET"]),
-        Route("/v1/runs/{run_id}/cancel", cancel, methods=["POST"]),
-        Route("/v1/runs/{run_id}/input", submit_input, methods=["POST"]),
-        Route("/v1/runs/{run_id}/events", events, methods=["GET"]),
         Route("/internal/runs/{run_id}/events", internal_events, methods=["GET"]),
         Route("/internal/runs/{run_id}/cancel", internal_cancel, methods=["POST"]),
     ]
 
 
-def _internal(authenticator: Authenticator, request: Request) -> Principal:
-    principal = authenticator.internal(request.headers)
-    if principal is None:
-        raise AuthenticationFailed(
-            "This endpoint is for workers only.", code="invalid_internal_token"
+def _parse_create(body: Any) -> tuple[str, Any, dict[str, bool]]:
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+    unknown = sorted(set(body) - _CREATE_FIELDS)
+    if unknown:
+        raise InvalidRequest(
+            f"Unrecognized request argument supplied: {unknown[0]}",
+            param=unknown[0],
+            code="unknown_parameter",
         )
-    return principal
+    if "input" not in body or "kind" not in body:
+        missing = "kind" if "kind" not in body else "input"
+        raise InvalidRequest(
+            f"Missing required parameter: '{missing}'.",
+            param=missing,
+            code="missing_required_parameter",
+        )
+    flags = {}
+    for name in ("background", "stream", "cancel_on_disconnect"):
+        value = body.get(name, False)
+        if not isinstance(value, bool):
+            raise InvalidRequest(
+                f"'{name}' must be true or false.", param=name, code="invalid_value"
+            )
+        flags[name] = value
+    if flags["background"] and flags["stream"]:
+        raise InvalidRequest(
+            "A run is either background or streamed, not both.",
+            param="stream",
+            code="invalid_value",
+        )
+    if not isinstance(body["kind"], str):
+        raise InvalidRequest("'kind' must be a string.", param="kind", code="invalid_value")
+    return body["kind"], body["input"], flags
 
 
 def _event_stream(
+    stream: StreamResponse,
     service: RunService,
-    principal: Principal,
+    caller: Caller,
     run: Run,
     after: int,
     *,
     cancel_on_disconnect: bool,
-    request: Request,
+    created: bool = False,
 ) -> Response:
+    """The run's events as SSE; a run created by this request is announced first."""
+
     async def frames() -> AsyncIterator[bytes]:
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
-
-        async def pump() -> None:
-            try:
-                async for event in service.subscribe(principal, run, after):
-                    await queue.put(sse_frame(event))
-            finally:
-                await queue.put(None)
-
-        pumping = asyncio.create_task(pump())
         finished = False
         try:
-            while True:
-                try:
-                    frame = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
-                except TimeoutError:
-                    yield b": keep-alive\n\n"  # load balancers close idle connections
-                    continue
-                if frame is None:
-                    finished = True
-                    return
-                yield frame
+            if created:  # seq 0: before the run's own events, and no `id:` to resume from
+                announced = {"seq": 0, "type": "run.created", "data": run.public(caller.prefix)}
+                yield sse_event({**announced, "at": time.time()}, name="run.created")
+            async for event in service.subscribe(caller.principal, run, after, caller.credentials):
+                yield event.frame()
+            finished = True
         finally:
-            pumping.cancel()
             if not finished and cancel_on_disconnect:
                 # The response task is being torn down: cancel from a task of its own.
-                task = asyncio.create_task(_cancel_quietly(service, principal, run.id))
+                task = asyncio.create_task(_cancel_quietly(service, caller, run.id))
                 _background.add(task)
                 task.add_done_callback(_background.discard)
 
-    return StreamingResponse(frames(), media_type="text/event-stream", headers=SSE_HEADERS)
+    headers = {**SSE_HEADERS, "location": caller.location(run)} if created else SSE_HEADERS
+    return stream(frames(), headers)
 
 
-async def _cancel_quietly(service: RunService, principal: Principal, run_id: str) -> None:
+async def _cancel_quietly(service: RunService, caller: Caller, run_id: str) -> None:
     try:
-        await service.cancel(principal, run_id)
+        await service.cancel(caller.principal, run_id, caller.credentials)
     except Exception:  # already ended, or unreachable: the client asked, we tried
         return

@@ -3,55 +3,88 @@
 - `GET /v1/tools`: every registered tool with its input and output JSON Schema, default
   route and limits; `GET /v1/tools/{name}`: one of them.
 - `POST /v1/tools/{name}` with `{"input": {...}, "model": "<name>"?}`: runs the tool and
-  answers `{"object": "tool.result", "tool", "model", "output", "usage"}`. `model`
-  overrides the tool's default route with any name `GET /v1/models` lists (a tool that
-  calls no model refuses it). `usage` adds up the tool's model calls (null when it made
-  none).
+  answers `{"object": "tool.result", "tool", "model", "models", "output", "usage"}`. The
+  request's `model` overrides the tool's default route with any name `GET /v1/models`
+  lists (a tool that calls no chat model refuses it). The answer's `model` is the model
+  that answered (the last one, when several did: `models` lists each, in order; the
+  simulator shows there as `local/simulator`), null when the tool called none; the route
+  asked for is in the `x-switchboard-route` header. `usage` adds up every model call the
+  tool made, embeddings included (null when it made none).
 
 Errors: 400 naming the field for bad input (`input.<field>`), 404 for an unknown tool,
 model or document, 422 `tool_failed` when the tool could not do the work, provider errors
-as the router raised them, and 504 `tool_timeout` past the tool's own time limit or the
-front door's deadline (`x-switchboard-deadline-ms`, set by the gateway below API
-Gateway's integration timeout: a tool that needs longer goes through the stream front
-door, which sets none).
+as the router raised them, and 504 `tool_timeout` past the tool's own time limit.
+
+A tool call is bounded by the worker's sync deadline (services/runs/sync.py): past it, it
+goes on as a run of kind `tool` that will hold the result (202 with `Prefer:
+respond-async`, otherwise a 504 `run_pending` naming the run).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from containers.worker.runs_api import deadline
-from services.errors import GatewayTimeout, InvalidRequest
-from services.models.catalogue import Catalogue
+from services.errors import InvalidRequest
+from services.models.catalogue import ROUTE_HEADER, Catalogue
+from services.runs.model import Run
+from services.runs.sync import Caller, CallKind, SyncCalls, reply
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.limits import Admission, guard
 from services.tools import registry
-from services.tools.base import ToolContext
+from services.tools.base import Tool, ToolContext
 from services.usage.context import bind
 from services.web.asgi import JSONBytesResponse, decode_json, read_body
 from services.wire.openai import usage_json
 
+TOOL = "tool"  # the run kind of a tool call promoted past the sync deadline
+
 _FIELDS = ("input", "model")
 
 
-def tool_routes(
+def tool_endpoints(
     authenticator: Authenticator,
     catalogue: Catalogue,
     max_request_bytes: int,
+    calls: SyncCalls,
     *,
     documents: Callable[[], Any],
     embeddings: Callable[[], Any],
     admission: Admission | None = None,
-) -> list[Route]:
-    """The routes, over `documents()` and `embeddings()`: the worker's DocumentStore and
-    Embeddings, built by the app (on first use, so a worker that runs no tool needs none).
+) -> tuple[dict[tuple[str, str], Callable[[Request], Any]], CallKind]:
+    """The endpoints by the route table's (method, path), over `documents()` and
+    `embeddings()`: the worker's DocumentStore and Embeddings, built by the app (on first
+    use, so a worker that runs no tool needs none); and the run kind of a late tool call.
     Running a tool is admitted like every AI route (budget and rate limits)."""
+
+    async def invoke(tool: Tool, tenant_id: str, key_id: str, raw: Any, model: str | None) -> Any:
+        route = model or tool.route
+        ctx = ToolContext(
+            tenant_id=tenant_id,
+            key_id=key_id,
+            catalogue=catalogue,
+            route=route,
+            documents=documents(),
+            embeddings=embeddings(),
+        )
+        output = await tool.invoke(ctx, raw)
+        tally = ctx.tally
+        return {
+            "object": "tool.result",
+            "tool": tool.name,
+            "model": tally.model,
+            "models": tally.models,
+            "output": output,
+            "usage": usage_json(tally.usage) if tally.calls else None,
+        }
+
+    async def again(run: Run) -> Any:
+        body = run.input
+        tool = registry.get(body["tool"])
+        return await invoke(tool, run.tenant_id, run.key_id, body["input"], body.get("model"))
 
     async def list_tools(request: Request) -> Response:
         await authenticator.authenticate_async(request.headers)
@@ -65,46 +98,22 @@ def tool_routes(
     async def run_tool(request: Request, principal: Principal) -> Response:
         tool = registry.get(request.path_params["name"])
         bind(principal, f"/v1/tools/{tool.name}")
+        caller = Caller.of(principal, request.headers)
         body = decode_json(await read_body(request, max_request_bytes))
         raw, model = _parse_body(body, uses_model=tool.uses_model)
-        route = model or tool.route
         if tool.uses_model:
-            catalogue.resolve(route)  # an unknown model is a 404 naming `model`, before any work
-        ctx = ToolContext(
-            tenant_id=principal.tenant_id,
-            key_id=principal.key_id,
-            catalogue=catalogue,
-            route=route,
-            documents=documents(),
-            embeddings=embeddings(),
-        )
-        wait = deadline(request)
-        try:
-            async with asyncio.timeout(wait):
-                output = await tool.invoke(ctx, raw)
-        except TimeoutError:
-            assert wait is not None
-            raise GatewayTimeout(
-                f"Tool '{tool.name}' did not finish within the front door's deadline of "
-                f"{wait:g} s (below API Gateway's integration timeout). Call it through the "
-                "stream URL, which has no such limit, or from an agent run.",
-                code="tool_timeout",
-            ) from None
-        return JSONBytesResponse(
-            {
-                "object": "tool.result",
-                "tool": tool.name,
-                "model": route if tool.uses_model else None,
-                "output": output,
-                "usage": usage_json(ctx.usage) if ctx.model_calls else None,
-            }
-        )
+            catalogue.resolve(model or tool.route)  # an unknown model: 404, before any work
+        work = invoke(tool, principal.tenant_id, principal.key_id, raw, model)
+        input = {"tool": tool.name, "input": raw, "model": model}
+        headers = {ROUTE_HEADER: model or tool.route} if tool.uses_model else None
+        return reply(await calls.call(caller, TOOL, lambda: input, work), caller, headers=headers)
 
-    return [
-        Route("/v1/tools", list_tools, methods=["GET"]),
-        Route("/v1/tools/{name}", get_tool, methods=["GET"]),
-        Route("/v1/tools/{name}", guard(authenticator, admission, run_tool), methods=["POST"]),
-    ]
+    endpoints: dict[tuple[str, str], Callable[[Request], Any]] = {
+        ("GET", "/v1/tools"): list_tools,
+        ("GET", "/v1/tools/{name}"): get_tool,
+        ("POST", "/v1/tools/{name}"): guard(authenticator, admission, run_tool),
+    }
+    return endpoints, CallKind(TOOL, again)
 
 
 def _parse_body(body: Any, *, uses_model: bool) -> tuple[dict[str, Any], str | None]:

@@ -9,7 +9,6 @@ from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from infra.bundling import lambda_code
@@ -24,11 +23,11 @@ RUNTIMES = {
 
 
 class FrontDoorFunction(Construct):
-    """One ``lambdas/<component>`` function that reads and writes the state table and the
-    bucket of large conversation messages.
+    """One ``lambdas/<component>`` function on Graviton (ARM64), bundled without Docker.
 
-    It receives the settings every front door shares (table, worker URL, internal-token
-    secret ARN, forward deadline, request size limit, key cache) and ``environment`` on top.
+    It receives the settings every front door shares (table, bucket, request size limit,
+    key cache, conversation retention) and ``environment`` on top. Permissions are the
+    caller's to grant: each function gets only what its handler uses.
     """
 
     def __init__(
@@ -42,12 +41,11 @@ class FrontDoorFunction(Construct):
         repo_root: Path,
         table: dynamodb.ITable,
         bucket: s3.IBucket,
-        internal_token: secretsmanager.ISecret,
-        worker_url: str,
         timeout: Duration,
         memory_mib: int,
         environment: Mapping[str, str] | None = None,
         layers: Sequence[lambda_.ILayerVersion] = (),
+        code: lambda_.Code | None = None,
     ) -> None:
         super().__init__(scope, id)
         log_group = logs_.log_group(self, "Logs", config)
@@ -56,9 +54,10 @@ class FrontDoorFunction(Construct):
             "Function",
             description=f"Switchboard {config.name}: {component} front door",
             runtime=RUNTIMES[config.python_version],
-            architecture=lambda_.Architecture.X86_64,
+            architecture=lambda_.Architecture.ARM_64,
             handler=handler,
-            code=lambda_code(component, repo_root, config),
+            # Functions of one component share one asset (one bundle, one upload).
+            code=code or lambda_code(component, repo_root, config),
             memory_size=memory_mib,
             timeout=timeout,
             layers=list(layers),
@@ -68,21 +67,8 @@ class FrontDoorFunction(Construct):
                 "SWITCHBOARD_TABLE": table.table_name,
                 "SWITCHBOARD_BUCKET": bucket.bucket_name,
                 "SWITCHBOARD_CONVERSATION_RETENTION_DAYS": str(config.conversation_retention_days),
-                "SWITCHBOARD_WORKER_URL": worker_url,
-                "SWITCHBOARD_INTERNAL_TOKEN_SECRET_ARN": internal_token.secret_arn,
-                "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": _seconds(
-                    config.gateway_forward_timeout_seconds
-                ),
-                "SWITCHBOARD_SYNC_DEADLINE_SECONDS": _seconds(config.sync_deadline_seconds),
                 "SWITCHBOARD_MAX_REQUEST_BYTES": str(config.max_request_bytes),
                 "SWITCHBOARD_KEY_CACHE_SECONDS": str(config.key_cache_seconds),
                 **(environment or {}),
             },
         )
-        table.grant_read_write_data(self.function)
-        bucket.grant_read_write(self.function)
-        internal_token.grant_read(self.function)
-
-
-def _seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)

@@ -1,5 +1,5 @@
 """Data that must outlive every other stack: the state table, the bucket for large
-conversation messages, and the internal credential."""
+conversation messages, the run queues and the secrets (admin key, provider keys)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import StageConfig
+from services.conversations.store import OFFLOADED_MESSAGE_TAG
+from services.documents.store import PENDING_UPLOAD_TAG
 
-# Pinned so that moving a construct in the tree can never replace the table or the secret.
+# Pinned so that moving a construct in the tree can never replace the table or a secret.
 TABLE_LOGICAL_ID = "SwitchboardTable"
-INTERNAL_TOKEN_LOGICAL_ID = "SwitchboardInternalToken"
 BUCKET_LOGICAL_ID = "SwitchboardBucket"
 PROVIDER_KEYS_LOGICAL_ID = "SwitchboardProviderKeys"
 ADMIN_KEY_LOGICAL_ID = "SwitchboardAdminKey"
@@ -27,12 +28,21 @@ RUN_DLQ_LOGICAL_ID = "SwitchboardRunDeadLetterQueue"
 # watchdog interval while its run is alive, which this must not cut short.
 RUN_QUEUE_MAX_RECEIVES = 1000
 TTL_ATTRIBUTE = "expires_at"
+# The runtime tags the objects the bucket's lifecycle rules select on.
+MESSAGE_TAG = OFFLOADED_MESSAGE_TAG
+# The longest presigned upload URL (7 days), and a day more.
+PENDING_UPLOAD_DAYS = 8
 # Lists a tenant's conversations, most recently updated first (services/conversations/store.py).
 GSI1 = "gsi1"
 
 
 class StatefulStack(Stack):
-    """The single-table DynamoDB store, the bucket and the front-door-to-worker secret.
+    """The single-table DynamoDB store, the bucket, the run queues and the secrets.
+
+    There is no front-door-to-worker credential: the worker authenticates each caller's
+    own key. (Stacks deployed before this held an ``InternalToken`` secret; removed from
+    the template, a retained secret is left in the account, unused: delete it with
+    ``aws secretsmanager delete-secret``. A dev stage's is deleted with the stack update.)
 
     All are retained when the stack is deleted and the stack is termination-protected
     (unless the stage config says otherwise), so losing them takes deliberate steps.
@@ -42,11 +52,11 @@ class StatefulStack(Stack):
         super().__init__(
             scope,
             id,
-            termination_protection=config.termination_protection,
-            description=f"Switchboard {config.name}: state table and internal credential",
+            termination_protection=config.protected,
+            description=f"Switchboard {config.name}: state table, bucket, run queues, secrets",
             **kwargs,
         )
-        removal = RemovalPolicy.RETAIN if config.retain_data else RemovalPolicy.DESTROY
+        removal = RemovalPolicy.RETAIN if config.retains_data else RemovalPolicy.DESTROY
 
         self.table = dynamodb.Table(
             self,
@@ -59,7 +69,7 @@ class StatefulStack(Stack):
                 point_in_time_recovery_enabled=True
             ),
             time_to_live_attribute=TTL_ATTRIBUTE,
-            deletion_protection=config.retain_data,
+            deletion_protection=config.retains_data,
             removal_policy=removal,
         )
         self.table.add_global_secondary_index(
@@ -70,7 +80,15 @@ class StatefulStack(Stack):
         )
         _pin(self.table, TABLE_LOGICAL_ID)
 
-        # Conversation messages too large for a DynamoDB item (tenants/<tid>/conversations/).
+        # Conversation messages too large for a DynamoDB item (tenants/<tid>/conversations/)
+        # and documents (tenants/<tid>/documents/). Lifecycle:
+        # - an offloaded message is tagged when written and expires a day after its
+        #   DynamoDB item's TTL (a message item lives conversation_retention_days from its
+        #   write), so it never outlives the conversation it belongs to;
+        # - a presigned upload is tagged pending until the worker completes it (the tag is
+        #   then removed); one never completed is deleted after the longest upload URL
+        #   (7 days) and a day more (its pending record goes by the table's TTL);
+        # - incomplete multipart uploads are aborted after a day.
         self.bucket = s3.Bucket(
             self,
             "Bucket",
@@ -79,21 +97,26 @@ class StatefulStack(Stack):
             enforce_ssl=True,
             versioned=False,
             removal_policy=removal,
+            # A dev stage's bucket is emptied when its stack is deleted.
+            auto_delete_objects=not config.retains_data,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ConversationMessagesExpireWithTheirConversation",
+                    tag_filters={MESSAGE_TAG[0]: MESSAGE_TAG[1]},
+                    expiration=Duration.days(config.conversation_retention_days + 1),
+                ),
+                s3.LifecycleRule(
+                    id="UploadsNeverCompleted",
+                    tag_filters={PENDING_UPLOAD_TAG[0]: PENDING_UPLOAD_TAG[1]},
+                    expiration=Duration.days(PENDING_UPLOAD_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="AbortIncompleteMultipartUploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
+            ],
         )
         _pin(self.bucket, BUCKET_LOGICAL_ID)
-
-        self.internal_token = secretsmanager.Secret(
-            self,
-            "InternalToken",
-            description=(
-                f"Switchboard {config.name}: credential the front doors present to the worker"
-            ),
-            generate_secret_string=secretsmanager.SecretStringGenerator(
-                password_length=48, exclude_punctuation=True
-            ),
-            removal_policy=removal,
-        )
-        _pin(self.internal_token, INTERNAL_TOKEN_LOGICAL_ID)
 
         # The admin API's key (tenants, keys, limits): generated, read only by the gateway.
         # Operators fetch it with `aws secretsmanager get-secret-value`.

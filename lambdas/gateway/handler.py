@@ -1,61 +1,59 @@
-"""The gateway Lambda: the front door behind API Gateway (REST, Lambda proxy integration).
+"""The gateway Lambda: the control plane behind API Gateway (REST, Lambda proxy integration).
 
-It authenticates the API key, scopes the call to the key's tenant, checks the body, and
-forwards AI work to the worker with a deadline below API Gateway's integration timeout.
-It imports no provider SDK, and builds its clients on the first invocation, not at import.
+API Gateway sends it only the `CONTROL` routes of the route table
+(`services/frontdoor/routes.py`): conversations, run reads, usage and the admin API, short
+DynamoDB work. AI work goes from API Gateway straight to the worker through the private
+integration, streamed, behind the Lambda authorizer (`authorizer.py`): this function never
+calls the worker and never waits on a model.
+
+Its routing, 404s and 405s come from the table: `HANDLERS` has one function per `CONTROL`
+route, keyed by the table's method and path (registering one the table does not declare
+as `CONTROL` fails at import), and a request is matched with `routes.match`. A `WORKER`
+route reaching it means API Gateway's routing is wrong: it says so, as a 500.
+
+It authenticates the caller's API key itself (the admin key on admin routes), with the
+same 5 s key cache as every component. It imports no provider SDK, and builds its clients
+on the first invocation, not at import.
 """
 
 from __future__ import annotations
 
-import functools
+import base64
+import binascii
 import json
 import logging
 import os
-import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.event_handler.api_gateway import APIGatewayRestResolver, Response
-
-from services.conversations.api import ConversationsAPI
-from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
+from services.conversations.store import ConversationSettings
 from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from services.frontdoor import public, routes
+from services.frontdoor.prefix import stage_prefix
 from services.frontdoor.settings import FrontDoorSettings
-from services.frontdoor.worker_client import WorkerClient
-from services.runs.sse import parse_after, sse_frame
 from services.runs.store import RunStore
-from services.tenancy.auth import Authenticator, Principal, internal_headers
+from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.keys import KeyStore
-from services.tenancy.limits import RESPONSE_HEADERS as LIMIT_HEADERS
+from services.web.body import json_object, optional_json_object
+from services.web.head import check_proxy_event
 from services.web.params import page_limit
 
 if TYPE_CHECKING:
     # Imported where first used: a cold start loads only what every request needs.
+    from services.conversations.api import ConversationsAPI
     from services.tenancy.admin_api import AdminAPI
     from services.usage.report import UsageReports
 
-DEADLINE_HEADER = "x-switchboard-deadline-ms"
-_RELAYED_HEADERS = (
-    "location",
-    "retry-after",
-    CONVERSATION_HEADER,
-    TRIMMED_HEADER,
-    *LIMIT_HEADERS,
-)
-# Leave the handler this much of the Lambda's remaining time to answer after a worker timeout.
-_DEADLINE_MARGIN_SECONDS = 0.5
-
-app = APIGatewayRestResolver()
 log = logging.getLogger("switchboard.gateway")
+_SHOWN = 200  # characters of a path an error message repeats
 
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
     settings: FrontDoorSettings
     authenticator: Authenticator
-    worker: WorkerClient
     runs: RunStore
-    internal_token: str
 
 
 _runtime: Runtime | None = None
@@ -73,319 +71,125 @@ def runtime() -> Runtime:
         _runtime = Runtime(
             settings=settings,
             authenticator=Authenticator(keys, cache_seconds=settings.key_cache_seconds),
-            worker=WorkerClient(settings.worker_url),
             runs=RunStore(dynamodb, settings.table),
-            internal_token=settings.resolve_internal_token(lambda: boto3.client("secretsmanager")),
         )
     return _runtime
 
 
-def _headers() -> dict[str, str]:
-    return {k.lower(): v for k, v in (app.current_event.headers or {}).items()}
+@dataclass
+class Call:
+    """One request, as a handler reads it from API Gateway's proxy event."""
+
+    event: Mapping[str, Any]
+    params: dict[str, str]
+    rt: Runtime
+    headers: dict[str, str] = field(init=False)
+    _principal: Principal | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.headers = {k.lower(): v for k, v in (self.event.get("headers") or {}).items()}
+
+    @property
+    def principal(self) -> Principal:
+        """The caller, from its API key (authenticated once per call)."""
+        if self._principal is None:
+            self._principal = self.rt.authenticator.authenticate(self.headers)
+        return self._principal
+
+    @property
+    def query(self) -> dict[str, str]:
+        return dict(self.event.get("queryStringParameters") or {})
+
+    @property
+    def prefix(self) -> str:
+        """The stage's path (`/api`), for the URLs in an answer: the request's full path
+        less the path the API itself sees."""
+        full = (self.event.get("requestContext") or {}).get("path") or ""
+        path = self.event.get("path") or ""
+        return stage_prefix(full[: -len(path)]) if path and full.endswith(path) else ""
+
+    def body(self, limit: int | None = None) -> bytes:
+        """The request body, refused with 413 over `limit` (default: `max_request_bytes`)."""
+        raw = self.event.get("body") or ""
+        if self.event.get("isBase64Encoded"):
+            try:
+                data = base64.b64decode(raw)
+            except (binascii.Error, ValueError):
+                raise InvalidRequest("The request body is not valid base64.") from None
+        else:
+            data = raw.encode() if isinstance(raw, str) else bytes(raw)
+        limit = limit or self.rt.settings.max_request_bytes
+        if len(data) > limit:
+            raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+        return data
+
+    def json_object(self, *, optional: bool = False) -> Any:
+        """The body as a JSON object, by the strict parser every door uses (depth, UTF-8,
+        surrogates: services/web/body.py); `{}` for an empty body when `optional`."""
+        data = self.body()
+        return optional_json_object(data) if optional else json_object(data)
 
 
-def _authenticate(rt: Runtime) -> Principal:
-    # Clients may not vouch for themselves: the internal credential is only for the worker.
-    headers = {k: v for k, v in _headers().items() if not k.startswith("x-switchboard-")}
-    return rt.authenticator.authenticate(headers)
+Handler = Callable[[Call], dict[str, Any]]
+HANDLERS: dict[tuple[str, str], Handler] = {}
 
 
-def _body(rt: Runtime, limit: int | None = None) -> bytes:
-    """The request body, refused with 413 over `limit` (default: `max_request_bytes`)."""
-    event = app.current_event
-    raw = event.decoded_body if event.is_base64_encoded else event.body
-    data = (raw or "").encode() if isinstance(raw, str) else (raw or b"")
-    limit = limit or rt.settings.max_request_bytes
-    if len(data) > limit:
-        raise PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
-    return data
+def control(method: str, path: str) -> Callable[[Handler], Handler]:
+    """Register the handler of the table's `CONTROL` route `method path`."""
+    declared = next((r for r in routes.ROUTES if (r.method, r.path) == (method, path)), None)
+    if declared is None or declared.owner is not routes.Owner.CONTROL:
+        raise LookupError(f"{method} {path} is not a control-plane route of the route table")
+
+    def register(handler: Handler) -> Handler:
+        HANDLERS[(method, path)] = handler
+        return handler
+
+    return register
 
 
-def _json_object(data: bytes) -> dict[str, Any]:
-    if not data:
-        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_body")
-    try:
-        body = json.loads(data)
-    except ValueError as exc:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {exc}.", code="invalid_json"
-        ) from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-    return body
-
-
-def _timeout(rt: Runtime) -> float:
-    remaining = app.lambda_context.get_remaining_time_in_millis() / 1000 - _DEADLINE_MARGIN_SECONDS
-    return max(0.1, min(rt.settings.forward_timeout_seconds, remaining))
-
-
-def _forward(
-    rt: Runtime,
-    principal: Principal,
-    method: str,
-    path: str,
-    body: bytes | None,
+def answer(
+    body: Any,
+    status: int = 200,
     *,
-    sync: bool = False,
-) -> Response[Any]:
-    """Call the worker. A `sync` call carries a deadline, past which the worker answers
-    202 with a run instead of letting API Gateway's integration timeout answer 504."""
-    headers = internal_headers(principal, rt.internal_token)
-    if body is not None:
-        headers["content-type"] = "application/json"
-    key = _headers().get("idempotency-key")
-    if key is not None:
-        headers["idempotency-key"] = key
-    timeout = _timeout(rt)
-    if sync:
-        deadline = min(rt.settings.sync_deadline_seconds, timeout - _DEADLINE_MARGIN_SECONDS)
-        headers[DEADLINE_HEADER] = str(max(50, int(deadline * 1000)))
-    result = rt.worker.request(method, path, headers=headers, body=body, timeout=timeout)
-    relayed = {k: v for k, v in result.headers.items() if k in _RELAYED_HEADERS}
-    return Response(
-        status_code=result.status,
-        content_type=result.headers.get("content-type", "application/json"),
-        body=result.body.decode(),
-        headers=relayed or None,
-    )
+    content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway proxy result."""
+    text = body if isinstance(body, str) else json.dumps(body)
+    return {
+        "statusCode": status,
+        "headers": {"content-type": content_type, **(headers or {})},
+        "body": text,
+        "isBase64Encoded": False,
+    }
 
 
-@app.post("/v1/chat/completions")
-def chat_completions() -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    data = _body(rt)
-    # A streamed answer comes back whole: a buffered Lambda cannot stream through API
-    # Gateway. Clients that want tokens as they are made use the stream front door.
-    body = _json_object(data)
-    return _forward(
-        rt, principal, "POST", "/v1/chat/completions", data, sync=not body.get("stream")
-    )
+# -- runs (read from the table; created, followed and cancelled on the worker) ----------
 
 
-@app.post("/v1/messages")
-def anthropic_messages() -> Response[Any]:
-    """Anthropic's Messages API, relayed to the worker (which validates the body); a
-    streamed answer comes back whole, as for chat completions."""
-    rt = runtime()
-    principal = _authenticate(rt)
-    data = _body(rt)
-    _json_object(data)
-    return _forward(rt, principal, "POST", "/v1/messages", data)
-
-
-@app.get("/v1/models")
-def list_models() -> Response[Any]:
-    rt = runtime()
-    return _forward(rt, _authenticate(rt), "GET", "/v1/models", None)
-
-
-@app.post("/v1/runs")
-def create_run() -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    data = _body(rt)
-    body = _json_object(data)
-    return _forward(rt, principal, "POST", "/v1/runs", data, sync=not body.get("background"))
-
-
-@app.get("/v1/runs")
-def list_runs() -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    query = app.current_event.query_string_parameters or {}
+@control("GET", "/v1/runs")
+def list_runs(call: Call) -> dict[str, Any]:
+    principal, query = call.principal, call.query
     limit = page_limit(query.get("limit"))
-    page, cursor = rt.runs.page(principal.tenant_id, limit=limit, cursor=query.get("after"))
-    return _json(
+    page, cursor = call.rt.runs.page(principal.tenant_id, limit=limit, cursor=query.get("after"))
+    return answer(
         {
             "object": "list",
-            "data": [r.public() for r in page],
+            "data": [r.public(call.prefix) for r in page],
             "has_more": cursor is not None,
             "next_cursor": cursor,
         }
     )
 
 
-@app.get("/v1/runs/<run_id>")
-def get_run(run_id: str) -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    return _json(rt.runs.require(principal.tenant_id, run_id).public())
+@control("GET", "/v1/runs/{run_id}")
+def get_run(call: Call) -> dict[str, Any]:
+    run = call.rt.runs.require(call.principal.tenant_id, call.params["run_id"])
+    return answer(run.public(call.prefix))
 
 
-@app.post("/v1/runs/<run_id>/cancel")
-def cancel_run(run_id: str) -> Response[Any]:
-    rt = runtime()
-    # The worker cancels it, and tells the worker that owns it to stop at once.
-    return _forward(rt, _authenticate(rt), "POST", f"/v1/runs/{run_id}/cancel", None)
+# -- conversations (chat turns in a conversation go to the worker) ---------------------
 
-
-@app.post("/v1/runs/<run_id>/input")
-def run_input(run_id: str) -> Response[Any]:
-    """A person's answer to a run awaiting input: the worker checks it against the
-    question, stores it under a condition (one answer wins) and queues the run again."""
-    rt = runtime()
-    principal = _authenticate(rt)
-    data = _body(rt)
-    _json_object(data)
-    return _forward(rt, principal, "POST", f"/v1/runs/{run_id}/input", data)
-
-
-@app.get("/v1/agents")
-def list_agents() -> Response[Any]:
-    rt = runtime()
-    return _forward(rt, _authenticate(rt), "GET", "/v1/agents", None)
-
-
-@app.get("/v1/agents/<name>")
-def get_agent(name: str) -> Response[Any]:
-    rt = runtime()
-    return _forward(rt, _authenticate(rt), "GET", f"/v1/agents/{name}", None)
-
-
-# Tools (containers/worker/tools_api.py). A tool runs synchronously: with the deadline, the
-# worker answers 504 `tool_timeout` before API Gateway's wall would; the stream front door
-# sets no deadline, so a long tool goes through it.
-@app.get("/v1/tools")
-def list_tools() -> Response[Any]:
-    rt = runtime()
-    return _forward(rt, _authenticate(rt), "GET", "/v1/tools", None)
-
-
-@app.get("/v1/tools/<name>")
-def get_tool(name: str) -> Response[Any]:
-    rt = runtime()
-    return _forward(rt, _authenticate(rt), "GET", f"/v1/tools/{name}", None)
-
-
-@app.post("/v1/tools/<name>")
-def run_tool(name: str) -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    data = _body(rt)
-    _json_object(data)
-    return _forward(rt, principal, "POST", f"/v1/tools/{name}", data, sync=True)
-
-
-# Documents and embeddings (containers/worker/documents_api.py). A file comes in a JSON body
-# (base64), which API Gateway passes through unchanged; its larger body limit is the
-# documents' own (DocumentSettings.max_body_bytes), below Lambda's 6 MB payload. Large files
-# go straight to S3 through a presigned URL, and downloads are redirects to S3.
-@functools.cache
-def _document_body_limit() -> int:
-    from services.documents.store import DocumentSettings
-
-    return DocumentSettings.from_env(os.environ).max_body_bytes
-
-
-def _with_query(path: str) -> str:
-    query = _query()
-    return f"{path}?{urllib.parse.urlencode(query)}" if query else path
-
-
-@app.post("/v1/documents")
-def upload_document() -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    data = _body(rt, _document_body_limit())
-    _json_object(data)
-    return _forward(rt, principal, "POST", "/v1/documents", data)
-
-
-@app.get("/v1/documents")
-def list_documents() -> Response[Any]:
-    rt = runtime()
-    return _forward(rt, _authenticate(rt), "GET", _with_query("/v1/documents"), None)
-
-
-@app.post("/v1/documents/uploads")
-def create_document_upload() -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    data = _body(rt)
-    _json_object(data)
-    return _forward(rt, principal, "POST", "/v1/documents/uploads", data)
-
-
-@app.get("/v1/documents/<document_id>")
-def get_document(document_id: str) -> Response[Any]:
-    rt = runtime()
-    return _forward(rt, _authenticate(rt), "GET", f"/v1/documents/{document_id}", None)
-
-
-@app.delete("/v1/documents/<document_id>")
-def delete_document(document_id: str) -> Response[Any]:
-    rt = runtime()
-    return _forward(rt, _authenticate(rt), "DELETE", f"/v1/documents/{document_id}", None)
-
-
-@app.post("/v1/documents/<document_id>/complete")
-def complete_document(document_id: str) -> Response[Any]:
-    rt = runtime()
-    path = f"/v1/documents/{document_id}/complete"
-    return _forward(rt, _authenticate(rt), "POST", path, None)
-
-
-@app.get("/v1/documents/<document_id>/content")
-def document_content(document_id: str) -> Response[Any]:
-    rt = runtime()  # the worker answers with a redirect to S3, relayed as it is
-    path = f"/v1/documents/{document_id}/content"
-    return _forward(rt, _authenticate(rt), "GET", path, None)
-
-
-@app.post("/v1/embeddings")
-def embeddings() -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    data = _body(rt)
-    _json_object(data)
-    return _forward(rt, principal, "POST", "/v1/embeddings", data)
-
-
-@app.get("/v1/runs/<run_id>/events")
-def run_events(run_id: str) -> Response[Any]:
-    """The events persisted so far, as SSE, in one response: API Gateway cannot hold a
-    stream open. Follow a live run through the stream front door, or poll with
-    Last-Event-ID."""
-    rt = runtime()
-    principal = _authenticate(rt)
-    event = app.current_event
-    after = parse_after(
-        _headers().get("last-event-id"), (event.query_string_parameters or {}).get("after")
-    )
-    run = rt.runs.require(principal.tenant_id, run_id)
-    frames = b"".join(sse_frame(e) for e in rt.runs.events(run, after))
-    return Response(
-        status_code=200,
-        content_type="text/event-stream",
-        body=frames.decode(),
-        headers={"cache-control": "no-cache"},
-    )
-
-
-def _json(body: Any) -> Response[Any]:
-    return Response(status_code=200, content_type="application/json", body=json.dumps(body))
-
-
-_ROUTES = {
-    "/v1/chat/completions": "POST",
-    "/v1/messages": "POST",
-    "/v1/models": "GET",
-    "/v1/runs": "GET or POST",
-    "/v1/agents": "GET",
-    "/v1/tools": "GET",
-    "/v1/documents": "GET or POST",
-    "/v1/documents/uploads": "POST",
-    "/v1/embeddings": "POST",
-    "/v1/conversations": "GET or POST",
-    "/v1/usage": "GET",
-    "/v1/admin/tenants": "GET or POST",
-}
-
-
-# The Conversations API is answered here, straight from DynamoDB (control plane); only chat
-# turns in a conversation go to the worker.
 _conversations: ConversationsAPI | None = None
 
 
@@ -393,61 +197,63 @@ def conversations() -> ConversationsAPI:
     """The conversations API on the state table, built on first use."""
     global _conversations
     if _conversations is None:
+        from services.conversations.api import ConversationsAPI
+
         table = runtime().settings.table
         _conversations = ConversationsAPI(ConversationSettings.from_env(os.environ).store(table))
     return _conversations
 
 
-def _optional_json(rt: Runtime) -> Any:
-    data = _body(rt)
-    return _json_object(data) if data else {}
+@control("POST", "/v1/conversations")
+def create_conversation(call: Call) -> dict[str, Any]:
+    return answer(conversations().create(call.principal, call.json_object(optional=True)))
 
 
-def _answer(body: dict[str, Any]) -> Response[Any]:
-    return Response(status_code=200, content_type="application/json", body=json.dumps(body))
+@control("GET", "/v1/conversations")
+def list_conversations(call: Call) -> dict[str, Any]:
+    return answer(conversations().list(call.principal, call.query))
 
 
-def _query() -> dict[str, str]:
-    return dict(app.current_event.query_string_parameters or {})
+@control("GET", "/v1/conversations/{conversation_id}")
+def get_conversation(call: Call) -> dict[str, Any]:
+    cid = call.params["conversation_id"]
+    return answer(conversations().get(call.principal, cid, call.query))
 
 
-@app.post("/v1/conversations")
-def create_conversation() -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    return _answer(conversations().create(principal, _optional_json(rt)))
+@control("PATCH", "/v1/conversations/{conversation_id}")
+def rename_conversation(call: Call) -> dict[str, Any]:
+    cid, principal = call.params["conversation_id"], call.principal
+    return answer(conversations().rename(principal, cid, call.json_object(optional=True)))
 
 
-@app.get("/v1/conversations")
-def list_conversations() -> Response[Any]:
-    principal = _authenticate(runtime())
-    return _answer(conversations().list(principal, _query()))
+@control("DELETE", "/v1/conversations/{conversation_id}")
+def delete_conversation(call: Call) -> dict[str, Any]:
+    return answer(conversations().delete(call.principal, call.params["conversation_id"]))
 
 
-@app.get("/v1/conversations/<conversation_id>")
-def get_conversation(conversation_id: str) -> Response[Any]:
-    principal = _authenticate(runtime())
-    return _answer(conversations().get(principal, conversation_id, _query()))
+# -- usage and cost (services/usage/report.py): the caller's tenant only ----------------
+
+_usage: UsageReports | None = None
 
 
-@app.patch("/v1/conversations/<conversation_id>")
-def rename_conversation(conversation_id: str) -> Response[Any]:
-    rt = runtime()
-    principal = _authenticate(rt)
-    return _answer(conversations().rename(principal, conversation_id, _optional_json(rt)))
+@control("GET", "/v1/usage")
+def usage_report(call: Call) -> dict[str, Any]:
+    global _usage
+    principal = call.principal
+    if _usage is None:
+        from services.usage.report import reports_for_table
+
+        _usage = reports_for_table(call.rt.settings.table)
+    content_type, body = _usage.answer(principal.tenant_id, call.query, call.headers.get("accept"))
+    return answer(body, content_type=content_type)
 
 
-@app.delete("/v1/conversations/<conversation_id>")
-def delete_conversation(conversation_id: str) -> Response[Any]:
-    principal = _authenticate(runtime())
-    return _answer(conversations().delete(principal, conversation_id))
+# -- the admin API (services/tenancy/admin_api.py): the admin key only -----------------
 
-
-# The admin API (services/tenancy/admin_api.py): tenants, keys and limits, for the admin key only.
 _admin_api: AdminAPI | None = None
 
 
-def admin() -> AdminAPI:
+def admin(call: Call) -> AdminAPI:
     """The admin API, built on first use, once the caller has shown the admin key."""
     global _admin_api
     if _admin_api is None:
@@ -456,7 +262,7 @@ def admin() -> AdminAPI:
         from services.tenancy.admin_api import AdminAPI, AdminCredential
         from services.tenancy.tenants import TenantStore
 
-        rt = runtime()
+        rt = call.rt
         dynamodb, table = boto3.client("dynamodb"), rt.settings.table
         credential = AdminCredential(
             rt.settings.admin_key,
@@ -466,110 +272,137 @@ def admin() -> AdminAPI:
         _admin_api = AdminAPI(
             TenantStore(dynamodb, table), KeyStore(dynamodb, table), credential, rt.authenticator
         )
-    _admin_api.authorize(_headers())
+    _admin_api.authorize(call.headers)
     return _admin_api
 
 
-@app.post("/v1/admin/tenants")
-def admin_create_tenant() -> Response[Any]:
-    api = admin()
-    return _answer(api.create_tenant(_optional_json(runtime())))
+@control("POST", "/v1/admin/tenants")
+def admin_create_tenant(call: Call) -> dict[str, Any]:
+    api = admin(call)
+    return answer(api.create_tenant(call.json_object(optional=True)))
 
 
-@app.get("/v1/admin/tenants")
-def admin_list_tenants() -> Response[Any]:
-    return _answer(admin().list_tenants(_query()))
+@control("GET", "/v1/admin/tenants")
+def admin_list_tenants(call: Call) -> dict[str, Any]:
+    return answer(admin(call).list_tenants(call.query))
 
 
-@app.get("/v1/admin/tenants/<tenant_id>")
-def admin_get_tenant(tenant_id: str) -> Response[Any]:
-    return _answer(admin().get_tenant(tenant_id))
+@control("GET", "/v1/admin/tenants/{tenant_id}")
+def admin_get_tenant(call: Call) -> dict[str, Any]:
+    return answer(admin(call).get_tenant(call.params["tenant_id"]))
 
 
-@app.patch("/v1/admin/tenants/<tenant_id>")
-def admin_update_tenant(tenant_id: str) -> Response[Any]:
-    api = admin()
-    return _answer(api.update_tenant(tenant_id, _optional_json(runtime())))
+@control("PATCH", "/v1/admin/tenants/{tenant_id}")
+def admin_update_tenant(call: Call) -> dict[str, Any]:
+    api = admin(call)
+    return answer(api.update_tenant(call.params["tenant_id"], call.json_object(optional=True)))
 
 
-@app.post("/v1/admin/tenants/<tenant_id>/keys")
-def admin_create_key(tenant_id: str) -> Response[Any]:
-    api = admin()
-    return _answer(api.create_key(tenant_id, _optional_json(runtime())))
+@control("POST", "/v1/admin/tenants/{tenant_id}/keys")
+def admin_create_key(call: Call) -> dict[str, Any]:
+    api = admin(call)
+    return answer(api.create_key(call.params["tenant_id"], call.json_object(optional=True)))
 
 
-@app.get("/v1/admin/tenants/<tenant_id>/keys")
-def admin_list_keys(tenant_id: str) -> Response[Any]:
-    return _answer(admin().list_keys(tenant_id))
+@control("GET", "/v1/admin/tenants/{tenant_id}/keys")
+def admin_list_keys(call: Call) -> dict[str, Any]:
+    return answer(admin(call).list_keys(call.params["tenant_id"]))
 
 
-@app.get("/v1/admin/tenants/<tenant_id>/keys/<key_id>")
-def admin_get_key(tenant_id: str, key_id: str) -> Response[Any]:
-    return _answer(admin().get_key(tenant_id, key_id))
+@control("GET", "/v1/admin/tenants/{tenant_id}/keys/{key_id}")
+def admin_get_key(call: Call) -> dict[str, Any]:
+    return answer(admin(call).get_key(call.params["tenant_id"], call.params["key_id"]))
 
 
-@app.post("/v1/admin/tenants/<tenant_id>/keys/<key_id>/revoke")
-def admin_revoke_key(tenant_id: str, key_id: str) -> Response[Any]:
-    return _answer(admin().revoke_key(tenant_id, key_id))
+@control("POST", "/v1/admin/tenants/{tenant_id}/keys/{key_id}/revoke")
+def admin_revoke_key(call: Call) -> dict[str, Any]:
+    return answer(admin(call).revoke_key(call.params["tenant_id"], call.params["key_id"]))
 
 
-@app.post("/v1/admin/tenants/<tenant_id>/keys/<key_id>/rotate")
-def admin_rotate_key(tenant_id: str, key_id: str) -> Response[Any]:
-    return _answer(admin().rotate_key(tenant_id, key_id))
+@control("POST", "/v1/admin/tenants/{tenant_id}/keys/{key_id}/rotate")
+def admin_rotate_key(call: Call) -> dict[str, Any]:
+    return answer(admin(call).rotate_key(call.params["tenant_id"], call.params["key_id"]))
 
 
-# Usage and cost (services/usage/report.py): the caller's tenant only, from DynamoDB.
-_usage: UsageReports | None = None
+# -- the API's description and the web console: no key needed to load them -----------
 
 
-@app.get("/v1/usage")
-def usage_report() -> Response[Any]:
-    global _usage
-    rt = runtime()
-    principal = _authenticate(rt)
-    if _usage is None:
-        from services.usage.report import reports_for_table
-
-        _usage = reports_for_table(rt.settings.table)
-    content_type, body = _usage.answer(principal.tenant_id, _query(), _headers().get("accept"))
-    return Response(status_code=200, content_type=content_type, body=body)
+def describe_api(call: Call) -> dict[str, Any]:
+    """The contract and its reference page (services/frontdoor/public.py)."""
+    path = str(call.event.get("path") or "")
+    found = public.answer(path)
+    if found is None:
+        raise NotFound(f"Unknown request URL: GET {path[:_SHOWN]}.")
+    return answer(found.body, content_type=found.content_type, headers=found.headers)
 
 
-@app.not_found
-def not_found(exc: Exception) -> Response[Any]:
-    event = app.current_event
-    allowed = _ROUTES.get(event.path)
-    if allowed is not None:
-        error: APIError = MethodNotAllowed(
-            f"Method {event.http_method} is not allowed on {event.path}; use {allowed}."
+for _public in (r for r in routes.ROUTES if r.public):
+    control(_public.method, _public.path)(describe_api)
+
+
+def console_file(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The web console (console/), served from the API's own origin: no key to load it,
+    it signs in with one in the browser. Not a table route: API Gateway's catch-all sends
+    it here."""
+    from console import serve
+
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    found = serve(str(event.get("path") or ""), str(event.get("httpMethod") or ""),
+                  headers.get("if-none-match"))  # fmt: skip
+    return {
+        "statusCode": found.status,
+        "headers": {"content-type": found.content_type, **found.headers},
+        "body": found.body.decode(),
+        "isBase64Encoded": False,
+    }
+
+
+# -- dispatch --------------------------------------------------------------------------
+
+
+def route_of(event: Mapping[str, Any]) -> tuple[routes.RouteSpec, dict[str, str]]:
+    """The table route of a proxy event: by its API Gateway resource (a table path, as the
+    stack declares them) or else by its path; a 405 or 404 from the table otherwise."""
+    method = str(event.get("httpMethod") or "")
+    resource = event.get("resource")
+    for spec in routes.ROUTES:
+        if spec.path == resource and spec.method == method:
+            return spec, dict(event.get("pathParameters") or {})
+    path = str(event.get("path") or "")
+    found = routes.match(method, path)
+    if found.route is not None:
+        return found.route, found.params
+    shown = path if len(path) <= _SHOWN else path[: _SHOWN - 1] + "…"
+    if found.allowed:
+        raise MethodNotAllowed(
+            f"Method {method} is not allowed on {shown}; use {routes.allowed_text(found.allowed)}.",
+            headers={"allow": ", ".join(found.allowed)},
         )
-    else:
-        error = NotFound(f"Unknown request URL: {event.http_method} {event.path}.")
-    return _error(error)
-
-
-def api_error(error: APIError) -> Response[Any]:
-    return _error(error)
-
-
-def unexpected(error: Exception) -> Response[Any]:
-    log.exception("unhandled error")
-    return _error(APIError("The server had an error while processing your request."))
-
-
-# Registered by call, not as decorators: Powertools' decorator is untyped.
-app.exception_handler(APIError)(api_error)
-app.exception_handler(Exception)(unexpected)
-
-
-def _error(error: APIError) -> Response[Any]:
-    return Response(
-        status_code=error.status,
-        content_type="application/json",
-        body=error.json().decode(),
-        headers=error.headers or None,
-    )
+    raise NotFound(f"Unknown request URL: {method} {shown}.")
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return app.resolve(event, context)
+    path = str(event.get("path") or "")
+    try:
+        check_proxy_event(event)  # API Gateway's own limits on a request's head
+        if path == "/console" or path.startswith("/console/"):
+            return console_file(event)
+        spec, params = route_of(event)
+        serve = HANDLERS.get((spec.method, spec.path))
+        if serve is None:
+            raise APIError(
+                f"{spec.method} {spec.path} is AI work, served by the worker through API "
+                "Gateway's private integration; the gateway function answers only the "
+                "control plane. The API's routing is misconfigured.",
+                code="route_not_served_here",
+            )
+        return serve(Call(event, params, runtime()))
+    except APIError as error:
+        return _error(error)
+    except Exception:
+        log.exception("unhandled error")
+        return _error(APIError("The server had an error while processing your request."))
+
+
+def _error(error: APIError) -> dict[str, Any]:
+    return answer(error.body(), error.status, headers=error.headers)

@@ -1,242 +1,308 @@
-"""The stream front door: an ASGI app run by the Lambda Web Adapter behind a Function URL
-in RESPONSE_STREAM mode (`run.sh` starts it). It authenticates the API key like the
-gateway and relays the worker's SSE chunk by chunk, never buffering a stream.
+"""The stream front door: a plain ASGI app run by the Lambda Web Adapter behind a Function
+URL in RESPONSE_STREAM mode (`run.sh` starts it).
 
-A Function URL cannot stream from inside a VPC, so this reaches the worker through its
-load balancer with the internal credential.
+A Function URL cannot stream from inside a VPC, so the door never reaches the private
+worker itself. It routes by the route table (`services/frontdoor/routes.py`):
+
+- WORKER routes are relayed (`relay.py`) to `SWITCHBOARD_UPSTREAM_URL`, in AWS the REST
+  API's invoke URL over HTTPS, with the client's own credential: API Gateway's authorizer
+  and then the worker authenticate it, exactly as for a client calling the API directly.
+  Answers, streams included, come back chunk by chunk as they are made.
+- CONTROL routes (conversations, usage, run reads) are answered here from DynamoDB
+  (`control.py`), after authenticating the key.
+- Any other path is a 404, another method a 405 naming the allowed ones.
+
+Errors have the OpenAI envelope, and Anthropic's on `/v1/messages`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
+import contextlib
+import logging
 import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import resource
+from typing import Any
+from urllib.parse import parse_qsl
 
-import httpx
-from starlette.applications import Starlette
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
-
-from services.conversations.api import ConversationsAPI
-from services.conversations.store import CONVERSATION_HEADER, TRIMMED_HEADER, ConversationSettings
-from services.documents.store import DocumentSettings
-from services.errors import GatewayTimeout, InvalidRequest, ServiceUnavailable
-from services.frontdoor.settings import FrontDoorSettings
-from services.tenancy.auth import Authenticator, Principal, internal_headers
-from services.tenancy.keys import KeyStore
-from services.tenancy.limits import RESPONSE_HEADERS as LIMIT_HEADERS
-from services.usage.report import UsageReports, reports_for_table
-from services.web.asgi import JSONBytesResponse, decode_json, install_error_handlers, read_body
-from services.web.sse import HEADERS as SSE_HEADERS
-
-_RELAYED_HEADERS = (
-    "content-type",
-    "retry-after",
-    "x-request-id",
-    "location",
-    CONVERSATION_HEADER,
-    TRIMMED_HEADER,
-    *LIMIT_HEADERS,
+from lambdas.stream.control import Answer, Call, Control
+from lambdas.stream.relay import Message, Receive, Relay, Send, forwarded_headers
+from lambdas.stream.settings import StreamSettings
+from services.errors import (
+    APIError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    render,
 )
-_FORWARDED_HEADERS = ("idempotency-key", "last-event-id")
+from services.frontdoor import public
+from services.frontdoor.routes import Body, Match, Owner, RouteSpec, allowed_text, match
+from services.tenancy.auth import Authenticator, bearer_token
+from services.web import http1
+from services.web.head import check_head
+from services.web.params import forwarded_headers as checked_headers
+
+log = logging.getLogger("switchboard.stream")
+
+_HEALTH = b'{"status":"ok"}'
+_JSON = b"application/json"
+_ANTHROPIC_PATH = "/v1/messages"  # the route whose errors are Anthropic's
+_ECHO = 120  # characters of a path an error message repeats, at most
+_CHECKED = (b"idempotency-key", b"last-event-id")  # headers checked before a relay
+_CONSOLE = "/console"  # the web console's files (console/), served as the gateway serves them
+
+
+class StreamDoor:
+    """The ASGI app. `authenticator` is only used for CONTROL routes (built on first use
+    from the table when not given); WORKER routes are authenticated upstream."""
+
+    def __init__(
+        self,
+        settings: StreamSettings,
+        relay: Relay,
+        control: Control,
+        *,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        self.settings = settings
+        self.relay = relay
+        self.control = control
+        self._authenticator = authenticator
+        self._limits = {
+            Body.REQUEST: settings.max_request_bytes,
+            Body.DOCUMENT: settings.max_document_bytes,
+        }
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if path == _CONSOLE or path.startswith(_CONSOLE + "/"):
+            await _console(scope, send)
+            return
+        if path == "/health":
+            if method == "GET":
+                await _send(send, 200, [(b"content-type", _JSON)], _HEALTH)
+                return
+            found = Match(None, {}, ("GET",))
+        else:
+            found = match(method, path)
+        route = found.route
+        try:
+            # API Gateway's own limits on a request's head (services/web/head.py).
+            check_head(method, path, len(scope["query_string"]), (v for _, v in scope["headers"]))
+            if route is None:
+                raise _no_route(method, path, found.allowed)
+            if route.owner is Owner.WORKER:
+                await self._relay(scope, receive, send, route)
+            elif route.public:
+                await _describe_api(path, send)
+            else:
+                answer = await self._control(scope, receive, route, found.params)
+                headers = [(b"content-type", answer.content_type.encode("latin-1"))]
+                headers += [
+                    (k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()
+                ]
+                await _send(send, answer.status, headers, answer.body)
+        except _ClientGone:
+            return
+        except APIError as exc:
+            await _send_error(send, exc, anthropic=path == _ANTHROPIC_PATH)
+        except Exception:
+            log.exception("unhandled error on %s %s", method, path[:_ECHO])
+            error = APIError("The server had an error while processing your request.")
+            with contextlib.suppress(RuntimeError):  # the answer had begun: it stays cut
+                await _send_error(send, error, anthropic=path == _ANTHROPIC_PATH)
+
+    async def _relay(
+        self, scope: dict[str, Any], receive: Receive, send: Send, route: RouteSpec
+    ) -> None:
+        headers = scope["headers"]
+        # A malformed Idempotency-Key or Last-Event-ID is the client's 400 here, not a
+        # failed call upstream (services/web/params.py).
+        checked_headers({k.decode(): v.decode("latin-1") for k, v in headers if k in _CHECKED})
+        body = b""
+        if route.body is not Body.NONE:
+            body = await _read_body(receive, self._limits[route.body], _declared_length(headers))
+        target = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        await self.relay(
+            receive,
+            send,
+            method=scope["method"],
+            target=target,
+            head=forwarded_headers(headers),
+            body=body,
+            error_event="error" if route.path == _ANTHROPIC_PATH else None,
+        )
+
+    async def _control(
+        self, scope: dict[str, Any], receive: Receive, route: RouteSpec, params: dict[str, str]
+    ) -> Answer:
+        handler = self.control.handlers.get((route.method, route.path))
+        if handler is None:
+            raise NotFound(
+                f"{route.method} {route.path} is served on the API URL (API Gateway), "
+                "not on the stream URL.",
+                code="not_on_stream_url",
+            )
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1")
+            for name, value in scope["headers"]
+            if not name.startswith(b"x-switchboard-")  # the key alone says who calls
+        }
+        bearer_token(headers)  # a request without a key is refused before any AWS client
+        principal = await self.authenticator.authenticate_async(headers)
+        body = b""
+        if route.body is not Body.NONE:  # read only once the caller is known
+            limit = self._limits[route.body]
+            body = await _read_body(receive, limit, _declared_length(scope["headers"]))
+        query = dict(parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        return await handler(Call(principal, params, query, headers, body))
+
+    @property
+    def authenticator(self) -> Authenticator:
+        if self._authenticator is None:
+            import boto3
+
+            from services.tenancy.keys import KeyStore
+
+            keys = KeyStore(boto3.client("dynamodb"), self.settings.table)
+            self._authenticator = Authenticator(keys, cache_seconds=self.settings.key_cache_seconds)
+        return self._authenticator
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                _allow_open_files()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.relay.pool.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
 
 def create_app(
-    settings: FrontDoorSettings | None = None,
+    settings: StreamSettings | None = None,
     *,
     authenticator: Authenticator | None = None,
-    internal_token: str | None = None,
-) -> Starlette:
-    settings = settings or FrontDoorSettings.from_env(os.environ)
-    if authenticator is None or internal_token is None:
-        import boto3
+    control: Control | None = None,
+) -> StreamDoor:
+    settings = settings or StreamSettings.from_env(os.environ)
+    pool = http1.ConnectionPool(
+        settings.upstream_url, connect_timeout=settings.connect_timeout_seconds
+    )
+    relay = Relay(
+        pool,
+        first_byte_timeout=settings.first_byte_timeout_seconds,
+        idle_timeout=settings.idle_timeout_seconds,
+    )
+    control = control or Control(settings.table, os.environ)
+    return StreamDoor(settings, relay, control, authenticator=authenticator)
 
-        if authenticator is None:
-            keys = KeyStore(boto3.client("dynamodb"), settings.table)
-            authenticator = Authenticator(keys, cache_seconds=settings.key_cache_seconds)
-        if internal_token is None:
-            internal_token = settings.resolve_internal_token(lambda: boto3.client("secretsmanager"))
-    token = internal_token
-    auth = authenticator
-    client = httpx.AsyncClient(
-        base_url=settings.worker_url,
-        timeout=httpx.Timeout(connect=3.0, read=None, write=30.0, pool=5.0),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+
+class _ClientGone(Exception):
+    """The client left while sending its request: there is no one to answer."""
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return value
+    return None
+
+
+async def _read_body(receive: Receive, limit: int, declared: bytes | None) -> bytes:
+    """The request body, refusing with 413 as soon as it is known to exceed `limit`."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        if len(body) > limit:
+            raise _too_large(limit)
+        return body
+    parts = bytearray(body)
+    while message.get("more_body", False):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        parts += message.get("body", b"")
+        if len(parts) > limit:
+            raise _too_large(limit)
+    if message["type"] == "http.disconnect":
+        raise _ClientGone
+    return bytes(parts)
+
+
+async def _console(scope: dict[str, Any], send: Send) -> None:
+    """The web console (the `console` package, shared with the gateway Lambda), from the
+    same origin as the API it calls."""
+    from console import serve
+
+    if_none_match = next(
+        (v.decode("latin-1") for k, v in scope["headers"] if k == b"if-none-match"), None
+    )
+    answer = serve(scope["path"], scope["method"], if_none_match)
+    headers = [(b"content-type", answer.content_type.encode("latin-1"))]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in answer.headers.items()]
+    if answer.status == 304:
+        await send({"type": "http.response.start", "status": 304, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await _send(send, answer.status, headers, answer.body)  # uvicorn drops a HEAD's body
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
+
+
+def _no_route(method: str, path: str, allowed: tuple[str, ...]) -> APIError:
+    shown = path if len(path) <= _ECHO else path[:_ECHO] + "..."
+    if not allowed:
+        return NotFound(f"Unknown request URL: {method} {shown}.")
+    return MethodNotAllowed(
+        f"Method {method} is not allowed on {shown}; use {allowed_text(allowed)}.",
+        headers={"allow": ", ".join(allowed)},
     )
 
-    async def authenticate(request: Request) -> Principal:
-        headers = {k: v for k, v in request.headers.items() if not k.startswith("x-switchboard-")}
-        return await auth.authenticate_async(headers)
 
-    async def relay(
-        request: Request, principal: Principal, method: str, body: bytes | None
-    ) -> Response:
-        headers = internal_headers(principal, token)
-        if body is not None:
-            headers["content-type"] = "application/json"
-        for name in _FORWARDED_HEADERS:
-            if name in request.headers:
-                headers[name] = request.headers[name]
-        upstream_request = client.build_request(
-            method, request.url.path, params=request.query_params, headers=headers, content=body
-        )
-        try:
-            upstream = await client.send(upstream_request, stream=True)
-        except httpx.TimeoutException:
-            raise GatewayTimeout("The AI worker did not answer in time.") from None
-        except httpx.TransportError as exc:
-            raise ServiceUnavailable(
-                f"The AI worker is unreachable: {exc.__class__.__name__}."
-            ) from None
-        relayed = {k: v for k, v in upstream.headers.items() if k in _RELAYED_HEADERS}
-        if upstream.headers.get("content-type", "").startswith("text/event-stream"):
-            return StreamingResponse(
-                _chunks(upstream),
-                status_code=upstream.status_code,
-                headers={**relayed, **SSE_HEADERS},
-                background=BackgroundTask(upstream.aclose),
-            )
-        content = await upstream.aread()
-        await upstream.aclose()
-        return Response(content, status_code=upstream.status_code, headers=relayed)
-
-    async def health(request: Request) -> Response:
-        return JSONBytesResponse({"status": "ok"})
-
-    async def chat_completions(request: Request) -> Response:
-        principal = await authenticate(request)  # refuse before reading a stranger's body
-        body = await read_body(request, settings.max_request_bytes)
-        if not isinstance(decode_json(body), dict):
-            raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-        return await relay(request, principal, "POST", body)
-
-    async def list_models(request: Request) -> Response:
-        return await relay(request, await authenticate(request), "GET", None)
-
-    async def post_json(request: Request) -> Response:
-        principal = await authenticate(request)
-        body = await read_body(request, settings.max_request_bytes)
-        if body and not isinstance(decode_json(body), dict):
-            raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-        return await relay(request, principal, "POST", body or None)
-
-    async def get(request: Request) -> Response:
-        return await relay(request, await authenticate(request), "GET", None)
-
-    conversation_settings = ConversationSettings.from_env(os.environ)
-
-    @functools.cache
-    def conversations() -> ConversationsAPI:
-        """Built on first use, so a front door that serves no conversation needs no AWS."""
-        return ConversationsAPI(conversation_settings.store(settings.table))
-
-    async def json_body(request: Request) -> object:
-        body = await read_body(request, settings.max_request_bytes)
-        return decode_json(body) if body else {}
-
-    # The Conversations API is answered here, from DynamoDB (the store is blocking, so it
-    # runs in threads); only chat turns go to the worker.
-    async def conversations_root(request: Request) -> Response:
-        principal = await authenticate(request)
-        api = conversations()
-        if request.method == "POST":
-            body = await json_body(request)
-            return JSONBytesResponse(await asyncio.to_thread(api.create, principal, body))
-        query = dict(request.query_params)
-        return JSONBytesResponse(await asyncio.to_thread(api.list, principal, query))
-
-    async def conversation(request: Request) -> Response:
-        principal = await authenticate(request)
-        api = conversations()
-        cid = request.path_params["conversation_id"]
-        if request.method == "GET":
-            query = dict(request.query_params)
-            result = await asyncio.to_thread(api.get, principal, cid, query)
-        elif request.method == "PATCH":
-            body = await json_body(request)
-            result = await asyncio.to_thread(api.rename, principal, cid, body)
-        else:
-            result = await asyncio.to_thread(api.delete, principal, cid)
-        return JSONBytesResponse(result)
-
-    @functools.cache
-    def usage_reports() -> UsageReports:
-        return reports_for_table(settings.table)
-
-    async def usage(request: Request) -> Response:
-        """Usage and cost of the caller's tenant (services/usage/report.py), from DynamoDB."""
-        principal = await authenticate(request)
-        content_type, body = await asyncio.to_thread(
-            usage_reports().answer,
-            principal.tenant_id,
-            dict(request.query_params),
-            request.headers.get("accept"),
-        )
-        return Response(body, media_type=content_type)
-
-    # Documents: a file comes as JSON (base64) under the documents' own body limit; the rest
-    # is relayed as it is (a download is the worker's redirect to S3).
-    document_body_limit = DocumentSettings.from_env(os.environ).max_body_bytes
-
-    async def upload_document(request: Request) -> Response:
-        principal = await authenticate(request)
-        body = await read_body(request, document_body_limit)
-        if not isinstance(decode_json(body), dict):
-            raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-        return await relay(request, principal, "POST", body)
-
-    async def document(request: Request) -> Response:
-        return await relay(request, await authenticate(request), request.method, None)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await client.aclose()
-
-    app = Starlette(
-        routes=[
-            Route("/health", health, methods=["GET"]),
-            Route("/v1/models", list_models, methods=["GET"]),
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            # Anthropic's Messages API: relayed the same way; the worker reads the body.
-            Route("/v1/messages", chat_completions, methods=["POST"]),
-            Route("/v1/conversations", conversations_root, methods=["GET", "POST"]),
-            Route(
-                "/v1/conversations/{conversation_id}",
-                conversation,
-                methods=["GET", "PATCH", "DELETE"],
-            ),
-            Route("/v1/runs", post_json, methods=["POST"]),
-            Route("/v1/runs", get, methods=["GET"]),
-            Route("/v1/runs/{run_id}", get, methods=["GET"]),
-            Route("/v1/runs/{run_id}/cancel", post_json, methods=["POST"]),
-            Route("/v1/runs/{run_id}/input", post_json, methods=["POST"]),
-            Route("/v1/runs/{run_id}/events", get, methods=["GET"]),
-            Route("/v1/agents", get, methods=["GET"]),
-            Route("/v1/agents/{name}", get, methods=["GET"]),
-            # Tools: relayed JSON, with no deadline (only the tool's own time limit).
-            Route("/v1/tools", get, methods=["GET"]),
-            Route("/v1/tools/{name}", get, methods=["GET"]),
-            Route("/v1/tools/{name}", post_json, methods=["POST"]),
-            Route("/v1/usage", usage, methods=["GET"]),
-            Route("/v1/documents", upload_document, methods=["POST"]),
-            Route("/v1/documents", get, methods=["GET"]),
-            Route("/v1/documents/uploads", post_json, methods=["POST"]),
-            Route("/v1/documents/{document_id}", document, methods=["GET", "DELETE"]),
-            Route("/v1/documents/{document_id}/complete", post_json, methods=["POST"]),
-            Route("/v1/documents/{document_id}/content", get, methods=["GET"]),
-            Route("/v1/embeddings", post_json, methods=["POST"]),
-        ],
-        lifespan=lifespan,
-    )
-    install_error_handlers(app)
-    return app
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    headers.append((b"content-length", b"%d" % len(body)))
+    start: Message = {"type": "http.response.start", "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
 
 
-async def _chunks(upstream: httpx.Response) -> AsyncIterator[bytes]:
-    async for chunk in upstream.aiter_raw():
-        yield chunk
+async def _describe_api(path: str, send: Send) -> None:
+    """The contract and its reference page, without a key (services/frontdoor/public.py)."""
+    found = public.answer(path)
+    if found is None:
+        raise NotFound(f"Unknown request URL: GET {path[:_ECHO]}.")
+    headers = [(b"content-type", found.content_type.encode("latin-1"))]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in found.headers.items()]
+    await _send(send, 200, headers, found.body.encode())
+
+
+async def _send_error(send: Send, error: APIError, *, anthropic: bool) -> None:
+    """`error` in the route's envelope: Anthropic's on /v1/messages, OpenAI's elsewhere."""
+    headers = [(b"content-type", _JSON)]
+    headers += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in error.headers.items()]
+    body = render(_ANTHROPIC_PATH, error) if anthropic else error.json()
+    await _send(send, error.status, headers, body)
+
+
+def _allow_open_files() -> None:
+    """Raise the open-file limit to its hard limit: each relayed stream holds two
+    descriptors (the client's connection and the upstream's), and the usual soft limit
+    of 1,024 would cap a container or a local door at about 500 streams."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

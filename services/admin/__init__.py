@@ -9,7 +9,9 @@
 
 Every subcommand takes `--table` (default `$SWITCHBOARD_TABLE`), `--region` (default
 `$AWS_REGION`, then boto3's) and `--json`. It talks to DynamoDB with boto3's usual
-credentials (and `AWS_ENDPOINT_URL`, for the local stack of `make dev`).
+credentials (and `AWS_ENDPOINT_URL`, for the local stack of `make dev`). A missing region,
+credentials or table, or an endpoint that does not answer, is one sentence saying what to
+do (`services.cli`), not a traceback.
 
 A command group is a module with `register(commands, common)` (see `services.admin.cli`);
 adding one is adding its module's name to `COMMAND_MODULES`.
@@ -22,6 +24,7 @@ import importlib
 import sys
 
 from services.admin.cli import Context, common_options, fail
+from services.cli import explain
 from services.errors import APIError
 
 # One line per command group.
@@ -51,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         code: int = args.run(args, context)
     except APIError as error:
         return fail(error.message)
-    except ValueError as error:
-        return fail(str(error))
+    except Exception as error:
+        sentence = explain(error, table=context.table, region=context.region)
+        if sentence is not None:
+            return fail(sentence)
+        if isinstance(error, ValueError):
+            return fail(str(error))
+        raise
     return code

@@ -67,7 +67,9 @@ class Context:
         return self.table
 
     def dynamodb(self) -> Any:
+        """The client; the table is checked first, so its absence is what a caller hears."""
         if self._client is None:
+            self.table_name  # noqa: B018 - raises ConfigError naming --table when it is unset
             import boto3
 
             self._client = boto3.client("dynamodb", region_name=self.region)

@@ -12,6 +12,10 @@ step in progress. The loop saves it when a model call has answered, when each to
 finishes, and when a step completes, so a worker that takes the run over resumes at the
 step in progress and never redoes a finished model call or tool call.
 
+Accounting. `result.usage` adds up every model call the run made: the agent's own steps
+and every call its tools made (their model calls and embeddings), as `/v1/usage` counts
+them; `result.models` names each model that answered, in order.
+
 Ending. Every end is clean, with its reason in the run:
 - the model answers: the run succeeds with the agent's result;
 - `max_steps` steps have run and the model still calls tools: the run fails with code
@@ -54,12 +58,11 @@ from services.providers.base import (
     ToolCall,
     ToolCallDelta,
     ToolDefinition,
-    Usage,
-    UsageReport,
 )
 from services.runs.inputs import AwaitingInput, PendingInput
 from services.tools import registry
 from services.tools.base import Tool, ToolContext
+from services.usage.context import Tally, counting
 
 if TYPE_CHECKING:
     from services.runs.kinds import RunContext
@@ -94,6 +97,15 @@ class AgentState:
     output: str = ""
     usage: dict[str, int] = field(default_factory=lambda: {"input_tokens": 0, "output_tokens": 0})
     result: dict[str, Any] | None = None
+    models: list[str] = field(default_factory=list)  # that answered, each once, in order
+
+    def count(self, tally: Tally) -> None:
+        """Add what the calls counted in `tally` used, and the models that answered them."""
+        self.usage = {
+            "input_tokens": self.usage["input_tokens"] + tally.usage.input_tokens,
+            "output_tokens": self.usage["output_tokens"] + tally.usage.output_tokens,
+        }
+        self.models += [m for m in tally.models if m not in self.models]
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> AgentState | None:
@@ -178,11 +190,9 @@ class AgentLoop:
         index = len(state.steps)
         self._check_limit(index)
         self.ctx.log.emit("step.started", {"step": index, "planned": False})
-        text, calls, usage = await self._call_model(index)
-        state.usage = {
-            "input_tokens": state.usage["input_tokens"] + usage.input_tokens,
-            "output_tokens": state.usage["output_tokens"] + usage.output_tokens,
-        }
+        with counting(Tally()) as tally:
+            text, calls = await self._call_model(index)
+        state.count(tally)
         if not calls:
             state.messages.append(message_to_json(Message("assistant", [TextPart(text)])))
             state.steps.append({"step": index, "planned": False, "text": text, "calls": []})
@@ -276,7 +286,12 @@ class AgentLoop:
             status = "planned"
         outcome = Outcome(status, state.output, state.steps, state.context)
         result = await self.agent.conclude(outcome, self.env)
-        state.result = {"agent": self.agent.name, **result, "usage": state.usage}
+        state.result = {
+            "agent": self.agent.name,
+            **result,
+            "usage": state.usage,
+            "models": state.models,
+        }
         await self._save()
         return state.result
 
@@ -343,6 +358,8 @@ class AgentLoop:
             call.update(status="done", error=error, fatal=True)
         else:
             call.update(status="done", output=_clip(output))
+        finally:
+            self.state.count(context.tally)  # what the tool's model calls used, even if it failed
         self._emit_result(step["step"], call)
         await self._save()
 
@@ -414,7 +431,7 @@ class AgentLoop:
 
     # -- the model ---------------------------------------------------------------------
 
-    async def _call_model(self, index: int) -> tuple[str, list[dict[str, Any]], Usage]:
+    async def _call_model(self, index: int) -> tuple[str, list[dict[str, Any]]]:
         target = self.env.catalogue.resolve(self.route)
         messages = [Message("system", [TextPart(self.agent.instructions)])]
         messages += [message_from_json(m) for m in self.state.messages]
@@ -427,7 +444,6 @@ class AgentLoop:
         )
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
-        usage = Usage()
         async for event in target.provider.stream(request):
             if isinstance(event, TextDelta):
                 text.append(event.text)
@@ -437,9 +453,7 @@ class AgentLoop:
                 call["id"] = event.id or call["id"]
                 call["name"] = event.name or call["name"]
                 call["arguments"] += event.arguments
-            elif isinstance(event, UsageReport):
-                usage = usage + event.usage
-        return "".join(text), [c for _, c in sorted(calls.items())], usage
+        return "".join(text), [c for _, c in sorted(calls.items())]
 
     # -- bookkeeping -------------------------------------------------------------------
 
@@ -459,6 +473,7 @@ class AgentLoop:
             "output": "",
             "steps": state.steps,
             "usage": state.usage,
+            "models": state.models,
         }
         return AgentFailed(message, code=code, result=result)
 

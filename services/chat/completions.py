@@ -1,4 +1,9 @@
-"""Chat completions: resolve the model, call its provider, answer in the OpenAI format."""
+"""Chat completions: resolve the model, call its provider, answer in the OpenAI format.
+
+An answer's `model` is the provider model that answered (as OpenAI names the dated model
+that served an alias), not the route or alias asked for: a fallback, and the simulator,
+show in the answer. The name asked for goes back in the `x-switchboard-route` header.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.usage.context import Tally, counting
 from services.web.sse import DONE, event
 from services.wire.openai import (
     ChatCompletionRequest,
@@ -35,8 +41,11 @@ class ChatService:
 
     async def complete(self, chat: ChatCompletionRequest) -> dict[str, Any]:
         route = self.catalogue.resolve(chat.model)
-        completion = await route.provider.complete(to_canonical(chat, route.model))
-        return completion_json(completion, id=new_completion_id(), model=route.public_name)
+        with counting(Tally()) as tally:
+            completion = await route.provider.complete(to_canonical(chat, route.model))
+        return completion_json(
+            completion, id=new_completion_id(), model=tally.model or route.public_name
+        )
 
     async def stream(self, chat: ChatCompletionRequest) -> AsyncIterator[bytes]:
         """SSE bytes for a streamed completion.
@@ -47,11 +56,12 @@ class ChatService:
         """
         route = self.catalogue.resolve(chat.model)
         batches = route.provider.stream_batches(to_canonical(chat, route.model)).__aiter__()
-        try:
-            first = await batches.__anext__()
-        except StopAsyncIteration:
-            first = []
-        return self._frames(chat, route.public_name, batches, first)
+        with counting(Tally()) as tally:  # the router opens the stream on the first read
+            try:
+                first = await batches.__anext__()
+            except StopAsyncIteration:
+                first = []
+        return self._frames(chat, tally.model or route.public_name, batches, first)
 
     def frames(
         self, chat: ChatCompletionRequest, model: str, events: AsyncIterator[StreamEvent]

@@ -52,6 +52,7 @@ from services.providers.base import (
     ToolCall,
     ToolCallDelta,
 )
+from services.usage.context import Tally, counting
 from services.wire.openai import (
     ChatCompletionRequest,
     completion_json,
@@ -110,14 +111,16 @@ class ConversationChat:
         self, tenant: str, chat: ChatCompletionRequest, cid: str
     ) -> tuple[dict[str, Any], dict[str, str]]:
         turn = await self._prepare(tenant, chat, cid)
-        completion = await turn.route.provider.complete(turn.request)
+        with counting(Tally()) as tally:
+            completion = await turn.route.provider.complete(turn.request)
         reply = Message(
             "assistant",
             [TextPart(completion.text)] if completion.text else [],
             tool_calls=list(completion.tool_calls),
         )
         await asyncio.to_thread(self.store.append_turn, turn.history.conversation, turn.new, reply)
-        body = completion_json(completion, id=new_completion_id(), model=turn.route.public_name)
+        model = tally.model or turn.route.public_name
+        body = completion_json(completion, id=new_completion_id(), model=model)
         body["switchboard"] = {
             "conversation_id": cid,
             "trimmed_messages": turn.trimmed,
@@ -132,16 +135,18 @@ class ConversationChat:
         nothing of the turn is stored."""
         turn = await self._prepare(tenant, chat, cid)
         events = turn.route.provider.stream(turn.request).__aiter__()
-        try:
-            first: StreamEvent | None = await events.__anext__()
-        except StopAsyncIteration:
-            first = None
+        with counting(Tally()) as tally:  # the router opens the stream on the first read
+            try:
+                first: StreamEvent | None = await events.__anext__()
+            except StopAsyncIteration:
+                first = None
         queue: asyncio.Queue[StreamEvent | APIError | _End] = asyncio.Queue()
         task = asyncio.create_task(self._produce(turn, first, events, queue))
         # The event loop keeps only a weak reference to a task.
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return self.chat.frames(chat, turn.route.public_name, _consume(queue)), turn.headers()
+        model = tally.model or turn.route.public_name
+        return self.chat.frames(chat, model, _consume(queue)), turn.headers()
 
     async def aclose(self, grace_seconds: float = 30.0) -> None:
         """Wait for streams still being stored (at shutdown)."""

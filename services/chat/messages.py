@@ -3,9 +3,9 @@ against Switchboard unchanged, whichever provider serves the model.
 
 Requests are validated with pydantic (the worker only: the front doors forward the body
 unread). Whatever has no canonical equivalent is a 400 naming the field, never a silent
-drop. Errors keep Switchboard's OpenAI shape, `{"error": {"message", "type", "param",
-"code"}}`: the SDK reads `error.message` and `error.type` from it as from its own
-(`{"type": "error", "error": {...}}`), so nothing on the client side changes.
+drop. Errors have Anthropic's envelope, `{"type": "error", "error": {"type", "message"}}`,
+with Anthropic's error types (`services.errors.envelope_for`), in a response and as a
+stream's `error` event alike.
 
 Streams follow the Messages event sequence: `message_start` (with the input usage known
 so far), content blocks, then `message_delta` with the stop reason and the cumulative
@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.errors import APIError, InvalidRequest, UpstreamError
+from services.errors import APIError, InvalidRequest, UpstreamError, anthropic_body
 from services.models.catalogue import Catalogue
 from services.providers.base import (
     Completion,
@@ -39,6 +39,7 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.usage.context import Tally, counting
 from services.web.sse import event
 from services.wire.anthropic import (
     NATIVE_STOP_REASONS,
@@ -306,9 +307,11 @@ class MessagesService:
         self.catalogue = catalogue
 
     async def complete(self, request: MessagesRequest) -> dict[str, Any]:
+        """The message; its `model` is the provider model that answered."""
         route = self.catalogue.resolve(request.model)
-        completion = await route.provider.complete(to_canonical(request, route.model))
-        return message_json(completion, id=new_message_id(), model=route.public_name)
+        with counting(Tally()) as tally:
+            completion = await route.provider.complete(to_canonical(request, route.model))
+        return message_json(completion, id=new_message_id(), model=tally.model or route.public_name)
 
     async def stream(self, request: MessagesRequest) -> AsyncIterator[bytes]:
         """SSE bytes for a streamed message.
@@ -319,11 +322,12 @@ class MessagesService:
         """
         route = self.catalogue.resolve(request.model)
         events = route.provider.stream(to_canonical(request, route.model)).__aiter__()
-        try:
-            first: list[StreamEvent] = [await events.__anext__()]
-        except StopAsyncIteration:
-            first = []
-        return stream_frames(route.public_name, first, events)
+        with counting(Tally()) as tally:  # the router opens the stream on the first read
+            try:
+                first: list[StreamEvent] = [await events.__anext__()]
+            except StopAsyncIteration:
+                first = []
+        return stream_frames(tally.model or route.public_name, first, events)
 
 
 async def stream_frames(
@@ -340,7 +344,7 @@ async def stream_frames(
             for frame in encoder.feed(item):
                 yield frame
     except APIError as exc:
-        yield event(exc.body(), name="error")
+        yield event(anthropic_body(exc), name="error")
         return
     for frame in encoder.end():
         yield frame

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from services.conversations.store import (
-    MAX_PAGE,
     Conversation,
     ConversationStore,
     StoredMessage,
@@ -32,6 +31,7 @@ from services.conversations.store import (
 from services.errors import InvalidRequest
 from services.providers.base import TextPart
 from services.tenancy.auth import Principal
+from services.web.params import page_limit
 
 MAX_TITLE_CHARS = 256
 MAX_MODEL_CHARS = 256
@@ -39,7 +39,6 @@ MAX_SYSTEM_PROMPT_CHARS = 32_000
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY_CHARS = 64
 MAX_METADATA_VALUE_CHARS = 512
-DEFAULT_LIMIT = 20
 
 
 def conversation_json(conversation: Conversation) -> dict[str, Any]:
@@ -200,14 +199,8 @@ def _paging(query: Mapping[str, str]) -> tuple[int, str | None]:
             raise InvalidRequest(
                 f"Unrecognized query parameter: {name}", param=name, code="unknown_parameter"
             )
-    raw = query.get("limit")
-    limit = DEFAULT_LIMIT
-    if raw is not None:
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-            raise _invalid("limit", f"an integer from 1 to {MAX_PAGE}")
-        limit = int(raw)
     after = query.get("after") or None
-    return limit, after
+    return page_limit(query.get("limit")), after
 
 
 def _invalid(name: str, expected: str) -> InvalidRequest:

@@ -1,15 +1,9 @@
 """Conversations: multi-turn chat state in the single table, one Query and one
 TransactWriteItems per turn.
 
-Key design (the single table shared by every component; `pk`/`sk` strings). Every key of
-a conversation begins with its tenant, so a tenant can only ever address its own items:
-isolation is structural, not a filter.
-
-| item         | pk                        | sk                     | gsi1pk / gsi1sk            |
-| ------------ | ------------------------- | ---------------------- | -------------------------- |
-| conversation | `TENANT#<tid>#CONV#<cid>` | `META`                 | `TENANT#<tid>#CONVS` /     |
-|              |                           |                        | `<updated ms:015d>#<cid>`  |
-| message      | `TENANT#<tid>#CONV#<cid>` | `MSG#<seq:010d>`       | (none)                     |
+Keys: the conversation and message items of the key layout in services/dynamo.py. Every
+key of a conversation begins with its tenant, so a tenant can only ever address its own
+items: isolation is structural, not a filter.
 
 - META holds title, model, system_prompt, metadata (JSON text), created_at (s),
   updated_at (ms), `version` (bumped by every turn), `message_count` (the next message's
@@ -47,8 +41,6 @@ The store is synchronous (boto3); async callers run it in a thread.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import re
@@ -58,11 +50,27 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from botocore.exceptions import ClientError
+
 from services.config import env_int, env_optional
+from services.dynamo import (
+    GSI1,
+    Listing,
+    attributes,
+    cancellation_reasons,
+    conditional_failed,
+    error_code,
+    invalid_cursor,
+    plain,
+)
 from services.errors import APIError, InvalidRequest, NotFound
 from services.providers.base import ContentPart, ImagePart, Message, Role, TextPart, ToolCall
 
-GSI = "gsi1"
+# Offloaded message objects carry this tag; infra/stacks/stateful.py's lifecycle rule
+# deletes them a day after their DynamoDB item's TTL.
+OFFLOADED_MESSAGE_TAG = ("switchboard-retention", "conversation")
+OFFLOADED_MESSAGE_TAGGING = "=".join(OFFLOADED_MESSAGE_TAG)
+
 # Response headers of a conversation turn; the front doors pass them on.
 CONVERSATION_HEADER = "x-switchboard-conversation-id"
 TRIMMED_HEADER = "x-switchboard-trimmed-messages"
@@ -74,6 +82,7 @@ _BATCH = 25
 _SEQ_DIGITS = 10
 _CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 CONVERSATION_ID = re.compile(r"^conv_[0-9a-hjkmnp-tv-z]{26}$")
+_LIST_SORT_KEY = re.compile(r"[0-9]{15}#conv_[0-9a-hjkmnp-tv-z]{26}")
 MESSAGE_ID = re.compile(r"^msg_[0-9]{10}$")
 
 T = TypeVar("T")
@@ -234,14 +243,6 @@ def _not_found(cid: str) -> NotFound:
     )
 
 
-def _invalid_cursor() -> InvalidRequest:
-    return InvalidRequest(
-        "Invalid value for 'after': use the next_cursor of a previous page of this list.",
-        param="after",
-        code="invalid_cursor",
-    )
-
-
 class ConversationStore:
     """Conversations and their messages in the table (and large messages in S3).
 
@@ -282,6 +283,14 @@ class ConversationStore:
     def _gsi1sk(updated_ms: int, cid: str) -> str:
         return f"{updated_ms:015d}#{cid}"
 
+    def listing(self, tenant: str) -> Listing:
+        """The tenant's conversations on `gsi1`, most recently updated first."""
+        return Listing(
+            self._list_pk(tenant),
+            _LIST_SORT_KEY,
+            lambda sort_key: (self._pk(tenant, sort_key.partition("#")[2]), "META"),
+        )
+
     def _s3_prefix(self, tenant: str, cid: str) -> str:
         return f"tenants/{tenant}/conversations/{cid}/"
 
@@ -311,23 +320,24 @@ class ConversationStore:
             message_count=0,
             expires_at=int(now) + self._retention_seconds,
         )
-        item: dict[str, Any] = {
-            "pk": {"S": self._pk(tenant, cid)},
-            "sk": {"S": "META"},
-            "gsi1pk": {"S": self._list_pk(tenant)},
-            "gsi1sk": {"S": self._gsi1sk(conversation.updated_at_ms, cid)},
-            "id": {"S": cid},
-            "metadata": {"S": json.dumps(conversation.metadata)},
-            "created_at": {"N": str(conversation.created_at)},
-            "updated_at": {"N": str(conversation.updated_at_ms)},
-            "version": {"N": "0"},
-            "message_count": {"N": "0"},
-            "expires_at": {"N": str(conversation.expires_at)},
-        }
-        for name in ("title", "model", "system_prompt"):
-            value = getattr(conversation, name)
-            if value is not None:
-                item[name] = {"S": value}
+        item = attributes(
+            {
+                "pk": self._pk(tenant, cid),
+                "sk": "META",
+                "gsi1pk": self._list_pk(tenant),
+                "gsi1sk": self._gsi1sk(conversation.updated_at_ms, cid),
+                "id": cid,
+                "title": conversation.title,
+                "model": conversation.model,
+                "system_prompt": conversation.system_prompt,
+                "metadata": json.dumps(conversation.metadata),
+                "created_at": conversation.created_at,
+                "updated_at": conversation.updated_at_ms,
+                "version": 0,
+                "message_count": 0,
+                "expires_at": conversation.expires_at,
+            }
+        )
         self._ddb.put_item(
             TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
         )
@@ -339,7 +349,7 @@ class ConversationStore:
         check_conversation_id(cid)
         response = self._ddb.get_item(
             TableName=self._table,
-            Key={"pk": {"S": self._pk(tenant, cid)}, "sk": {"S": "META"}},
+            Key=attributes({"pk": self._pk(tenant, cid), "sk": "META"}),
             ConsistentRead=True,
         )
         item = response.get("Item")
@@ -353,21 +363,19 @@ class ConversationStore:
         """The tenant's live conversations, most recently updated first."""
         params: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": GSI,
+            "IndexName": GSI1,
             "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": self._list_pk(tenant)}},
+            "ExpressionAttributeValues": attributes({":pk": self._list_pk(tenant)}),
             "ScanIndexForward": False,
         }
         if after is not None:
-            params["ExclusiveStartKey"] = self._decode_cursor(tenant, after)
+            params["ExclusiveStartKey"] = self.listing(tenant).start_key(after)
         items, has_more = self._page(params, limit)
         conversations = [self._conversation(tenant, item) for item in items]
         cursor = None
         if has_more and items:
             last = items[-1]
-            cursor = self._encode_cursor(
-                {k: last[k]["S"] for k in ("pk", "sk", "gsi1pk", "gsi1sk")}
-            )
+            cursor = self.listing(tenant).cursor(last["gsi1sk"]["S"])
         return Page(conversations, has_more, cursor)
 
     def rename(self, tenant: str, cid: str, title: str | None) -> Conversation:
@@ -375,25 +383,27 @@ class ConversationStore:
         now = self._clock()
         updated_ms = int(now * 1000)
         values: dict[str, Any] = {
-            ":now": {"N": str(int(now))},
-            ":updated": {"N": str(updated_ms)},
-            ":gsi1sk": {"S": self._gsi1sk(updated_ms, cid)},
+            ":now": int(now),
+            ":updated": updated_ms,
+            ":gsi1sk": self._gsi1sk(updated_ms, cid),
         }
         if title is None:
             update = "REMOVE title SET updated_at = :updated, gsi1sk = :gsi1sk"
         else:
             update = "SET title = :title, updated_at = :updated, gsi1sk = :gsi1sk"
-            values[":title"] = {"S": title}
+            values[":title"] = title
         try:
             response = self._ddb.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": self._pk(tenant, cid)}, "sk": {"S": "META"}},
+                Key=attributes({"pk": self._pk(tenant, cid), "sk": "META"}),
                 UpdateExpression=update,
                 ConditionExpression="attribute_exists(pk) AND expires_at > :now",
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues=attributes(values),
                 ReturnValues="ALL_NEW",
             )
-        except self._ddb.exceptions.ConditionalCheckFailedException:
+        except ClientError as exc:
+            if not conditional_failed(exc):
+                raise
             raise _not_found(cid) from None
         return self._conversation(tenant, response["Attributes"])
 
@@ -403,7 +413,7 @@ class ConversationStore:
         pk = self._pk(tenant, cid)
         for _ in range(5):
             keys = list(self._partition(pk, projection=True))
-            meta = next((item for item in keys if item["sk"]["S"] == "META"), None)
+            meta = next((item for item in keys if item["sk"] == {"S": "META"}), None)
             if meta is None or not self._live(meta):
                 raise _not_found(cid)
             try:
@@ -411,16 +421,18 @@ class ConversationStore:
                 # messages the Query above did not see) makes us look again.
                 self._ddb.delete_item(
                     TableName=self._table,
-                    Key={"pk": {"S": pk}, "sk": {"S": "META"}},
+                    Key=attributes({"pk": pk, "sk": "META"}),
                     ConditionExpression="version = :v",
                     ExpressionAttributeValues={":v": meta["version"]},
                 )
-            except self._ddb.exceptions.ConditionalCheckFailedException:
+            except ClientError as exc:
+                if not conditional_failed(exc):
+                    raise
                 continue
             break
         else:
             raise ConversationConflict()
-        messages = [item for item in keys if item["sk"]["S"] != "META"]
+        messages = [item for item in keys if item["sk"] != {"S": "META"}]
         for start in range(0, len(messages), _BATCH):
             self._batch_delete(messages[start : start + _BATCH])
         self._delete_objects(self._s3_prefix(tenant, cid))
@@ -435,16 +447,18 @@ class ConversationStore:
         first = 0
         if after is not None:
             if not MESSAGE_ID.match(after):
-                raise _invalid_cursor()
+                raise invalid_cursor()
             first = int(after[len("msg_") :]) + 1
         params: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": self._pk(tenant, cid)},
-                ":lo": {"S": f"MSG#{first:0{_SEQ_DIGITS}d}"},
-                ":hi": {"S": "MSG#" + "9" * _SEQ_DIGITS},
-            },
+            "ExpressionAttributeValues": attributes(
+                {
+                    ":pk": self._pk(tenant, cid),
+                    ":lo": f"MSG#{first:0{_SEQ_DIGITS}d}",
+                    ":hi": "MSG#" + "9" * _SEQ_DIGITS,
+                }
+            ),
             "ConsistentRead": True,
         }
         items, has_more = self._page(params, limit)
@@ -488,20 +502,22 @@ class ConversationStore:
         try:
             for offset, message in enumerate(messages):
                 seq = conversation.message_count + offset
-                item: dict[str, Any] = {
-                    "pk": {"S": pk},
-                    "sk": {"S": f"MSG#{seq:0{_SEQ_DIGITS}d}"},
-                    "role": {"S": message.role},
-                    "created_at": {"N": str(int(now))},
-                    "expires_at": {"N": str(expires_at)},
-                }
                 content = json.dumps(message_to_json(message), separators=(",", ":"))
+                s3_key = None
                 if len(content.encode()) > self._offload_bytes:
-                    key = self._offload(tenant, cid, seq, content)
-                    written.append(key)
-                    item["s3_key"] = {"S": key}
-                else:
-                    item["content"] = {"S": content}
+                    s3_key = self._offload(tenant, cid, seq, content)
+                    written.append(s3_key)
+                item = attributes(
+                    {
+                        "pk": pk,
+                        "sk": f"MSG#{seq:0{_SEQ_DIGITS}d}",
+                        "role": message.role,
+                        "created_at": int(now),
+                        "expires_at": expires_at,
+                        "s3_key": s3_key,
+                        "content": None if s3_key else content,
+                    }
+                )
                 puts.append(
                     {
                         "Put": {
@@ -514,28 +530,31 @@ class ConversationStore:
             update = {
                 "Update": {
                     "TableName": self._table,
-                    "Key": {"pk": {"S": pk}, "sk": {"S": "META"}},
+                    "Key": attributes({"pk": pk, "sk": "META"}),
                     "UpdateExpression": (
                         "SET version = :next, message_count = message_count + :added, "
                         "updated_at = :updated, gsi1sk = :gsi1sk, expires_at = :expires"
                     ),
                     "ConditionExpression": "version = :expected",
-                    "ExpressionAttributeValues": {
-                        ":expected": {"N": str(conversation.version)},
-                        ":next": {"N": str(conversation.version + 1)},
-                        ":added": {"N": str(len(messages))},
-                        ":updated": {"N": str(updated_ms)},
-                        ":gsi1sk": {"S": self._gsi1sk(updated_ms, cid)},
-                        ":expires": {"N": str(expires_at)},
-                    },
+                    "ExpressionAttributeValues": attributes(
+                        {
+                            ":expected": conversation.version,
+                            ":next": conversation.version + 1,
+                            ":added": len(messages),
+                            ":updated": updated_ms,
+                            ":gsi1sk": self._gsi1sk(updated_ms, cid),
+                            ":expires": expires_at,
+                        }
+                    ),
                     "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
                 }
             }
             self._ddb.transact_write_items(TransactItems=[update, *puts])
-        except self._ddb.exceptions.TransactionCanceledException as exc:
+        except ClientError as exc:
             self._discard(written)
-            reasons = exc.response.get("CancellationReasons", [])
-            meta = reasons[0] if reasons else {}
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            meta = next(iter(cancellation_reasons(exc)), {})
             if meta.get("Code") == "ConditionalCheckFailed" and not meta.get("Item"):
                 raise _not_found(cid) from None
             raise ConversationConflict() from None
@@ -566,7 +585,7 @@ class ConversationStore:
         params: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ExpressionAttributeValues": attributes({":pk": pk}),
             "ConsistentRead": True,
         }
         if projection:
@@ -593,23 +612,25 @@ class ConversationStore:
             params = {**params, "ExclusiveStartKey": last}
 
     def _conversation(self, tenant: str, item: dict[str, Any]) -> Conversation:
+        v = plain(item)
         return Conversation(
-            id=item["id"]["S"],
+            id=v["id"],
             tenant_id=tenant,
-            title=item["title"]["S"] if "title" in item else None,
-            model=item["model"]["S"] if "model" in item else None,
-            system_prompt=item["system_prompt"]["S"] if "system_prompt" in item else None,
-            metadata=json.loads(item["metadata"]["S"]) if "metadata" in item else {},
-            created_at=int(item["created_at"]["N"]),
-            updated_at_ms=int(item["updated_at"]["N"]),
-            version=int(item["version"]["N"]),
-            message_count=int(item["message_count"]["N"]),
-            expires_at=int(item["expires_at"]["N"]),
+            title=v.get("title"),
+            model=v.get("model"),
+            system_prompt=v.get("system_prompt"),
+            metadata=json.loads(v["metadata"]) if "metadata" in v else {},
+            created_at=int(v["created_at"]),
+            updated_at_ms=int(v["updated_at"]),
+            version=int(v["version"]),
+            message_count=int(v["message_count"]),
+            expires_at=int(v["expires_at"]),
         )
 
     def _message(self, tenant: str, cid: str, item: dict[str, Any]) -> StoredMessage:
-        if "s3_key" in item:
-            key = item["s3_key"]["S"]
+        v = plain(item)
+        if "s3_key" in v:
+            key = v["s3_key"]
             if (
                 self._s3 is None
                 or self._bucket is None
@@ -619,11 +640,11 @@ class ConversationStore:
             body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"].read()
             content = body.decode()
         else:
-            content = item["content"]["S"]
+            content = v["content"]
         return StoredMessage(
-            seq=int(item["sk"]["S"][len("MSG#") :]),
+            seq=int(v["sk"][len("MSG#") :]),
             message=message_from_json(json.loads(content)),
-            created_at=int(item["created_at"]["N"]),
+            created_at=int(v["created_at"]),
         )
 
     def _offload(self, tenant: str, cid: str, seq: int, content: str) -> str:
@@ -637,7 +658,12 @@ class ConversationStore:
             )
         key = f"{self._s3_prefix(tenant, cid)}{seq:0{_SEQ_DIGITS}d}-{secrets.token_hex(6)}.json"
         self._s3.put_object(
-            Bucket=self._bucket, Key=key, Body=content.encode(), ContentType="application/json"
+            Bucket=self._bucket,
+            Key=key,
+            Body=content.encode(),
+            ContentType="application/json",
+            # The bucket's lifecycle expires tagged messages with their conversation.
+            Tagging=OFFLOADED_MESSAGE_TAGGING,
         )
         return key
 
@@ -677,27 +703,3 @@ class ConversationStore:
                 return
             time.sleep(min(0.05 * 2**attempt, 1.0))
         raise APIError("The conversation could not be deleted completely; try again.")
-
-    def _encode_cursor(self, key: dict[str, str]) -> str:
-        raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    def _decode_cursor(self, tenant: str, cursor: str) -> dict[str, Any]:
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            key = json.loads(raw)
-        except (binascii.Error, ValueError):
-            raise _invalid_cursor() from None
-        if not isinstance(key, dict) or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"}:
-            raise _invalid_cursor()
-        if not all(isinstance(v, str) for v in key.values()):
-            raise _invalid_cursor()
-        cid = key["gsi1sk"].partition("#")[2]
-        if (
-            key["gsi1pk"] != self._list_pk(tenant)
-            or key["sk"] != "META"
-            or not CONVERSATION_ID.match(cid)
-            or key["pk"] != self._pk(tenant, cid)
-        ):
-            raise _invalid_cursor()
-        return {name: {"S": value} for name, value in key.items()}

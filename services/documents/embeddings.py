@@ -25,7 +25,9 @@ from services.config import env_int
 from services.documents.store import DocumentStore
 from services.errors import InvalidRequest, ServiceUnavailable
 from services.models.catalogue import Catalogue
+from services.providers.base import Usage
 from services.providers.errors import malformed
+from services.usage.context import TALLIES
 
 DEFAULT_MODEL = "local/embedding"
 DEFAULT_MAX_INPUTS = 2048  # as OpenAI's API
@@ -134,6 +136,9 @@ class Embeddings:
                     f"{len(batch.vectors)} embeddings for {len(inputs)} inputs",
                 )
             tokens = batch.input_tokens
+            for tally in TALLIES.get():
+                tally.answered(target.public_name)
+                tally.add(Usage(input_tokens=tokens))
         except Exception as exc:
             outcome = getattr(exc, "code", None) or "internal_error"
             raise
@@ -195,7 +200,6 @@ class Embeddings:
     def _record(self, model: str, started: float, outcome: str, tokens: int | None) -> None:
         if self._recorder is None:
             return
-        from services.providers.base import Usage
         from services.usage.calls import ProviderCall
         from services.usage.context import CALLER
 

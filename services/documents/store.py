@@ -10,13 +10,8 @@ Text is extracted when the document is stored (pypdf for PDFs; text and Markdown
 are) and kept as an S3 object of its own, so tools read it without parsing the file again.
 Images are kept as images.
 
-Keys (every key begins with the tenant, so isolation is structural, not a filter):
-
-| item          | pk                       | sk              | gsi1pk / gsi1sk                   |
-| ------------- | ------------------------ | --------------- | --------------------------------- |
-| document      | `TENANT#<t>#DOC#<id>`    | `META`          | `TENANT#<t>#DOCS` /               |
-|               |                          |                 | `<created ms:015d>#<id>`          |
-| cached vector | `TENANT#<t>#DOC#<id>`    | `EMB#<model>`   | (none)                            |
+Keys: the document and cached vector items of the key layout in services/dynamo.py (every
+key begins with the tenant, so isolation is structural, not a filter).
 
 S3 objects (in `SWITCHBOARD_BUCKET`):
 - the file: `tenants/<t>/documents/[<folder>/]<id>-<file name>`; `move` copies it into
@@ -36,8 +31,6 @@ run the work in a thread.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import io
 import json
@@ -53,6 +46,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 from services.config import ConfigError, env_int, env_optional
+from services.dynamo import GSI1, Listing, attributes, conditional_failed, error_code, plain
 from services.errors import (
     APIError,
     InvalidRequest,
@@ -65,6 +59,12 @@ from services.errors import (
 log = logging.getLogger("switchboard.documents")
 
 DocumentKind = Literal["pdf", "text", "markdown", "image"]
+# A presigned upload's object carries this tag until the upload is completed;
+# infra/stacks/stateful.py's lifecycle rule deletes one never completed.
+PENDING_UPLOAD_TAG = ("switchboard-upload", "pending")
+PENDING_UPLOAD_TAGGING = "=".join(PENDING_UPLOAD_TAG)
+# A pending upload's record outlives its upload URL by this much, then the TTL deletes it.
+PENDING_RECORD_GRACE_SECONDS = 86_400
 DocumentStatus = Literal["pending_upload", "ready", "failed"]
 KINDS: tuple[DocumentKind, ...] = ("pdf", "text", "markdown", "image")
 # Inside DocumentStore, whose `list` method shadows the builtin in annotations.
@@ -82,12 +82,15 @@ DEFAULT_MAX_TEXT_CHARS = 2_000_000
 DEFAULT_UPLOAD_URL_SECONDS = 900
 MAX_FILENAME_CHARS = 255
 MAX_FOLDER_CHARS = 200
+MAX_CONTENT_TYPE_CHARS = 255  # RFC 6838: type and subtype names are at most 127 characters
 MAX_FOLDER_DEPTH = 8
 # Room for the JSON around the base64 data in an upload request body.
 _BODY_OVERHEAD_BYTES = 64 * 1024
 
 DOCUMENT_ID = re.compile(r"^doc_[0-9a-f]{24}$")
+_LIST_SORT_KEY = re.compile(r"[0-9]{15}#doc_[0-9a-f]{24}")
 _FOLDER_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]*$")
+_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9][\w!#$&^.+-]{0,126}/[A-Za-z0-9][\w!#$&^.+-]{0,126}(;.*)?$")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._\-]+")
 
 _IMAGE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
@@ -273,6 +276,28 @@ def check_filename(value: object, param: str = "filename") -> str:
             code="invalid_value",
         )
     return name
+
+
+def check_content_type(value: object, param: str = "content_type") -> str:
+    """A declared media type (`type/subtype`, parameters allowed), at most
+    `MAX_CONTENT_TYPE_CHARS` printable ASCII characters; "" when none was declared. It is
+    stored and signed into the upload URL, so it is bounded like any name."""
+    if not isinstance(value, str):
+        raise InvalidRequest("'content_type' must be a string.", param=param, code="invalid_value")
+    declared = value.strip()
+    if declared and (
+        len(declared) > MAX_CONTENT_TYPE_CHARS
+        or not declared.isascii()
+        or not declared.isprintable()
+        or not _MEDIA_TYPE.match(declared)
+    ):
+        raise InvalidRequest(
+            f"'content_type' must be a media type such as 'application/pdf', at most "
+            f"{MAX_CONTENT_TYPE_CHARS} printable ASCII characters; got {value[:80]!r}.",
+            param=param,
+            code="invalid_value",
+        )
+    return declared
 
 
 def check_folder(value: object, param: str = "folder") -> str:
@@ -523,6 +548,14 @@ class DocumentStore:
     def _list_pk(tenant: str) -> str:
         return f"TENANT#{tenant}#DOCS"
 
+    def listing(self, tenant: str) -> Listing:
+        """The tenant's documents on `gsi1`, newest first."""
+        return Listing(
+            self._list_pk(tenant),
+            _LIST_SORT_KEY,
+            lambda sort_key: (self._pk(tenant, sort_key.partition("#")[2]), "META"),
+        )
+
     @staticmethod
     def _object_key(tenant: str, folder: str, document_id: str, filename: str) -> str:
         safe = _UNSAFE_NAME.sub("_", filename).strip("._") or "file"
@@ -638,6 +671,7 @@ class DocumentStore:
     ) -> Document:
         bucket = self._bucket()
         filename = check_filename(filename)
+        content_type = check_content_type(content_type)
         folder = check_folder(folder)
         limit = self.settings.max_upload_bytes
         if len(data) > limit:
@@ -688,7 +722,7 @@ class DocumentStore:
         limit = self.settings.max_presigned_bytes
         if size_bytes is not None and size_bytes > limit:
             raise too_large(size_bytes, limit, "an uploaded file", param="size_bytes")
-        content_type = content_type.strip() or "application/octet-stream"
+        content_type = check_content_type(content_type) or "application/octet-stream"
         now = self._clock()
         document_id = new_document_id()
         key = self._object_key(tenant_id, folder, document_id, filename)
@@ -709,16 +743,32 @@ class DocumentStore:
         seconds = self.settings.upload_url_seconds
         url = self._s3.generate_presigned_url(
             "put_object",
-            Params={"Bucket": bucket, "Key": key, "ContentType": content_type},
+            Params={
+                "Bucket": bucket,
+                "Key": key,
+                "ContentType": content_type,
+                # Until completed, the object is pending: the bucket's lifecycle deletes
+                # one never completed (infra/stacks/stateful.py).
+                "Tagging": PENDING_UPLOAD_TAGGING,
+            },
             ExpiresIn=seconds,
             HttpMethod="PUT",
         )
+        # Swept if never completed: the table's TTL deletes the record a day after its
+        # upload URL expires (completing or failing it removes the TTL), as the bucket's
+        # lifecycle deletes the object.
+        item = self._item(document, created_ms=int(now * 1000))
+        item["expires_at"] = {"N": str(int(now) + seconds + PENDING_RECORD_GRACE_SECONDS)}
         self._ddb.put_item(
             TableName=self._table,
-            Item=self._item(document, created_ms=int(now * 1000)),
+            Item=item,
             ConditionExpression="attribute_not_exists(pk)",
         )
-        upload = Upload(url, {"content-type": content_type}, int(now) + seconds)
+        upload = Upload(
+            url,
+            {"content-type": content_type, "x-amz-tagging": PENDING_UPLOAD_TAGGING},
+            int(now) + seconds,
+        )
         return document, upload
 
     def complete_sync(self, tenant_id: str, document_id: str) -> Document:
@@ -758,6 +808,8 @@ class DocumentStore:
             raise
         if extracted.text is not None:
             self._put_text(bucket, tenant_id, document_id, extracted.text)
+        # No longer pending: the lifecycle rule for abandoned uploads must not take it.
+        self._s3.delete_object_tagging(Bucket=bucket, Key=document.s3_key)
         ready = replace(
             document,
             kind=extracted.kind,
@@ -770,7 +822,7 @@ class DocumentStore:
         self._update(
             ready,
             condition="#status = :pending",
-            values={":pending": {"S": "pending_upload"}},
+            values={":pending": "pending_upload"},
             conflict="The document was completed or deleted meanwhile.",
         )
         return ready
@@ -780,7 +832,7 @@ class DocumentStore:
         check_document_id(document_id)
         response = self._ddb.get_item(
             TableName=self._table,
-            Key={"pk": {"S": self._pk(tenant_id, document_id)}, "sk": {"S": "META"}},
+            Key=attributes({"pk": self._pk(tenant_id, document_id), "sk": "META"}),
             ConsistentRead=True,
         )
         item = response.get("Item")
@@ -798,17 +850,17 @@ class DocumentStore:
         wanted = check_kind(kind)
         params: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": "gsi1",
+            "IndexName": GSI1,
             "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": self._list_pk(tenant_id)}},
+            "ExpressionAttributeValues": attributes({":pk": self._list_pk(tenant_id)}),
             "ScanIndexForward": False,
         }
         if wanted is not None:
             params["FilterExpression"] = "#kind = :kind"
             params["ExpressionAttributeNames"] = {"#kind": "kind"}
-            params["ExpressionAttributeValues"][":kind"] = {"S": wanted}
+            params["ExpressionAttributeValues"] |= attributes({":kind": wanted})
         if cursor is not None:
-            params["ExclusiveStartKey"] = self._decode_cursor(tenant_id, cursor)
+            params["ExclusiveStartKey"] = self.listing(tenant_id).start_key(cursor)
         found: list[dict[str, Any]] = []
         more = False
         while True:
@@ -825,9 +877,7 @@ class DocumentStore:
         next_cursor = None
         if more and found:
             tail = found[-1]
-            next_cursor = _encode_cursor(
-                {k: tail[k]["S"] for k in ("pk", "sk", "gsi1pk", "gsi1sk")}
-            )
+            next_cursor = self.listing(tenant_id).cursor(tail["gsi1sk"]["S"])
         return documents, next_cursor
 
     def text_sync(self, tenant_id: str, document_id: str) -> str:
@@ -882,7 +932,7 @@ class DocumentStore:
             self._update(
                 moved,
                 condition="s3_key = :old",
-                values={":old": {"S": document.s3_key}},
+                values={":old": document.s3_key},
                 conflict="The document was moved or deleted meanwhile; read it and try again.",
             )
         except APIError:
@@ -902,7 +952,7 @@ class DocumentStore:
         params: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ExpressionAttributeValues": attributes({":pk": pk}),
             "ProjectionExpression": "pk, sk",
             "ConsistentRead": True,
         }
@@ -926,12 +976,12 @@ class DocumentStore:
     def cached_vector_sync(self, tenant_id: str, document_id: str, model: str) -> Vector | None:
         response = self._ddb.get_item(
             TableName=self._table,
-            Key={"pk": {"S": self._pk(tenant_id, document_id)}, "sk": {"S": f"EMB#{model}"}},
+            Key=attributes({"pk": self._pk(tenant_id, document_id), "sk": f"EMB#{model}"}),
         )
         item = response.get("Item")
         if item is None:
             return None
-        raw = bytes(item["vector"]["B"])
+        raw = plain(item)["vector"]
         return list(struct.unpack(f"<{len(raw) // 4}f", raw))
 
     def store_vector_sync(
@@ -939,7 +989,7 @@ class DocumentStore:
     ) -> None:
         """Keep `vector` with the document, if it still exists (a deleted document leaves
         no vector behind)."""
-        pk = {"S": self._pk(tenant_id, document_id)}
+        pk = self._pk(tenant_id, document_id)
         packed = struct.pack(f"<{len(vector)}f", *vector)
         try:
             self._ddb.transact_write_items(
@@ -947,26 +997,28 @@ class DocumentStore:
                     {
                         "ConditionCheck": {
                             "TableName": self._table,
-                            "Key": {"pk": pk, "sk": {"S": "META"}},
+                            "Key": attributes({"pk": pk, "sk": "META"}),
                             "ConditionExpression": "attribute_exists(pk)",
                         }
                     },
                     {
                         "Put": {
                             "TableName": self._table,
-                            "Item": {
-                                "pk": pk,
-                                "sk": {"S": f"EMB#{model}"},
-                                "model": {"S": model},
-                                "dimensions": {"N": str(len(vector))},
-                                "vector": {"B": packed},
-                            },
+                            "Item": attributes(
+                                {
+                                    "pk": pk,
+                                    "sk": f"EMB#{model}",
+                                    "model": model,
+                                    "dimensions": len(vector),
+                                    "vector": packed,
+                                }
+                            ),
                         }
                     },
                 ]
             )
         except Exception as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 raise _not_found(document_id) from None
             raise
 
@@ -998,7 +1050,7 @@ class DocumentStore:
         )
         with contextlib.suppress(Exception):
             self._update(failed, condition="#status = :pending",
-                         values={":pending": {"S": "pending_upload"}}, conflict="")  # fmt: skip
+                         values={":pending": "pending_upload"}, conflict="")  # fmt: skip
         with contextlib.suppress(Exception):
             self._s3.delete_object(Bucket=bucket, Key=document.s3_key)
 
@@ -1009,6 +1061,8 @@ class DocumentStore:
         names = {f"#{k}": k for k in item if k not in ("pk", "sk", "gsi1pk", "gsi1sk")}
         sets = ", ".join(f"#{k} = :v_{k}" for k in item if f"#{k}" in names)
         removes = [f"#{k}" for k in ("pages", "text_chars", "error") if k not in item]
+        if document.status != "pending_upload":
+            removes.append("#expires_at")  # no longer an upload to sweep
         names.update({r: r[1:] for r in removes})
         names["#status"] = "status"
         expression = f"SET {sets}" + (f" REMOVE {', '.join(removes)}" if removes else "")
@@ -1021,55 +1075,54 @@ class DocumentStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
                     **{f":v_{k}": v for k, v in item.items() if f"#{k}" in names},
-                    **values,
+                    **attributes(values),
                 },
             )
         except Exception as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 raise APIError(conflict, status=409, type="invalid_request_error",
                                code="document_conflict") from None  # fmt: skip
             raise
 
     def _item(self, document: Document, *, created_ms: int | None = None) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "pk": {"S": self._pk(document.tenant_id, document.id)},
-            "sk": {"S": "META"},
-            "id": {"S": document.id},
-            "filename": {"S": document.filename},
-            "content_type": {"S": document.content_type},
-            "kind": {"S": document.kind},
-            "size_bytes": {"N": str(document.size_bytes)},
-            "folder": {"S": document.folder},
-            "s3_key": {"S": document.s3_key},
-            "status": {"S": document.status},
-            "created_at": {"N": str(document.created_at)},
-        }
-        if created_ms is not None:
-            item["gsi1pk"] = {"S": self._list_pk(document.tenant_id)}
-            item["gsi1sk"] = {"S": f"{created_ms:015d}#{document.id}"}
-        if document.pages is not None:
-            item["pages"] = {"N": str(document.pages)}
-        if document.text_chars is not None:
-            item["text_chars"] = {"N": str(document.text_chars)}
-        if document.error is not None:
-            item["error"] = {"S": json.dumps(document.error)}
-        return item
+        listed = created_ms is not None
+        return attributes(
+            {
+                "pk": self._pk(document.tenant_id, document.id),
+                "sk": "META",
+                "gsi1pk": self._list_pk(document.tenant_id) if listed else None,
+                "gsi1sk": f"{created_ms:015d}#{document.id}" if listed else None,
+                "id": document.id,
+                "filename": document.filename,
+                "content_type": document.content_type,
+                "kind": document.kind,
+                "size_bytes": document.size_bytes,
+                "folder": document.folder,
+                "s3_key": document.s3_key,
+                "status": document.status,
+                "created_at": document.created_at,
+                "pages": document.pages,
+                "text_chars": document.text_chars,
+                "error": None if document.error is None else json.dumps(document.error),
+            }
+        )
 
     def _document(self, tenant_id: str, item: dict[str, Any]) -> Document:
+        v = plain(item)
         return Document(
-            id=item["id"]["S"],
+            id=v["id"],
             tenant_id=tenant_id,
-            filename=item["filename"]["S"],
-            content_type=item["content_type"]["S"],
-            kind=cast(DocumentKind, item["kind"]["S"]),
-            size_bytes=int(item["size_bytes"]["N"]),
-            pages=int(item["pages"]["N"]) if "pages" in item else None,
-            folder=item["folder"]["S"],
-            s3_key=item["s3_key"]["S"],
-            status=cast(DocumentStatus, item["status"]["S"]),
-            created_at=int(item["created_at"]["N"]),
-            text_chars=int(item["text_chars"]["N"]) if "text_chars" in item else None,
-            error=json.loads(item["error"]["S"]) if "error" in item else None,
+            filename=v["filename"],
+            content_type=v["content_type"],
+            kind=cast(DocumentKind, v["kind"]),
+            size_bytes=int(v["size_bytes"]),
+            pages=int(v["pages"]) if "pages" in v else None,
+            folder=v["folder"],
+            s3_key=v["s3_key"],
+            status=cast(DocumentStatus, v["status"]),
+            created_at=int(v["created_at"]),
+            text_chars=int(v["text_chars"]) if "text_chars" in v else None,
+            error=json.loads(v["error"]) if "error" in v else None,
         )
 
     @staticmethod
@@ -1082,41 +1135,6 @@ class DocumentStore:
             return "image"
         return _declared_text_kind(filename, content_type) or "text"
 
-    def _decode_cursor(self, tenant_id: str, cursor: str) -> dict[str, Any]:
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            key = json.loads(raw)
-        except (binascii.Error, ValueError):
-            raise _invalid_cursor() from None
-        if (
-            not isinstance(key, dict)
-            or set(key) != {"pk", "sk", "gsi1pk", "gsi1sk"}
-            or not all(isinstance(v, str) for v in key.values())
-        ):
-            raise _invalid_cursor()
-        document_id = key["gsi1sk"].partition("#")[2]
-        if (
-            key["gsi1pk"] != self._list_pk(tenant_id)
-            or key["sk"] != "META"
-            or not DOCUMENT_ID.match(document_id)
-            or key["pk"] != self._pk(tenant_id, document_id)
-        ):
-            raise _invalid_cursor()
-        return {name: {"S": value} for name, value in key.items()}
-
-
-def _encode_cursor(key: dict[str, str]) -> str:
-    raw = json.dumps(key, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _invalid_cursor() -> InvalidRequest:
-    return InvalidRequest(
-        "'after' is not a cursor from this list; pass the 'next_cursor' of the previous page.",
-        param="after",
-        code="invalid_cursor",
-    )
-
 
 def _not_found(document_id: str) -> NotFound:
     return NotFound(
@@ -1124,25 +1142,8 @@ def _not_found(document_id: str) -> NotFound:
     )
 
 
-def _error_code(exc: Exception) -> str:
-    response = getattr(exc, "response", None)
-    if not isinstance(response, dict):
-        return ""
-    return str(response.get("Error", {}).get("Code", ""))
-
-
 def _s3_missing(exc: Exception) -> bool:
-    return _error_code(exc) in ("404", "NoSuchKey", "NotFound")
-
-
-def _conditional_failed(exc: Exception) -> bool:
-    code = _error_code(exc)
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = getattr(exc, "response", {}).get("CancellationReasons") or []
-        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons
-    return False
+    return error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
 
 def build_store(table: str, settings: DocumentSettings) -> DocumentStore:

@@ -1,3 +1,3 @@
-"""What both front doors share: their settings, the worker client, API Gateway's own answers
+"""What the front doors share: their settings, API Gateway's own answers, the stage prefix
 and the route table.
 """

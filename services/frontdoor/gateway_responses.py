@@ -1,7 +1,8 @@
-"""The bodies API Gateway itself answers with when the request never reaches (or never
-returns from) the gateway Lambda. The CDK front-door stack configures them as gateway
-responses and the local API Gateway emulator answers with the same ones, so clients see
-the OpenAI error shape even from API Gateway."""
+"""The bodies API Gateway itself answers with when a request never reaches (or never
+returns from) its integration: the gateway Lambda, or the worker behind the private
+integration. The CDK front-door stack configures them as gateway responses and the local
+API Gateway emulator answers with the same ones, so clients see the OpenAI error shape
+even from API Gateway."""
 
 from __future__ import annotations
 
@@ -33,8 +34,8 @@ ACCESS_DENIED = error_body(
     "permission_error",
     code="access_denied",
 )
-# The authorizer failed (it raised something else, timed out or answered malformed): not
-# the client's fault. API Gateway answers 500.
+# The authorizer failed (it could not read the key store, raised anything else, timed out
+# or answered malformed): not the client's fault. API Gateway answers 500.
 AUTHORIZER_FAILURE = error_body(
     "The API could not check the API key; try again.", "server_error", code="authorizer_failure"
 )

@@ -16,6 +16,8 @@ Each row says who answers the route and what bounds it:
   the result.
 - `streams`: the route may answer with server-sent events.
 - `admin`: the admin key, not a tenant's API key.
+- `public`: no key at all (the API's own description: its OpenAPI contract and the
+  reference page that renders it, `services/frontdoor/public.py`).
 
 The worker, the gateway Lambda, the stream front door, the local API Gateway emulator and
 the CDK stacks all read this table: none of them lists routes of its own.
@@ -49,6 +51,7 @@ class RouteSpec:
     sync: bool = False
     streams: bool = False
     admin: bool = False
+    public: bool = False
     summary: str = ""
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
     params: tuple[str, ...] = field(init=False, repr=False, compare=False)
@@ -128,6 +131,13 @@ ROUTES: Final[tuple[RouteSpec, ...]] = (
               summary="Revoke a key"),
     RouteSpec("POST", "/v1/admin/tenants/{tenant_id}/keys/{key_id}/rotate", C, admin=True,
               summary="Rotate a key"),
+    # The API's description, without a key: answered by both front doors.
+    RouteSpec("GET", "/v1/openapi.json", C, public=True,
+              summary="This API's OpenAPI 3.1 contract"),
+    RouteSpec("GET", "/docs", C, public=True,
+              summary="The API reference, rendered from the contract (no CDN)"),
+    RouteSpec("GET", "/docs/{asset}", C, public=True,
+              summary="A file of the API reference page"),
 )  # fmt: skip
 
 

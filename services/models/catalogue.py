@@ -8,6 +8,17 @@ without credentials is never offered, and a route keeps only its available model
 Every name resolves to a `Route` whose `provider` is a `Router`, so retries, fallback,
 circuit breakers and timeouts apply to every call, whatever the name; and with a
 `recorder` (services/usage), every provider attempt of every route is reported to it.
+
+The simulator (`local/simulator`) is a stand-in, never passed off as a model, and
+`SWITCHBOARD_SIMULATOR` says where it may answer:
+
+- `off` (deployed stages): nowhere. Asking for it is a 404 that says it is off;
+- `on`: by its own name, and on a route only where the catalogue lists it;
+- `fallback` (the default, for `make dev`): also as the last model of every route, so a
+  machine with no provider key still answers. The answer's `model` says it was the
+  simulator.
+
+A route none of whose models is available answers 503 `route_unavailable`, saying why.
 """
 
 from __future__ import annotations
@@ -18,13 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.config import ConfigError
-from services.errors import InvalidRequest, NotFound
+from services.errors import InvalidRequest, NotFound, ServiceUnavailable
 from services.models.routing import Breakers, Router, RoutingSettings, Target
 from services.providers.base import Provider
 from services.providers.timeouts import Timeouts
 from services.usage.calls import CallRecorder
 
 DEFAULT_CONFIG = Path(__file__).with_name("models.toml")
+SIMULATOR = "local/simulator"
+SIMULATOR_MODES = ("off", "on", "fallback")
+# The name a request asked for (a route, an alias or a model), on answers that name the
+# model that answered in their body.
+ROUTE_HEADER = "x-switchboard-route"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +119,12 @@ class Catalogue:
         routing: RoutingSettings | None = None,
         timeouts: Mapping[str, Timeouts] | None = None,
         recorder: CallRecorder | None = None,
+        simulator: str = "fallback",
     ) -> None:
+        """`simulator` is one of `SIMULATOR_MODES` (see the module's docstring)."""
+        if simulator not in SIMULATOR_MODES:
+            raise ValueError(f"simulator must be one of {SIMULATOR_MODES}, not {simulator!r}")
+        self.simulator = simulator
         config = config or CatalogueConfig()
         routing = routing or RoutingSettings()
         breakers = Breakers(routing)
@@ -112,6 +133,8 @@ class Catalogue:
         for provider_name, provider in providers.items():
             for model in provider.models():
                 name = f"{provider_name}/{model}"
+                if name == SIMULATOR and simulator == "off":
+                    continue
                 window = config.context_windows.get(name) or provider.context_window(model)
                 target = Target(name, provider, model, timeouts.get(provider_name, Timeouts()))
                 targets[name] = (target, window)
@@ -125,13 +148,23 @@ class Catalogue:
             return Route(name, router, available[0][0].model, window, owned_by)
 
         self._routes: dict[str, Route] = {}
+        self._real = sorted(
+            name for name, (target, _) in targets.items() if target.provider.name != "local"
+        )
         for name, (target, _) in targets.items():
             self._add(route(name, [name], target.provider.name))
         for alias, name in config.aliases.items():
             if name in targets:
                 self._add(route(alias, [name], targets[name][0].provider.name))
+        # Declared routes with no available model: asking for one says why, not "unknown".
+        self._unavailable: dict[str, list[str]] = {}
         for name, members in config.routes.items():
-            self._add(route(name, members, "switchboard"))
+            if simulator == "fallback" and SIMULATOR not in members:
+                members = [*members, SIMULATOR]
+            found = route(name, members, "switchboard")
+            if found is None:
+                self._unavailable[name] = members
+            self._add(found)
 
         # Embedding models: the catalogue's, and any a provider adds, if it is configured.
         # No fallback between them: vectors of different models are not comparable.
@@ -153,17 +186,38 @@ class Catalogue:
 
     def resolve(self, model: str) -> Route:
         route = self._routes.get(model)
-        if route is None:
+        if route is not None:
+            return route
+        if model in self._unavailable:
+            raise ServiceUnavailable(
+                f"The route '{model}' has no model available: none of "
+                f"{', '.join(self._unavailable[model])} has its provider configured in this "
+                "deployment. Configure a provider's key (see the README's Providers section).",
+                param="model",
+                code="route_unavailable",
+                headers={"x-should-retry": "false"},
+            )
+        if model == SIMULATOR and self.simulator == "off":
             raise NotFound(
-                f"The model '{model}' does not exist or is not available to you. "
-                f"GET /v1/models lists the models you can use.",
+                f"The simulator ({SIMULATOR}) is off in this deployment "
+                "(SWITCHBOARD_SIMULATOR=off); name a real model or route.",
                 param="model",
                 code="model_not_found",
             )
-        return route
+        raise NotFound(
+            f"The model '{model}' does not exist or is not available to you. "
+            f"GET /v1/models lists the models you can use.",
+            param="model",
+            code="model_not_found",
+        )
 
     def names(self) -> list[str]:
         return sorted(self._routes)
+
+    def real_models(self) -> list[str]:
+        """The provider models that are not the simulator: none means that nothing real
+        can answer in this deployment."""
+        return list(self._real)
 
     def owner(self, name: str) -> str:
         return self._routes[name].owned_by

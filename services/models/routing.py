@@ -17,6 +17,9 @@ one `Provider`, so everything that calls a model gets the same failure handling:
 - A circuit breaker per target opens after `breaker_failures` consecutive retryable
   failures; while open the target is skipped; after `breaker_cooldown` one probe request
   is let through, and its outcome closes or reopens the breaker.
+
+Which target answered is told to every `Tally` in scope (services.usage.context), with
+what the call used: an answer names the model that produced it, not the route asked for.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from services.providers.base import Completion, CompletionRequest, Provider, Str
 from services.providers.errors import ProviderError, timed_out
 from services.providers.timeouts import Timeouts
 from services.usage.calls import CallRecorder, ProviderCall, StreamMeter, outcome_of
-from services.usage.context import CALLER, Caller
+from services.usage.context import CALLER, TALLIES, Caller
 from services.web.deadlines import Deadline
 
 T = TypeVar("T")
@@ -172,6 +175,7 @@ class Router(Provider):
     async def complete(self, request: CompletionRequest) -> Completion:
         recorder = self._recorder
         caller = CALLER.get() if recorder is not None else None
+        tallies = TALLIES.get()
 
         async def call(target: Target) -> Completion:
             """One attempt, reported to the recorder (if any) however it ends."""
@@ -194,6 +198,9 @@ class Router(Provider):
                 chars = len(completion.text) + sum(len(c.arguments) for c in completion.tool_calls)
                 usage = completion.usage
                 self._report(caller, target, started, clock, "ok", usage, request, chars=chars)
+            for tally in tallies:
+                tally.answered(target.name)
+                tally.add(completion.usage)
             return completion
 
         return await self._route(call)
@@ -207,6 +214,7 @@ class Router(Provider):
         opened: list[tuple[Target, AsyncIterator[list[StreamEvent]], list[StreamEvent] | None]] = []
         recorder = self._recorder
         caller = CALLER.get() if recorder is not None else None
+        tallies = TALLIES.get()  # read now: later batches may be read by another task
         timing: list[float] = []  # the opened attempt's start (epoch, perf counter) and first byte
 
         async def open_stream(target: Target) -> None:
@@ -238,10 +246,12 @@ class Router(Provider):
 
         await self._route(open_stream if recorder is None else open_recorded)
         target, batches, first = opened[0]
+        for tally in tallies:
+            tally.answered(target.name)
         timeouts = target.timeouts
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
-        meter = StreamMeter() if recorder is not None else None
+        meter = StreamMeter() if recorder is not None or tallies else None
         outcome = "ok"
         try:
             if first is None:
@@ -272,12 +282,15 @@ class Router(Provider):
             outcome = outcome_of(exc)
             raise
         finally:
-            if meter is not None:
+            if meter is not None and recorder is not None:
                 started, clock, first_at = timing
                 self._report(
                     caller, target, started, clock, outcome, meter.usage, request,
                     stream=True, first_at=first_at, chars=meter.chars,
                 )  # fmt: skip
+            if meter is not None and meter.usage is not None:
+                for tally in tallies:
+                    tally.add(meter.usage)
             await _close(batches)
 
     async def _route(self, call: Callable[[Target], Awaitable[T]]) -> T:

@@ -6,7 +6,9 @@ and last user messages said) with no network and no key. Latency before the firs
 and between chunks is configurable, so it can also stand in for a slow model.
 
 Token counts are whitespace-separated words (plus 3 per input message, as chat formats
-add framing tokens): an approximation that is stable across runs.
+add framing tokens; a tool call's name and arguments count too), as
+`services.context_window.estimate_tokens` counts them: an approximation that is stable
+across runs.
 
 When a system message asks for JSON by giving a JSON Schema after the words
 `JSON Schema:` (as the tools in `services/tools/` do), the reply is instead a JSON object
@@ -14,6 +16,12 @@ that satisfies that schema, built from the words of the last user message: strin
 those words (long ones start with "[local simulator]"), numbers fall 0.5, 0.33, 0.25...
 within their bounds, enums cycle through their values. It is a stand-in with the right
 shape, not an analysis.
+
+When the request offers tools, the simulator calls them: each once since the person's last
+message, in the order offered, with arguments built from the tool's JSON Schema and the
+conversation (document ids it has seen, the person's words); then it answers from their
+results, citing the documents they name as `[doc_...]`. So agents run end to end offline.
+The procedure is in `services/providers/_simulated_tools.py`.
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from services.chat.context_window import estimate_tokens
 from services.config import env_float, env_int
 from services.errors import InvalidRequest
+from services.providers._simulated_tools import Decision, decide
 from services.providers.base import (
     DEFAULT_CONTEXT_WINDOW,
     Completion,
@@ -39,6 +49,8 @@ from services.providers.base import (
     StopReason,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
     Usage,
     UsageReport,
 )
@@ -94,26 +106,39 @@ class LocalProvider(Provider):
         return await asyncio.to_thread(work)  # long inputs: keep the event loop free
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        chunks, stop_reason, usage = _plan(request, self.settings.words_per_chunk)
-        delay = self.settings.first_token_ms + self.settings.chunk_ms * max(len(chunks) - 1, 0)
+        plan = _plan(request, self.settings.words_per_chunk)
+        pieces = len(plan.chunks) + 2 * len(plan.calls)
+        delay = self.settings.first_token_ms + self.settings.chunk_ms * max(pieces - 1, 0)
         if delay:
             await asyncio.sleep(delay / 1000)
-        return Completion(text="".join(chunks), stop_reason=stop_reason, usage=usage)
+        return Completion(
+            text="".join(plan.chunks),
+            stop_reason=plan.stop_reason,
+            usage=plan.usage,
+            tool_calls=plan.calls,
+        )
 
     async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
-        chunks, stop_reason, usage = _plan(request, self.settings.words_per_chunk)
+        plan = _plan(request, self.settings.words_per_chunk)
         if self.settings.first_token_ms:
             await asyncio.sleep(self.settings.first_token_ms / 1000)
-        for i, chunk in enumerate(chunks):
+        for i, event in enumerate(plan.events()):
             if i and self.settings.chunk_ms:
                 await asyncio.sleep(self.settings.chunk_ms / 1000)
-            yield TextDelta(chunk)
-        yield Finish(stop_reason)
-        yield UsageReport(usage)
+            yield event
+        yield Finish(plan.stop_reason)
+        yield UsageReport(plan.usage)
 
 
 def reply_text(request: CompletionRequest) -> str:
-    """The simulator's whole reply to `request`, before `max_tokens` and `stop` apply."""
+    """The simulator's whole reply to `request`, before `max_tokens` and `stop` apply (and
+    without the tool calls it makes, if any: see `_plan`)."""
+    return _reply(request, decide(request))
+
+
+def _reply(request: CompletionRequest, decision: Decision | None) -> str:
+    if decision is not None:
+        return decision.text
     user_texts = [m.text for m in request.messages if m.role == "user"]
     schema = _asked_schema(request)
     if schema is not None:
@@ -128,9 +153,30 @@ def reply_text(request: CompletionRequest) -> str:
     )
 
 
-def _plan(request: CompletionRequest, words_per_chunk: int) -> tuple[list[str], StopReason, Usage]:
-    """The reply's chunks, its stop reason and its usage. Each word is one output token."""
-    text = reply_text(request)
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    chunks: list[str]
+    calls: list[ToolCall]
+    stop_reason: StopReason
+    usage: Usage
+
+    def events(self) -> list[StreamEvent]:
+        """The text chunks, then each call as two deltas (its name, then its arguments
+        in two halves), as a provider streams them."""
+        events: list[StreamEvent] = [TextDelta(chunk) for chunk in self.chunks]
+        for index, call in enumerate(self.calls):
+            half = len(call.arguments) // 2
+            events.append(ToolCallDelta(index, call.id, call.name, call.arguments[:half]))
+            events.append(ToolCallDelta(index, arguments=call.arguments[half:]))
+        return events
+
+
+def _plan(request: CompletionRequest, words_per_chunk: int) -> _Plan:
+    """The reply's chunks, the tool calls it makes, its stop reason and its usage. Each
+    word is one output token (of a call's arguments too)."""
+    decision = decide(request)
+    calls = decision.calls if decision is not None else []
+    text = _reply(request, decision)
     for stop in request.stop:
         at = text.find(stop)
         if at != -1:
@@ -145,8 +191,11 @@ def _plan(request: CompletionRequest, words_per_chunk: int) -> tuple[list[str], 
     chunks = [
         "".join(words[i : i + words_per_chunk]) for i in range(0, len(words), words_per_chunk)
     ]
-    input_tokens = sum(len(m.text.split()) + 3 for m in request.messages)
-    return chunks, stop_reason, Usage(input_tokens=input_tokens, output_tokens=len(words))
+    input_tokens = sum(estimate_tokens(m) for m in request.messages)
+    output_tokens = len(words) + sum(len(c.arguments.split()) for c in calls)
+    if calls:
+        stop_reason = "tool_calls"
+    return _Plan(chunks, calls, stop_reason, Usage(input_tokens, output_tokens))
 
 
 def _clip(text: str) -> str:
@@ -169,7 +218,7 @@ def _asked_schema(request: CompletionRequest) -> dict[str, Any] | None:
             continue
         try:
             schema, _ = json.JSONDecoder().raw_decode(text[at + len(_SCHEMA_MARKER) :].lstrip())
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the decoder's stack
             continue
         if isinstance(schema, dict):
             return schema
@@ -177,52 +226,74 @@ def _asked_schema(request: CompletionRequest) -> dict[str, Any] | None:
 
 
 class _SchemaFiller:
-    """A deterministic instance of a JSON Schema (the subset pydantic emits)."""
+    """A deterministic instance of a JSON Schema (the subset pydantic emits).
+
+    A schema is the client's text: whatever it holds (a list where an object belongs, a
+    `$ref` to nothing, `minItems: 1e9`, nesting without end) gives a bounded answer, never
+    an error. At most `MAX_DEPTH` levels and `MAX_VALUES` values are filled; past either,
+    a value is null."""
+
+    MAX_DEPTH = 20
+    MAX_VALUES = 1_000
+    MAX_ITEMS = 16
 
     def __init__(self, schema: dict[str, Any], text: str) -> None:
         self.schema = schema
-        self.defs: dict[str, Any] = schema.get("$defs", {})
+        defs = schema.get("$defs")
+        self.defs: dict[str, Any] = defs if isinstance(defs, dict) else {}
         self.words = list(dict.fromkeys(_TOKEN.findall(text.lower()))) or ["simulated"]
         self.strings = 0
         self.numbers = 0
         self.choices = 0
+        self.values = 0
 
     def fill(self) -> Any:
         return self._value(self.schema, 0)
 
-    def _value(self, node: dict[str, Any], depth: int) -> Any:
+    def _value(self, node: Any, depth: int) -> Any:
+        self.values += 1
+        if not isinstance(node, dict) or depth > self.MAX_DEPTH or self.values > self.MAX_VALUES:
+            return None
         ref = node.get("$ref")
-        if isinstance(ref, str) and ref.startswith("#/$defs/") and depth < 20:
-            return self._value(self.defs[ref.removeprefix("#/$defs/")], depth + 1)
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return self._value(self.defs.get(ref.removeprefix("#/$defs/")), depth + 1)
         if "const" in node:
             return node["const"]
-        if node.get("enum"):
+        enum = node.get("enum")
+        if isinstance(enum, list) and enum:
             self.choices += 1
-            return node["enum"][(self.choices - 1) % len(node["enum"])]
+            return enum[(self.choices - 1) % len(enum)]
         for key in ("anyOf", "oneOf", "allOf"):
-            options = [o for o in node.get(key, []) if o.get("type") != "null"]
+            branches = node.get(key)
+            options = [
+                o for o in branches if isinstance(o, dict) and o.get("type") != "null"
+            ] if isinstance(branches, list) else []  # fmt: skip
             if options:
                 return self._value(options[0], depth + 1)
         kind = node.get("type", "object")
         if isinstance(kind, list):
             kind = next((k for k in kind if k != "null"), "null")
         if kind == "object":
-            props: dict[str, Any] = node.get("properties", {})
-            return {name: self._value(sub, depth + 1) for name, sub in props.items()}
+            props = node.get("properties")
+            if not isinstance(props, dict):
+                return {}
+            return {str(name): self._value(sub, depth + 1) for name, sub in props.items()}
         if kind == "array":
-            count = max(int(node.get("minItems", 0)), min(int(node.get("maxItems", 3)), 3))
-            return [self._value(node.get("items", {}), depth + 1) for _ in range(count)]
+            low = _number(node.get("minItems"), 0)
+            high = _number(node.get("maxItems"), 3)
+            count = int(min(max(low, min(high, 3)), self.MAX_ITEMS))
+            return [self._value(node.get("items", {}), depth + 1) for _ in range(max(count, 0))]
         if kind in ("number", "integer"):
             self.numbers += 1
             value: float = 1 / (self.numbers + 1)
-            value = max(value, float(node.get("minimum", value)))
-            value = min(value, float(node.get("maximum", value)))
+            value = max(value, _number(node.get("minimum"), value))
+            value = min(value, _number(node.get("maximum"), value))
             return round(value) if kind == "integer" else round(value, 3)
         if kind == "boolean":
             return False
         if kind == "null":
             return None
-        return self._string(int(node.get("maxLength", 10_000)))
+        return self._string(int(max(_number(node.get("maxLength"), 10_000), 0)))
 
     def _string(self, limit: int) -> str:
         count = 1 if limit < 100 else 6
@@ -230,6 +301,14 @@ class _SchemaFiller:
         self.strings += count
         text = picked[0] if count == 1 else "[local simulator] " + " ".join(picked) + "."
         return text[:limit]
+
+
+def _number(value: Any, default: float) -> float:
+    """A schema keyword's number (`minItems`, `maximum`...), or `default` when it is not a
+    finite one."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return float(value)
 
 
 # --- embeddings: a deterministic stand-in, similar texts give close vectors -------------

@@ -53,7 +53,7 @@ from services.providers.openai import (
     retry_after,
 )
 from services.providers.timeouts import Timeouts
-from services.web import http1
+from services.web import http1, sse
 
 
 class OpenAICompatibleProvider(OpenAIProvider):
@@ -103,21 +103,16 @@ class OpenAICompatibleProvider(OpenAIProvider):
         }
         response = await self._post(params)
         reader = ChunkReader(self.name)
-        buffer = b""
+        parser = sse.Parser()
         try:
             async for data in response.chunks():
-                frames = (buffer + data.replace(b"\r\n", b"\n")).split(b"\n\n")
-                buffer = frames.pop()  # an event not yet complete, or b""
                 batch: list[StreamEvent] = []
                 done = False
-                for frame in frames:
-                    payload = _sse_data(frame)
-                    if payload is None:
-                        continue
-                    if payload == b"[DONE]":
+                for found in parser.feed(data):
+                    if found.data == "[DONE]":
                         done = True
                         break
-                    batch.extend(reader.feed(self._chunk(payload)))
+                    batch.extend(reader.feed(self._chunk(found.data)))
                 if batch:
                     yield batch
                 if done:
@@ -178,7 +173,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
             )
         return response
 
-    def _chunk(self, payload: bytes) -> dict[str, Any]:
+    def _chunk(self, payload: str) -> dict[str, Any]:
         try:
             chunk = orjson.loads(payload)
         except orjson.JSONDecodeError:
@@ -195,14 +190,6 @@ class OpenAICompatibleProvider(OpenAIProvider):
         if isinstance(exc, http1.ProtocolError):
             return malformed(self.name, str(exc))
         return connection_failed(self.name, str(exc))
-
-
-def _sse_data(frame: bytes) -> bytes | None:
-    """The `data:` payload of one SSE event (lines joined), or None for a comment."""
-    if frame.startswith(b"data: ") and b"\n" not in frame:
-        return frame[6:]  # the usual one-line event
-    lines = [line[5:].lstrip() for line in frame.split(b"\n") if line.startswith(b"data:")]
-    return b"\n".join(lines) if lines else None
 
 
 def create(env: Mapping[str, str]) -> OpenAICompatibleProvider | None:

@@ -31,6 +31,7 @@ from services.providers.base import (
 )
 from services.runs.events import EventLog
 from services.runs.model import Run
+from services.usage.context import Tally, counting
 from services.wire.openai import (
     ChatCompletionRequest,
     completion_json,
@@ -96,26 +97,28 @@ async def complete(
     text: list[str] = []
     calls: dict[int, dict[str, str]] = {}
     usage, stop = Usage(), "stop"
-    async for event in route.provider.stream(to_canonical(chat, route.model)):
-        if isinstance(event, TextDelta):
-            text.append(event.text)
-            log.emit("text.delta", {"content": event.text, **tags})
-        elif isinstance(event, ToolCallDelta):
-            call = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
-            call["id"] = event.id or call["id"]
-            call["name"] = event.name or call["name"]
-            call["arguments"] += event.arguments
-        elif isinstance(event, Finish):
-            stop = event.stop_reason
-        elif isinstance(event, UsageReport):
-            usage = usage + event.usage
+    with counting(Tally()) as tally:
+        async for event in route.provider.stream(to_canonical(chat, route.model)):
+            if isinstance(event, TextDelta):
+                text.append(event.text)
+                log.emit("text.delta", {"content": event.text, **tags})
+            elif isinstance(event, ToolCallDelta):
+                call = calls.setdefault(event.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] = event.id or call["id"]
+                call["name"] = event.name or call["name"]
+                call["arguments"] += event.arguments
+            elif isinstance(event, Finish):
+                stop = event.stop_reason
+            elif isinstance(event, UsageReport):
+                usage = usage + event.usage
     completion = Completion(
         text="".join(text),
         stop_reason=stop,  # type: ignore[arg-type]
         usage=usage,
         tool_calls=[ToolCall(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())],
     )
-    return completion_json(completion, id=new_completion_id(), model=route.public_name)
+    model = tally.model or route.public_name  # the model that answered, not the route
+    return completion_json(completion, id=new_completion_id(), model=model)
 
 
 class ChatCompletionKind:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import orjson
+
+from services.web import sse
 
 RunStatus = Literal["queued", "running", "awaiting_input", "succeeded", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -40,9 +45,10 @@ class Run:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def public(self) -> dict[str, Any]:
-        """The run as the API shows it to its tenant."""
-        base = f"/v1/runs/{self.id}"
+    def public(self, prefix: str = "") -> dict[str, Any]:
+        """The run as the API shows it to its tenant; `prefix` goes before each URL (the
+        API stage's path, such as `/api`, when the call came through API Gateway)."""
+        base = f"{prefix}/v1/runs/{self.id}"
         return {
             "id": self.id,
             "object": "run",
@@ -72,3 +78,26 @@ class Event:
     type: str
     data: dict[str, Any]
     at: float
+
+    def frame(self) -> bytes:
+        """The event as SSE: `id:` is its number, so `Last-Event-ID` resumes after it."""
+        payload = {"seq": self.seq, "type": self.type, "data": self.data, "at": self.at}
+        return sse.event(payload, name=self.type, id=self.seq)
+
+    @classmethod
+    def from_sse(cls, found: sse.Event) -> Event:
+        """The run event an SSE event framed by `frame` carries; ValueError if it is not one."""
+        if not found.id.isdigit() or not found.id.isascii():
+            raise ValueError(f"a run event needs a numeric id, got {found.id[:20]!r}")
+        payload = orjson.loads(found.data)
+        if not isinstance(payload, dict):
+            raise ValueError("a run event's data is not a JSON object")
+        return cls(int(found.id), found.type, payload.get("data", {}), payload.get("at", 0.0))
+
+
+async def read_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[Event]:
+    """Run events from an SSE byte stream (as an owner's events endpoint sends them)."""
+    parser = sse.Parser()
+    async for chunk in chunks:
+        for found in parser.feed(chunk):
+            yield Event.from_sse(found)

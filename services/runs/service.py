@@ -13,9 +13,17 @@ Following. `subscribe` yields a run's events after a sequence number. On the own
 come from the run's live channel. Elsewhere, the subscriber reads what is persisted, then
 connects to the owner at `owner_url` (the address the owner advertises in the run record:
 the task's private IP in ECS, a loopback port locally) through its internal events
-endpoint, authenticated with the internal credential; if the owner cannot be reached it
-polls the persisted events until the run ends or another owner appears. Events are
-persisted before they are published, so the three sources agree.
+endpoint, with the client's own credential headers (no worker holds a credential of its
+own: the owner authenticates the client's key again and checks the run's tenant); if the
+owner cannot be reached it polls the persisted events until the run ends or another owner
+appears. Events are persisted before they are published, so the three sources agree.
+
+Never stranded. A run that has not ended always has an owner with a live lease or a
+message on the queue, or both: a worker deletes a run's message only once the run has
+ended (or waits for a person's answer, which queues it again); an execution that stops
+without an ending releases the run and makes its message visible again; a worker that
+shuts down releases the leases of the runs it holds (`stop`), so another worker takes them
+over at once rather than when their leases lapse.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +43,10 @@ from services.errors import APIError, InvalidRequest, ServiceUnavailable
 from services.models.catalogue import Catalogue
 from services.runs.events import Channel, EventLog, Hub
 from services.runs.inputs import AwaitingInput, parse_answer
-from services.runs.kinds import KINDS, RunContext
-from services.runs.model import Event, Run
-from services.runs.sse import parse_sse
-from services.runs.store import RunStore, new_run_id, not_awaiting, request_hash
-from services.tenancy.auth import Principal, internal_headers
+from services.runs.kinds import KINDS, Kind, RunContext
+from services.runs.model import Event, Run, read_events
+from services.runs.store import RunConflict, RunStore, new_run_id, not_awaiting, request_hash
+from services.tenancy.auth import Principal
 from services.usage.context import bind as bind_caller
 
 log = logging.getLogger("switchboard.runs")
@@ -74,7 +81,6 @@ class RunService:
         catalogue: Catalogue,
         settings: RunSettings,
         *,
-        internal_token: str | None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self.store = store
@@ -83,12 +89,16 @@ class RunService:
         self.catalogue = catalogue
         self.settings = settings
         self.hub = Hub()
-        self._internal_token = internal_token
+        # What this worker can execute: the public kinds, and those `register`ed for the
+        # synchronous calls it promotes to runs past their deadline.
+        self.kinds: dict[str, Kind] = dict(KINDS)
         self._http = http or httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=None))
         self._executions: dict[str, asyncio.Task[None]] = {}
-        self._work: dict[str, asyncio.Task[Any]] = {}  # the kind's own task, per execution
+        self._work: dict[str, asyncio.Future[Any]] = {}  # the kind's own task, per execution
         self._handlers: set[asyncio.Task[None]] = set()
-        self._cancelled: set[str] = set()  # run ids whose execution stops because of a cancel
+        self._held: dict[str, str] = {}  # run id -> the receipt handle of its queue message
+        self._owned: dict[str, Run] = {}  # the runs this worker executes
+        self._consumer: asyncio.Task[None] | None = None
         self._stopping = False
 
     def use(
@@ -100,6 +110,12 @@ class RunService:
         """What tools and agents in a run may use, built on first use: the worker's
         DocumentStore, Embeddings and ConversationStore."""
         self._resources = (documents, embeddings, conversations)
+
+    def register(self, kind: Kind) -> None:
+        """A kind this worker executes but clients cannot create with `POST /v1/runs`: the
+        work of a synchronous call promoted to a run, which another worker runs again if
+        it takes the run over."""
+        self.kinds[kind.name] = kind
 
     # -- creating ----------------------------------------------------------------------
 
@@ -154,17 +170,18 @@ class RunService:
         return run, created
 
     async def promote(
-        self, principal: Principal, body: dict[str, Any], work: asyncio.Task[Any]
+        self, principal: Principal, kind: str, input: Any, work: asyncio.Future[Any]
     ) -> Run:
-        """Turn an in-flight synchronous chat completion into a run that stores its result."""
+        """Turn an in-flight synchronous call into a run of `kind` that stores its result.
+        `input` is what the kind needs to do the work again on a takeover."""
         now = time.time()
         run = Run(
             id=new_run_id(),
             tenant_id=principal.tenant_id,
             key_id=principal.key_id,
-            kind="chat.completion",
+            kind=kind,
             status="running",
-            input=body,
+            input=input,
             created_at=now,
             updated_at=now,
             owner=self.settings.worker_id,
@@ -205,7 +222,14 @@ class RunService:
             self.execute(run, body=body, on_renew=on_renew, channel=channel), name=f"run-{run.id}"
         )
         self._executions[run.id] = task
-        task.add_done_callback(lambda _: self._executions.pop(run.id, None))
+        self._owned[run.id] = run
+
+        def done(_: asyncio.Task[None]) -> None:
+            self._executions.pop(run.id, None)
+            if not self._stopping:  # `stop` still needs them, to release the runs
+                self._owned.pop(run.id, None)
+
+        task.add_done_callback(done)
         return task
 
     async def execute(
@@ -235,7 +259,10 @@ class RunService:
         # The run's provider calls are accounted to the key that created it (this task and
         # the work it starts share the binding).
         bind_caller(Principal(run.tenant_id, run.key_id), "/v1/runs")
-        work: asyncio.Task[Any] = asyncio.ensure_future((body or KINDS[run.kind].execute)(ctx))
+        if body is None:
+            kind = self.kinds.get(run.kind)
+            body = kind.execute if kind is not None else _unavailable_kind
+        work: asyncio.Future[Any] = asyncio.ensure_future(body(ctx))
         self._work[run.id] = work
         renewer = asyncio.create_task(self._renew(run, work, on_renew))
         events.emit(
@@ -246,14 +273,13 @@ class RunService:
         except (asyncio.CancelledError, RunLost):
             current = asyncio.current_task()
             if current is not None and current.cancelling():
-                raise  # this worker is shutting down: the lease lapses and another takes over
-            if run.id not in self._cancelled:
-                latest = await asyncio.to_thread(self.store.get, run.tenant_id, run.id)
-                if latest is not None and latest.status == "cancelled":
-                    self._cancelled.add(run.id)
-            if run.id in self._cancelled:
+                raise  # this worker is shutting down: `stop` releases the run
+            # Only a cancel the store has recorded ends the run here. Otherwise another
+            # worker took it over (and carries on with the events), or the execution was
+            # stopped without an ending: the queue message brings it back (`_settle`).
+            latest = await asyncio.to_thread(self.store.get, run.tenant_id, run.id)
+            if latest is not None and latest.status == "cancelled":
                 events.emit("run.cancelled", {})
-            # Otherwise another worker took the run over: it carries on with the events.
         except AwaitingInput as pause:
             pending = pause.pending.public()
             await events.last("awaiting_input", pending, lambda: self._suspend(run, pending))
@@ -283,7 +309,6 @@ class RunService:
         finally:
             renewer.cancel()
             self._work.pop(run.id, None)
-            self._cancelled.discard(run.id)
             with contextlib.suppress(Exception):
                 await events.close()
             self.hub.release(run.id, channel)
@@ -309,7 +334,7 @@ class RunService:
         return run
 
     async def _renew(
-        self, run: Run, work: asyncio.Task[Any], on_renew: Callable[[], Awaitable[None]] | None
+        self, run: Run, work: asyncio.Future[Any], on_renew: Callable[[], Awaitable[None]] | None
     ) -> None:
         while not work.done():
             await asyncio.sleep(self.settings.heartbeat_seconds)
@@ -326,17 +351,22 @@ class RunService:
                 await self._lost(run, work)
                 return
 
-    async def _lost(self, run: Run, work: asyncio.Task[Any]) -> None:
-        current = await asyncio.to_thread(self.store.get, run.tenant_id, run.id)
-        if current is not None and current.status == "cancelled":
-            self._cancelled.add(run.id)
+    async def _lost(self, run: Run, work: asyncio.Future[Any]) -> None:
         work.cancel()
 
     # -- following ---------------------------------------------------------------------
 
-    async def subscribe(self, principal: Principal, run: Run, after: int) -> AsyncIterator[Event]:
+    async def subscribe(
+        self,
+        principal: Principal,
+        run: Run,
+        after: int,
+        credentials: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[Event]:
         """The run's events after `after`, live while it runs; ends when the run has ended
-        or waits for input (its last event is then `awaiting_input`)."""
+        or waits for input (its last event is then `awaiting_input`). `credentials` are
+        the client's own credential headers, forwarded when the run is followed at its
+        owner (without them, a run owned elsewhere is followed from the table)."""
         while True:
             channel = self.hub.get(run.id)
             if channel is not None:
@@ -374,7 +404,7 @@ class RunService:
                 and current.lease_until > time.time()
             ):
                 try:
-                    async for event in self._remote(principal, remote, current, after):
+                    async for event in self._remote(credentials, remote, current, after):
                         yield event
                         after = event.seq
                     continue
@@ -387,56 +417,90 @@ class RunService:
             yield event
 
     async def _remote(
-        self, principal: Principal, owner_url: str, run: Run, after: int
+        self, credentials: Mapping[str, str] | None, owner_url: str, run: Run, after: int
     ) -> AsyncIterator[Event]:
-        if self._internal_token is None:
+        if not credentials:
             raise RemoteUnavailable
-        headers = internal_headers(principal, self._internal_token)
+        headers = dict(credentials)
         url = f"{owner_url}/internal/runs/{run.id}/events"
         async with self._http.stream(
             "GET", url, params={"after": after}, headers=headers
         ) as response:
             if response.status_code != 200:
                 raise RemoteUnavailable
-            async for event in parse_sse(response.aiter_lines()):
+            async for event in read_events(response.aiter_bytes()):
                 yield event
 
     def owns(self, run_id: str) -> bool:
         return self.hub.get(run_id) is not None
 
-    async def wait(self, principal: Principal, run: Run, seconds: float) -> Run:
+    async def wait(
+        self,
+        principal: Principal,
+        run: Run,
+        seconds: float,
+        credentials: Mapping[str, str] | None = None,
+    ) -> Run:
         """The run once it has ended, or as it is when `seconds` have passed."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
-                async for event in self.subscribe(principal, run, 0):
+                async for event in self.subscribe(principal, run, 0, credentials):
                     if event.type in TERMINAL_EVENTS:
                         break
         return await asyncio.to_thread(self.store.require, run.tenant_id, run.id)
 
     # -- cancelling --------------------------------------------------------------------
 
-    async def cancel(self, principal: Principal, run_id: str) -> Run:
+    async def cancel(
+        self, principal: Principal, run_id: str, credentials: Mapping[str, str] | None = None
+    ) -> Run:
+        """Cancel the caller's run (409 once it has ended) and stop its execution: here,
+        or at its owner, told now with the client's `credentials` rather than at its next
+        lease renewal."""
         run = await asyncio.to_thread(self.store.cancel, principal.tenant_id, run_id)
-        if not self.cancel_local(run_id) and run.owner_url and self._internal_token:
-            # Tell the owner now rather than at its next lease renewal.
+        if (
+            not self._stop_local(run_id)
+            and run.owner_url
+            and run.owner_url != self.settings.advertise_url
+            and credentials
+        ):
             with contextlib.suppress(httpx.HTTPError):
                 await self._http.post(
                     f"{run.owner_url}/internal/runs/{run_id}/cancel",
-                    headers=internal_headers(principal, self._internal_token),
+                    headers=dict(credentials),
                     timeout=2.0,
                 )
         return run
 
-    def cancel_local(self, run_id: str) -> bool:
-        """Stop this worker's execution of a cancelled run, if it has one."""
+    async def stop_cancelled(self, principal: Principal, run_id: str) -> Run:
+        """What the owner does when another worker tells it a run was cancelled: stop its
+        execution, if the run is the caller's (404 otherwise) and its cancel is recorded
+        (409 otherwise). A run that is not cancelled is never stopped: it would be left
+        running with no execution."""
+        run = await asyncio.to_thread(self.store.require, principal.tenant_id, run_id)
+        if run.status != "cancelled":
+            raise RunConflict(
+                f"The run is {run.status}, not cancelled: cancel it with "
+                f"POST /v1/runs/{run_id}/cancel.",
+                code="run_not_cancelled",
+            )
+        self._stop_local(run_id)
+        return run
+
+    def _stop_local(self, run_id: str) -> bool:
+        """Stop this worker's execution of a run whose cancel is recorded, if it has one."""
         work = self._work.get(run_id)
         if work is None:
             return False
-        self._cancelled.add(run_id)
         work.cancel()
         return True
 
     # -- consuming the queue -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Take runs from the queue, in a task of its own, until `stop_taking` or `stop`."""
+        if self._consumer is None:
+            self._consumer = asyncio.create_task(self.consume(), name="run-consumer")
 
     async def consume(self) -> None:
         """Take runs from the queue until `stop` is called."""
@@ -457,6 +521,11 @@ class RunService:
                 log.exception("could not receive from the run queue")
                 await asyncio.sleep(1.0)
                 continue
+            if self._stopping:  # received while stopping: for another worker, now
+                for message in response.get("Messages", []):
+                    with contextlib.suppress(Exception):
+                        await self._visibility(message["ReceiptHandle"], 0)
+                return
             for message in response.get("Messages", []):
                 handler = asyncio.create_task(self._handle(message))
                 self._handlers.add(handler)
@@ -498,12 +567,34 @@ class RunService:
             async def extend() -> None:
                 await self._visibility(handle, self._hold_seconds())
 
-            await self._start(claimed, on_renew=extend)
-            await self._delete(handle)
+            self._held[run.id] = handle
+            try:
+                await self._start(claimed, on_renew=extend)
+            except asyncio.CancelledError:
+                if self._stopping:
+                    raise  # `stop` releases the run and makes its message visible
+                await self._settle(claimed, handle)
+                raise
+            await self._settle(claimed, handle)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("could not handle run message %s", message.get("MessageId"))
+
+    async def _settle(self, run: Run, handle: str) -> None:
+        """After this worker's execution of a queued run: the message goes once the run
+        has ended or waits for input. A run still running here without an execution (it
+        was stopped without an ending) is released and its message shown again; a run
+        another worker took over keeps its message (this receipt is stale: the message
+        reappears, and the owner's live lease sends it back to wait)."""
+        self._held.pop(run.id, None)
+        current = await asyncio.to_thread(self.store.get, run.tenant_id, run.id)
+        if current is None or current.terminal or current.status == "awaiting_input":
+            await self._delete(handle)
+        elif current.owner == self.settings.worker_id and current.status == "running":
+            log.warning("run %s stopped without an ending; released for a takeover", run.id)
+            await asyncio.to_thread(self.store.release, current, self.settings.worker_id)
+            await self._visibility(handle, 0)
 
     def _hold_seconds(self) -> int:
         # The message reappears only after the lease would have lapsed without renewals.
@@ -545,16 +636,53 @@ class RunService:
             VisibilityTimeout=max(0, min(int(seconds), 43_200)),
         )
 
-    async def stop(self) -> None:
-        """Stop taking runs. Runs in progress stop too: their leases lapse, others resume them."""
+    def stop_taking(self) -> None:
+        """Take no more runs from the queue (the worker is draining); runs in progress go on."""
         self._stopping = True
-        for task in list(self._executions.values()):
+
+    async def stop(self) -> None:
+        """Stop taking runs, stop the runs in progress and release them: each one's lease
+        ends now and its message is visible now (a run created here gets a new message), so
+        another worker takes it over at once and continues from its last checkpoint."""
+        self._stopping = True
+        tasks = [*self._executions.values(), *self._handlers]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # their events are flushed
+        for run_id, run in list(self._owned.items()):
+            try:
+                await self._release(run, self._held.pop(run_id, None))
+            except Exception:
+                log.exception("could not release run %s; its lease will lapse", run_id)
+        self._owned.clear()
+        if self._consumer is not None:
+            # Its last receive ends within the long poll; what it got is made visible again.
+            done, _ = await asyncio.wait(
+                {self._consumer}, timeout=self.settings.receive_wait_seconds + 1
+            )
+            if not done:
+                self._consumer.cancel()
+            self._consumer = None
         await self._http.aclose()
+
+    async def _release(self, run: Run, handle: str | None) -> None:
+        if not await asyncio.to_thread(self.store.release, run, self.settings.worker_id):
+            return  # it ended, or another worker has it
+        if handle is not None:
+            await self._visibility(handle, 0)
+        else:
+            await self._enqueue(run)
+        log.info("released run %s for another worker", run.id)
 
 
 class RemoteUnavailable(Exception):
     pass
+
+
+async def _unavailable_kind(ctx: RunContext) -> Any:
+    raise APIError(
+        f"This worker cannot execute runs of kind '{ctx.run.kind}'.", code="run_kind_unavailable"
+    )
 
 
 def unavailable() -> ServiceUnavailable:

@@ -1,11 +1,5 @@
-"""Runs in the DynamoDB table.
-
-Keys (the table is shared; every key begins with the tenant, so isolation is structural):
-
-- run: pk `TENANT#<t>#RUN#<run id>`, sk `META`,
-  gsi1pk `TENANT#<t>#RUNS`, gsi1sk `<created ms>#<run id>`
-- run event: pk `TENANT#<t>#RUN#<run id>`, sk `EVT#<seq, 10 digits>`
-- idempotency key: pk `TENANT#<t>#IDEMPOTENCY#<sha256 of the key>`, sk `IDEMPOTENCY`
+"""Runs in the DynamoDB table (the run, run event and idempotency key items of the key
+layout in services/dynamo.py).
 
 A run and its events share a partition, so a replay is one Query. Listing a tenant's runs,
 newest first, is a Query on `gsi1`. JSON-valued fields (input, checkpoint, result, ...)
@@ -16,9 +10,9 @@ cancelled or taken over cannot be overwritten by a worker that lost it.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -26,7 +20,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from services.errors import APIError, InvalidRequest, NotFound
+from services.dynamo import GSI1, Listing, attributes, conditional_failed, plain
+from services.errors import APIError, NotFound
 from services.runs.model import Event, Run
 
 IDEMPOTENCY_SECONDS = 24 * 3600
@@ -68,14 +63,17 @@ def _seq_key(seq: int) -> str:
     return f"EVT#{seq:010d}"
 
 
-def _conditional_failed(exc: ClientError) -> bool:
-    code = exc.response["Error"]["Code"]
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = exc.response.get("CancellationReasons") or []
-        return any(r.get("Code") == "ConditionalCheckFailed" for r in reasons) or not reasons
-    return False
+RUN_ID = re.compile(r"run_[0-9a-f]{24}")
+_LIST_SORT_KEY = re.compile(r"[0-9]{13}#run_[0-9a-f]{24}")
+
+
+def listing(tenant_id: str) -> Listing:
+    """The tenant's runs on `gsi1`, newest first; sort key `<created ms:013d>#<run id>`."""
+    return Listing(
+        f"TENANT#{tenant_id}#RUNS",
+        _LIST_SORT_KEY,
+        lambda sort_key: (_pk(tenant_id, sort_key.partition("#")[2]), "META"),
+    )
 
 
 class RunStore:
@@ -118,33 +116,35 @@ class RunStore:
         put_idem = {
             "Put": {
                 "TableName": self._table,
-                "Item": {
-                    **idem_key,
-                    "run_id": {"S": run.id},
-                    "request_hash": {"S": body_hash or ""},
-                    "expires_at": {"N": str(int(run.created_at + IDEMPOTENCY_SECONDS))},
-                },
+                "Item": idem_key
+                | attributes(
+                    {
+                        "run_id": run.id,
+                        "request_hash": body_hash or "",
+                        "expires_at": int(run.created_at + IDEMPOTENCY_SECONDS),
+                    }
+                ),
                 # An expired key (DynamoDB deletes it late) may be reused.
                 "ConditionExpression": "attribute_not_exists(pk) OR expires_at < :now",
-                "ExpressionAttributeValues": {":now": {"N": str(int(self._clock()))}},
+                "ExpressionAttributeValues": attributes({":now": int(self._clock())}),
             }
         }
         try:
             self._client.transact_write_items(TransactItems=[put_run, put_idem])
             return run, True
         except ClientError as exc:
-            if not _conditional_failed(exc):
+            if not conditional_failed(exc):
                 raise
         existing = self._client.get_item(TableName=self._table, Key=idem_key, ConsistentRead=True)
-        item = existing.get("Item")
-        if item is None:  # the other request's transaction failed after all: try again
+        if "Item" not in existing:  # the other request's transaction failed after all: retry
             return self.create(run, body_hash=body_hash)
-        if body_hash is not None and item["request_hash"]["S"] not in ("", body_hash):
+        item = plain(existing["Item"])
+        if body_hash is not None and item["request_hash"] not in ("", body_hash):
             raise IdempotencyMismatch(
                 "This Idempotency-Key was already used with a different request body.",
                 param="Idempotency-Key",
             )
-        found = self.get(run.tenant_id, item["run_id"]["S"])
+        found = self.get(run.tenant_id, item["run_id"])
         if found is None:
             raise NotFound("The run this Idempotency-Key names has expired.")
         return found, False
@@ -152,7 +152,7 @@ class RunStore:
     def get(self, tenant_id: str, run_id: str) -> Run | None:
         response = self._client.get_item(
             TableName=self._table,
-            Key={"pk": {"S": _pk(tenant_id, run_id)}, "sk": {"S": "META"}},
+            Key=attributes({"pk": _pk(tenant_id, run_id), "sk": "META"}),
             ConsistentRead=True,
         )
         item = response.get("Item")
@@ -171,23 +171,23 @@ class RunStore:
         self, tenant_id: str, *, limit: int = 20, cursor: str | None = None
     ) -> tuple[list[Run], str | None]:
         """A page of the tenant's runs, newest first, and the cursor of the next page."""
-        gsi1pk = f"TENANT#{tenant_id}#RUNS"
+        runs_list = listing(tenant_id)
         query: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": "gsi1",
+            "IndexName": GSI1,
             "KeyConditionExpression": "gsi1pk = :p",
-            "ExpressionAttributeValues": {":p": {"S": gsi1pk}},
+            "ExpressionAttributeValues": attributes({":p": runs_list.partition}),
             "ScanIndexForward": False,
             "Limit": limit,
         }
         if cursor:
-            query["ExclusiveStartKey"] = _decode_cursor(cursor, gsi1pk)
+            query["ExclusiveStartKey"] = runs_list.start_key(cursor)
         response = self._client.query(**query)
         now = self._clock()
         runs = [self._run(i) for i in response.get("Items", [])]
         runs = [r for r in runs if not (r.expires_at and r.expires_at < now)]
         last = response.get("LastEvaluatedKey")
-        return runs, _encode_cursor(last) if last else None
+        return runs, runs_list.cursor(last["gsi1sk"]["S"]) if last else None
 
     def claim(
         self, run: Run, owner: str, owner_url: str | None, lease_seconds: float
@@ -207,19 +207,21 @@ class RunStore:
                     "(#s = :queued OR (#s = :running AND lease_until < :now))"
                 ),
                 ExpressionAttributeNames={"#s": "status", "#o": "owner"},
-                ExpressionAttributeValues={
-                    ":running": {"S": "running"},
-                    ":queued": {"S": "queued"},
-                    ":owner": {"S": owner},
-                    ":url": {"S": owner_url or ""},
-                    ":lease": {"N": repr(now + lease_seconds)},
-                    ":now": {"N": repr(now)},
-                    ":one": {"N": "1"},
-                },
+                ExpressionAttributeValues=attributes(
+                    {
+                        ":running": "running",
+                        ":queued": "queued",
+                        ":owner": owner,
+                        ":url": owner_url or "",
+                        ":lease": float(now + lease_seconds),
+                        ":now": float(now),
+                        ":one": 1,
+                    }
+                ),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return None
             raise
         return self._run(response["Attributes"])
@@ -230,7 +232,19 @@ class RunStore:
             run,
             owner,
             "SET lease_until = :lease",
-            {":lease": {"N": repr(self._clock() + lease_seconds)}},
+            {":lease": self._clock() + lease_seconds},
+        )
+
+    def release(self, run: Run, owner: str) -> bool:
+        """Give up a run this worker owns and is no longer executing (it is shutting down,
+        or its execution stopped without an ending): the lease ends now, so the next worker
+        that receives its message takes it over at once, and the attempt is not counted.
+        False if the run ended, or another worker owns it, meanwhile."""
+        return self._owned_update(
+            run,
+            owner,
+            "SET lease_until = :zero, attempts = attempts - :one",
+            {":zero": 0, ":one": 1},
         )
 
     def checkpoint(
@@ -242,9 +256,9 @@ class RunStore:
             owner,
             "SET checkpoint = :c, progress = :p, updated_at = :now",
             {
-                ":c": {"S": json.dumps(checkpoint)},
-                ":p": {"S": json.dumps(progress)},
-                ":now": {"N": repr(self._clock())},
+                ":c": json.dumps(checkpoint),
+                ":p": json.dumps(progress),
+                ":now": self._clock(),
             },
         )
 
@@ -258,11 +272,11 @@ class RunStore:
             owner,
             "SET #s = :status, #r = :result, #e = :error, lease_until = :zero, updated_at = :now",
             {
-                ":status": {"S": status},
-                ":result": {"S": json.dumps(result)},
-                ":error": {"S": json.dumps(error)},
-                ":zero": {"N": "0"},
-                ":now": {"N": repr(self._clock())},
+                ":status": status,
+                ":result": json.dumps(result),
+                ":error": json.dumps(error),
+                ":zero": 0,
+                ":now": self._clock(),
             },
             names={"#s": "status", "#r": "result", "#e": "error"},
         )
@@ -279,12 +293,12 @@ class RunStore:
             "SET #s = :awaiting, pending_input = :pending, answer = :none, #o = :nobody, "
             "owner_url = :nobody, lease_until = :zero, updated_at = :now",
             {
-                ":awaiting": {"S": "awaiting_input"},
-                ":pending": {"S": json.dumps(pending)},
-                ":none": {"S": "null"},
-                ":nobody": {"S": ""},
-                ":zero": {"N": "0"},
-                ":now": {"N": repr(self._clock())},
+                ":awaiting": "awaiting_input",
+                ":pending": json.dumps(pending),
+                ":none": "null",
+                ":nobody": "",
+                ":zero": 0,
+                ":now": self._clock(),
             },
             names={"#s": "status", "#o": "owner"},
         )
@@ -308,18 +322,20 @@ class RunStore:
                 ),
                 ConditionExpression="#s = :awaiting",
                 ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={
-                    ":queued": {"S": "queued"},
-                    ":awaiting": {"S": "awaiting_input"},
-                    ":answer": {"S": json.dumps(answer)},
-                    ":none": {"S": "null"},
-                    ":zero": {"N": "0"},
-                    ":now": {"N": repr(self._clock())},
-                },
+                ExpressionAttributeValues=attributes(
+                    {
+                        ":queued": "queued",
+                        ":awaiting": "awaiting_input",
+                        ":answer": json.dumps(answer),
+                        ":none": "null",
+                        ":zero": 0,
+                        ":now": float(self._clock()),
+                    }
+                ),
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 raise not_awaiting(self.require(tenant_id, run_id)) from None
             raise
         return self._run(response["Attributes"])
@@ -330,7 +346,7 @@ class RunStore:
             self._end_active(run, "failed", error)
             return True
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
 
@@ -341,7 +357,7 @@ class RunStore:
         try:
             return self._end_active(run, "cancelled", error)
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 current = self.require(tenant_id, run_id)
                 raise RunConflict(
                     f"The run has already ended ({current.status}); only a queued, running or "
@@ -357,15 +373,17 @@ class RunStore:
             UpdateExpression="SET #s = :end, #e = :error, lease_until = :zero, updated_at = :now",
             ConditionExpression="#s IN (:queued, :running, :awaiting)",
             ExpressionAttributeNames={"#s": "status", "#e": "error"},
-            ExpressionAttributeValues={
-                ":end": {"S": status},
-                ":error": {"S": json.dumps(error)},
-                ":zero": {"N": "0"},
-                ":now": {"N": repr(self._clock())},
-                ":queued": {"S": "queued"},
-                ":running": {"S": "running"},
-                ":awaiting": {"S": "awaiting_input"},
-            },
+            ExpressionAttributeValues=attributes(
+                {
+                    ":end": status,
+                    ":error": json.dumps(error),
+                    ":zero": 0,
+                    ":now": float(self._clock()),
+                    ":queued": "queued",
+                    ":running": "running",
+                    ":awaiting": "awaiting_input",
+                }
+            ),
             ReturnValues="ALL_NEW",
         )
         return self._run(response["Attributes"])
@@ -378,14 +396,16 @@ class RunStore:
         requests = [
             {
                 "PutRequest": {
-                    "Item": {
-                        "pk": {"S": pk},
-                        "sk": {"S": _seq_key(e.seq)},
-                        "type": {"S": e.type},
-                        "data": {"S": json.dumps(e.data)},
-                        "at": {"N": repr(e.at)},
-                        "expires_at": {"N": str(run.expires_at)},
-                    }
+                    "Item": attributes(
+                        {
+                            "pk": pk,
+                            "sk": _seq_key(e.seq),
+                            "type": e.type,
+                            "data": json.dumps(e.data),
+                            "at": float(e.at),
+                            "expires_at": run.expires_at,
+                        }
+                    )
                 }
             }
             for e in events
@@ -406,10 +426,12 @@ class RunStore:
         query: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :p AND sk > :after",
-            "ExpressionAttributeValues": {
-                ":p": {"S": _pk(run.tenant_id, run.id)},
-                ":after": {"S": _seq_key(after)},
-            },
+            "ExpressionAttributeValues": attributes(
+                {
+                    ":p": _pk(run.tenant_id, run.id),
+                    ":after": _seq_key(after),
+                }
+            ),
             "ConsistentRead": True,
         }
         if limit is not None:
@@ -417,15 +439,15 @@ class RunStore:
         out: list[Event] = []
         while True:
             response = self._client.query(**query)
-            for item in response.get("Items", []):
-                if not item["sk"]["S"].startswith("EVT#"):
+            for item in map(plain, response.get("Items", [])):
+                if not item["sk"].startswith("EVT#"):
                     continue
                 out.append(
                     Event(
-                        seq=int(item["sk"]["S"][4:]),
-                        type=item["type"]["S"],
-                        data=json.loads(item["data"]["S"]),
-                        at=float(item["at"]["N"]),
+                        seq=int(item["sk"][4:]),
+                        type=item["type"],
+                        data=json.loads(item["data"]),
+                        at=float(item["at"]),
                     )
                 )
             last = response.get("LastEvaluatedKey")
@@ -437,10 +459,12 @@ class RunStore:
         response = self._client.query(
             TableName=self._table,
             KeyConditionExpression="pk = :p AND begins_with(sk, :evt)",
-            ExpressionAttributeValues={
-                ":p": {"S": _pk(run.tenant_id, run.id)},
-                ":evt": {"S": "EVT#"},
-            },
+            ExpressionAttributeValues=attributes(
+                {
+                    ":p": _pk(run.tenant_id, run.id),
+                    ":evt": "EVT#",
+                }
+            ),
             ScanIndexForward=False,
             Limit=1,
             ConsistentRead=True,
@@ -465,74 +489,77 @@ class RunStore:
                 UpdateExpression=expression,
                 ConditionExpression="#own = :me AND #st = :running",
                 ExpressionAttributeNames={**(names or {}), "#own": "owner", "#st": "status"},
-                ExpressionAttributeValues={
-                    **values,
-                    ":me": {"S": owner},
-                    ":running": {"S": "running"},
-                },
+                ExpressionAttributeValues=attributes(
+                    {
+                        **values,
+                        ":me": owner,
+                        ":running": "running",
+                    }
+                ),
             )
             return True
         except ClientError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
 
     def _key(self, run: Run) -> dict[str, Any]:
-        return {"pk": {"S": _pk(run.tenant_id, run.id)}, "sk": {"S": "META"}}
+        return attributes({"pk": _pk(run.tenant_id, run.id), "sk": "META"})
 
     def _idempotency_key(self, tenant_id: str, key: str) -> dict[str, Any]:
         digest = hashlib.sha256(key.encode()).hexdigest()
-        return {"pk": {"S": f"TENANT#{tenant_id}#IDEMPOTENCY#{digest}"}, "sk": {"S": "IDEMPOTENCY"}}
+        return attributes({"pk": f"TENANT#{tenant_id}#IDEMPOTENCY#{digest}", "sk": "IDEMPOTENCY"})
 
     def _item(self, run: Run) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            **self._key(run),
-            "gsi1pk": {"S": f"TENANT#{run.tenant_id}#RUNS"},
-            "gsi1sk": {"S": f"{int(run.created_at * 1000):013d}#{run.id}"},
-            "id": {"S": run.id},
-            "tenant_id": {"S": run.tenant_id},
-            "key_id": {"S": run.key_id},
-            "kind": {"S": run.kind},
-            "status": {"S": run.status},
-            "created_at": {"N": repr(run.created_at)},
-            "updated_at": {"N": repr(run.updated_at)},
-            "owner": {"S": run.owner or ""},
-            "owner_url": {"S": run.owner_url or ""},
-            "lease_until": {"N": repr(run.lease_until)},
-            "attempts": {"N": str(run.attempts)},
-            "cancel_on_disconnect": {"BOOL": run.cancel_on_disconnect},
-            "expires_at": {"N": str(run.expires_at)},
-        }
-        for name in _JSON_FIELDS:
-            item[name] = {"S": json.dumps(getattr(run, name))}
-        if run.idempotency_key:
-            item["idempotency_key"] = {"S": run.idempotency_key}
-        return item
+        return attributes(
+            {
+                "pk": _pk(run.tenant_id, run.id),
+                "sk": "META",
+                "gsi1pk": f"TENANT#{run.tenant_id}#RUNS",
+                "gsi1sk": f"{int(run.created_at * 1000):013d}#{run.id}",
+                "id": run.id,
+                "tenant_id": run.tenant_id,
+                "key_id": run.key_id,
+                "kind": run.kind,
+                "status": run.status,
+                "created_at": float(run.created_at),
+                "updated_at": float(run.updated_at),
+                "owner": run.owner or "",
+                "owner_url": run.owner_url or "",
+                "lease_until": float(run.lease_until),
+                "attempts": run.attempts,
+                "cancel_on_disconnect": run.cancel_on_disconnect,
+                "expires_at": run.expires_at,
+                **{name: json.dumps(getattr(run, name)) for name in _JSON_FIELDS},
+                "idempotency_key": run.idempotency_key or None,
+            }
+        )
 
     @staticmethod
     def _run(item: dict[str, Any]) -> Run:
+        v = plain(item)
         return Run(
-            id=item["id"]["S"],
-            tenant_id=item["tenant_id"]["S"],
-            key_id=item["key_id"]["S"],
-            kind=item["kind"]["S"],
-            status=item["status"]["S"],
-            input=json.loads(item["input"]["S"]),
-            created_at=float(item["created_at"]["N"]),
-            updated_at=float(item["updated_at"]["N"]),
-            owner=item["owner"]["S"] or None,
-            owner_url=item.get("owner_url", {}).get("S") or None,
-            lease_until=float(item["lease_until"]["N"]),
-            attempts=int(item["attempts"]["N"]),
-            checkpoint=json.loads(item["checkpoint"]["S"]) or {},
-            progress=json.loads(item["progress"]["S"]) or {},
-            result=json.loads(item["result"]["S"]),
-            error=json.loads(item["error"]["S"]),
-            idempotency_key=item.get("idempotency_key", {}).get("S"),
-            cancel_on_disconnect=item["cancel_on_disconnect"]["BOOL"],
-            expires_at=int(item["expires_at"]["N"]),
-            pending_input=json.loads(item.get("pending_input", {}).get("S", "null")),
-            answer=json.loads(item.get("answer", {}).get("S", "null")),
+            id=v["id"],
+            tenant_id=v["tenant_id"],
+            key_id=v["key_id"],
+            kind=v["kind"],
+            status=v["status"],
+            input=json.loads(v["input"]),
+            created_at=float(v["created_at"]),
+            updated_at=float(v["updated_at"]),
+            owner=v["owner"] or None,
+            owner_url=v.get("owner_url") or None,
+            lease_until=float(v["lease_until"]),
+            attempts=int(v["attempts"]),
+            checkpoint=json.loads(v["checkpoint"]) or {},
+            progress=json.loads(v["progress"]) or {},
+            result=json.loads(v["result"]),
+            error=json.loads(v["error"]),
+            idempotency_key=v.get("idempotency_key"),
+            cancel_on_disconnect=v["cancel_on_disconnect"],
+            expires_at=int(v["expires_at"]),
+            pending_input=json.loads(v.get("pending_input", "null")),
+            answer=json.loads(v.get("answer", "null")),
         )
 
 
@@ -545,21 +572,4 @@ def not_awaiting(run: Run) -> NotAwaitingInput:
 
 
 def _valid_id(run_id: str) -> bool:
-    return run_id.startswith("run_") and len(run_id) == 28 and run_id[4:].isalnum()
-
-
-def _encode_cursor(key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, sort_keys=True).encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, gsi1pk: str) -> dict[str, Any]:
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded))
-        if key["gsi1pk"]["S"] != gsi1pk:
-            raise ValueError("cursor of another listing")
-        return dict(key)
-    except (ValueError, KeyError, TypeError):
-        raise InvalidRequest(
-            "The cursor is not valid for this listing.", param="after", code="invalid_cursor"
-        ) from None
+    return RUN_ID.fullmatch(run_id) is not None

@@ -42,11 +42,10 @@ from services.tenancy.tenants import (
     parse_budget,
     parse_per_minute,
 )
+from services.web.params import page_limit
 
 ADMIN_KEY_CACHE_SECONDS = 300.0
 MAX_KEY_NAME_CHARS = 128
-DEFAULT_PAGE = 20
-MAX_PAGE = 100
 
 
 class AdminCredential:
@@ -151,17 +150,11 @@ class AdminAPI:
                 param=unknown[0],
                 code="unknown_parameter",
             )
-        raw = query.get("limit", str(DEFAULT_PAGE))
-        if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
-            raise InvalidRequest(
-                f"'limit' must be an integer from 1 to {MAX_PAGE}.",
-                param="limit",
-                code="invalid_value",
-            )
+        limit = page_limit(query.get("limit"))
         after = query.get("after")
         if after is not None:
             check_tenant_id(after, "after")
-        page, more = self._tenants.page(limit=int(raw), after=after)
+        page, more = self._tenants.page(limit=limit, after=after)
         return {
             "object": "list",
             "data": [t.public() for t in page],

@@ -1,10 +1,11 @@
-"""Who is calling: an API key (from a client) or the internal credential (from a front door).
+"""Who is calling: the API key a client presents, and nothing else.
 
 Clients send `Authorization: Bearer <api key>` (or `x-api-key: <api key>`, as Anthropic's
-clients may). The front doors authenticate the key themselves and call the worker with
-the internal credential instead, naming the tenant and key in headers that the worker
-trusts only when the credential matches. Nothing is served to a caller that presents
-neither.
+clients do). Every component authenticates the caller's own key: the API's Lambda
+authorizer and gateway, the stream front door and the worker, on every path. No shared
+credential stands in for a tenant: a component that calls another on a client's behalf
+(a worker following or cancelling a run at its owner) forwards the client's own
+credential headers (`credential_headers`), and the callee authenticates them again.
 
 Key lookups are cached per process for `cache_seconds` (positive and negative), so a
 revoked key stops working on every front door and worker within that bound. In the worker,
@@ -14,7 +15,6 @@ so a busy key never waits for DynamoDB.
 
 from __future__ import annotations
 
-import hmac
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,9 +24,7 @@ from services.errors import AuthenticationFailed
 from services.tenancy.keys import ApiKey, KeyStore, hash_key
 from services.web.singleflight import SingleFlight
 
-INTERNAL_TOKEN_HEADER = "x-switchboard-internal-token"
-TENANT_HEADER = "x-switchboard-tenant"
-KEY_ID_HEADER = "x-switchboard-key-id"
+CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 
 _MAX_CACHED = 10_000
 # The last share of an entry's life in which a request renews it in the background.
@@ -61,13 +59,10 @@ def bearer_token(headers: Mapping[str, str]) -> str:
     return token
 
 
-def internal_headers(principal: Principal, token: str) -> dict[str, str]:
-    """The headers a front door sends the worker on behalf of `principal`."""
-    return {
-        INTERNAL_TOKEN_HEADER: token,
-        TENANT_HEADER: principal.tenant_id,
-        KEY_ID_HEADER: principal.key_id,
-    }
+def credential_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The client's own credential headers, as a component forwards them on its behalf
+    (`headers` with lower-case names, or a case-insensitive mapping)."""
+    return {name: headers[name] for name in CREDENTIAL_HEADERS if headers.get(name)}
 
 
 class Authenticator:
@@ -77,12 +72,10 @@ class Authenticator:
         self,
         keys: KeyStore,
         *,
-        internal_token: str | None = None,
         cache_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._keys = keys
-        self._internal_token = internal_token.encode() if internal_token else None
         self._cache_seconds = cache_seconds
         self._clock = clock
         # key hash -> (expiry, the key record, its principal when the key is active)
@@ -90,38 +83,14 @@ class Authenticator:
         self._lock = threading.Lock()
         self._reads: SingleFlight[ApiKey | None] = SingleFlight()
 
-    def internal(self, headers: Mapping[str, str]) -> Principal | None:
-        """The principal a front door vouches for, or None if no internal token was sent."""
-        presented = headers.get(INTERNAL_TOKEN_HEADER)
-        if presented is None:
-            return None
-        if self._internal_token is None or not hmac.compare_digest(
-            presented.encode(), self._internal_token
-        ):
-            raise AuthenticationFailed(
-                "Invalid internal credential.", code="invalid_internal_token"
-            )
-        tenant, key_id = headers.get(TENANT_HEADER), headers.get(KEY_ID_HEADER)
-        if not tenant or not key_id:
-            raise AuthenticationFailed(
-                "An internal call must name the tenant and key.", code="invalid_internal_token"
-            )
-        return Principal(tenant, key_id)
-
     def authenticate(self, headers: Mapping[str, str]) -> Principal:
         """The caller of a request. Blocks on a cache miss (one DynamoDB read)."""
-        principal = self.internal(headers)
-        if principal is not None:
-            return principal
         secret = bearer_token(headers)
         hit, record = self._from_cache(secret)
         return _principal(record if hit else self._lookup(secret))
 
     async def authenticate_async(self, headers: Mapping[str, str]) -> Principal:
         """As `authenticate`, running a cache miss's read in a thread, off the event loop."""
-        principal = self.internal(headers)
-        if principal is not None:
-            return principal
         secret = bearer_token(headers)
         digest = hash_key(secret)
         entry = self._cache.get(digest)

@@ -1,14 +1,11 @@
 """API keys: minted once, stored only as a SHA-256 hash, looked up by that hash.
 
-Table layout (the single table shared by every component; `pk`/`sk` strings):
+Items: the "API key by hash" and "API key under tenant" rows of the key layout in
+services/dynamo.py.
 
-| item             | pk                    | sk             | attributes                        |
-| ---------------- | --------------------- | -------------- | --------------------------------- |
-| key by hash      | `APIKEY#<sha256 hex>` | `APIKEY`       | tenant_id, key_id + common fields |
-| key under tenant | `TENANT#<tenant id>`  | `KEY#<key id>` | key_hash + common fields          |
-
-Common fields: key_id, prefix, name, status (`active` or `revoked`), created_at, and once
-revoked, revoked_at; a rotated key also names its successor (`replaced_by`) and the new key
+The by-hash item also holds tenant_id, the one under the tenant key_hash; both hold
+key_id, prefix, name, status (`active` or `revoked`), created_at, and once revoked,
+revoked_at; a rotated key also names its successor (`replaced_by`) and the new key
 its predecessor (`replaces`).
 
 The by-hash item answers "whose key is this?" in one GetItem; the tenant item lets a
@@ -24,16 +21,21 @@ key cache bound (services/tenancy/auth.py).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import re
 import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from services.dynamo import attributes, error_code, plain
 from services.errors import APIError, NotFound
+from services.tenancy.tenants import TENANT_ID
 
 KEY_PREFIX = "sb-"
+KEY_ID = re.compile(r"key_[0-9a-f]{16}")
 _RECOGNITION_CHARS = 10
 
 
@@ -121,35 +123,39 @@ class KeyStore:
         """The two Puts that store a new key (by hash, and under its tenant)."""
         record, digest = minted.record, hash_key(minted.secret)
         common = {
-            "key_id": {"S": record.key_id},
-            "prefix": {"S": record.prefix},
-            "name": {"S": record.name},
-            "status": {"S": record.status},
-            "created_at": {"N": str(record.created_at)},
-            **{k: {"S": v} for k, v in extra.items()},
+            "key_id": record.key_id,
+            "prefix": record.prefix,
+            "name": record.name,
+            "status": record.status,
+            "created_at": record.created_at,
+            **extra,
         }
         return [
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": {
-                        "pk": {"S": f"APIKEY#{digest}"},
-                        "sk": {"S": "APIKEY"},
-                        "tenant_id": {"S": record.tenant_id},
-                        **common,
-                    },
+                    "Item": attributes(
+                        {
+                            "pk": f"APIKEY#{digest}",
+                            "sk": "APIKEY",
+                            "tenant_id": record.tenant_id,
+                            **common,
+                        }
+                    ),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
             {
                 "Put": {
                     "TableName": self._table,
-                    "Item": {
-                        "pk": {"S": f"TENANT#{record.tenant_id}"},
-                        "sk": {"S": f"KEY#{record.key_id}"},
-                        "key_hash": {"S": digest},
-                        **common,
-                    },
+                    "Item": attributes(
+                        {
+                            "pk": f"TENANT#{record.tenant_id}",
+                            "sk": f"KEY#{record.key_id}",
+                            "key_hash": digest,
+                            **common,
+                        }
+                    ),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
@@ -159,16 +165,16 @@ class KeyStore:
         """The record for a presented secret, or None if no such key exists."""
         response = self._client.get_item(
             TableName=self._table,
-            Key={"pk": {"S": f"APIKEY#{hash_key(secret)}"}, "sk": {"S": "APIKEY"}},
+            Key=attributes({"pk": f"APIKEY#{hash_key(secret)}", "sk": "APIKEY"}),
             ConsistentRead=True,
         )
         item = response.get("Item")
-        return None if item is None else _record(item, item["tenant_id"]["S"])
+        return None if item is None else _record(plain(item))
 
     def get(self, tenant_id: str, key_id: str) -> ApiKey | None:
         """A key of the tenant by its id; None if the tenant has no such key."""
         item = self._tenant_item(tenant_id, key_id)
-        return None if item is None else _record(item, tenant_id)
+        return None if item is None else _record(item)
 
     def require(self, tenant_id: str, key_id: str) -> ApiKey:
         key = self.get(tenant_id, key_id)
@@ -178,19 +184,23 @@ class KeyStore:
 
     def for_tenant(self, tenant_id: str) -> list[ApiKey]:
         """The tenant's keys, active and revoked, oldest first (never their hashes)."""
+        if not TENANT_ID.match(tenant_id):
+            return []
         query: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :key)",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": f"TENANT#{tenant_id}"},
-                ":key": {"S": "KEY#"},
-            },
+            "ExpressionAttributeValues": attributes(
+                {
+                    ":pk": f"TENANT#{tenant_id}",
+                    ":key": "KEY#",
+                }
+            ),
             "ConsistentRead": True,
         }
         keys: list[ApiKey] = []
         while True:
             response = self._client.query(**query)
-            keys += [_record(i, tenant_id) for i in response.get("Items", [])]
+            keys += [_record(plain(i)) for i in response.get("Items", [])]
             if "LastEvaluatedKey" not in response:
                 break
             query["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -202,14 +212,16 @@ class KeyStore:
         item = self._tenant_item(tenant_id, key_id)
         if item is None:
             raise _not_found(tenant_id, key_id)
-        if item["status"]["S"] != "active":
-            return _record(item, tenant_id)
+        if item["status"] != "active":
+            return _record(item)
         now = int(time.time())
-        # Revoked meanwhile by another call: the outcome is the same.
-        with contextlib.suppress(self._client.exceptions.TransactionCanceledException):
+        try:
             self._client.transact_write_items(
-                TransactItems=self._revocations(tenant_id, key_id, item["key_hash"]["S"], now)
+                TransactItems=self._revocations(tenant_id, key_id, item["key_hash"], now)
             )
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise  # else revoked meanwhile by another call: the outcome is the same
         return self.require(tenant_id, key_id)
 
     def rotate(self, tenant_id: str, key_id: str) -> MintedKey:
@@ -219,47 +231,51 @@ class KeyStore:
         item = self._tenant_item(tenant_id, key_id)
         if item is None:
             raise _not_found(tenant_id, key_id)
-        old = _record(item, tenant_id)
+        old = _record(item)
         if not old.active:
             raise KeyRevoked(f"The key '{key_id}' is revoked; create a new key instead.")
         minted = self._mint(tenant_id, old.name, None)
         new_id = minted.record.key_id
         actions = self._puts(minted, replaces=key_id) + self._revocations(
-            tenant_id, key_id, item["key_hash"]["S"], minted.record.created_at, replaced_by=new_id
+            tenant_id, key_id, item["key_hash"], minted.record.created_at, replaced_by=new_id
         )
         try:
             self._client.transact_write_items(TransactItems=actions)
-        except self._client.exceptions.TransactionCanceledException:
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
             raise KeyRevoked(
                 f"The key '{key_id}' was revoked while rotating it; create a new key instead."
             ) from None
         return minted
 
     def _tenant_item(self, tenant_id: str, key_id: str) -> dict[str, Any] | None:
-        if "#" in tenant_id or "#" in key_id:
-            return None
+        if not TENANT_ID.match(tenant_id) or not KEY_ID.fullmatch(key_id):
+            return None  # no such key, and nothing that long or odd reaches the table
         response = self._client.get_item(
             TableName=self._table,
-            Key={"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": f"KEY#{key_id}"}},
+            Key=attributes({"pk": f"TENANT#{tenant_id}", "sk": f"KEY#{key_id}"}),
             ConsistentRead=True,
         )
-        item: dict[str, Any] | None = response.get("Item")
-        return item
+        item = response.get("Item")
+        return None if item is None else plain(item)
 
     def _revocations(
         self, tenant_id: str, key_id: str, digest: str, now: int, **extra: str
     ) -> list[dict[str, Any]]:
         """Two Updates that revoke an active key, refused if it is no longer active."""
         sets = ["#s = :revoked", "revoked_at = :now", *(f"{k} = :{k}" for k in extra)]
-        values = {
-            ":revoked": {"S": "revoked"},
-            ":active": {"S": "active"},
-            ":now": {"N": str(now)},
-            **{f":{k}": {"S": v} for k, v in extra.items()},
-        }
+        values = attributes(
+            {
+                ":revoked": "revoked",
+                ":active": "active",
+                ":now": now,
+                **{f":{k}": v for k, v in extra.items()},
+            }
+        )
         keys = [
-            {"pk": {"S": f"APIKEY#{digest}"}, "sk": {"S": "APIKEY"}},
-            {"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": f"KEY#{key_id}"}},
+            attributes({"pk": f"APIKEY#{digest}", "sk": "APIKEY"}),
+            attributes({"pk": f"TENANT#{tenant_id}", "sk": f"KEY#{key_id}"}),
         ]
         return [
             {
@@ -276,16 +292,18 @@ class KeyStore:
         ]
 
 
-def _record(item: dict[str, Any], tenant_id: str) -> ApiKey:
+def _record(item: dict[str, Any]) -> ApiKey:
+    """A key record from either item (`plain` values): the by-hash one names its tenant,
+    the one under the tenant has it in its pk."""
     revoked_at = item.get("revoked_at")
     return ApiKey(
-        key_id=item["key_id"]["S"],
-        tenant_id=tenant_id,
-        prefix=item["prefix"]["S"],
-        name=item["name"]["S"],
-        status=item["status"]["S"],
-        created_at=int(item["created_at"]["N"]),
-        revoked_at=None if revoked_at is None else int(revoked_at["N"]),
+        key_id=item["key_id"],
+        tenant_id=item.get("tenant_id") or item["pk"].removeprefix("TENANT#"),
+        prefix=item["prefix"],
+        name=item["name"],
+        status=item["status"],
+        created_at=int(item["created_at"]),
+        revoked_at=None if revoked_at is None else int(revoked_at),
     )
 
 

@@ -35,6 +35,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from botocore.exceptions import ClientError
+
+from services.dynamo import attributes, conditional_failed, plain
 from services.errors import APIError, RateLimited
 from services.tenancy.auth import REFRESH_AHEAD, Authenticator, Principal
 from services.tenancy.tenants import Limits, TenantStore
@@ -134,12 +137,11 @@ class Admission:
         month = time.strftime("%Y-%m", time.gmtime(now))
         response = self._client.get_item(
             TableName=self._table,
-            Key={"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": f"SPEND#{month}"}},
+            Key=attributes({"pk": f"TENANT#{tenant_id}", "sk": f"SPEND#{month}"}),
             ProjectionExpression="cost_usd_micros",
             ConsistentRead=True,
         )
-        raw = response.get("Item", {}).get("cost_usd_micros")
-        spent = Decimal(raw["N"]) if raw else Decimal(0)
+        spent = Decimal(plain(response.get("Item", {})).get("cost_usd_micros", 0))
         if spent >= budget * MICROS_PER_USD:
             raise RateLimited(
                 f"Tenant '{tenant_id}' has spent its monthly budget of {_usd(budget)} "
@@ -156,30 +158,29 @@ class Admission:
         window_end = (minute + 1) * WINDOW_SECONDS
         reset = window_end - now
         names = {"#r": "requests"}
-        values: dict[str, Any] = {
-            ":one": {"N": "1"},
-            ":exp": {"N": str(window_end + WINDOW_RETENTION_SECONDS)},
-        }
+        values: dict[str, Any] = {":one": 1, ":exp": window_end + WINDOW_RETENTION_SECONDS}
         conditions = []
         if limits.rpm is not None:
             conditions.append("(attribute_not_exists(#r) OR #r < :rpm)")
-            values[":rpm"] = {"N": str(limits.rpm)}
+            values[":rpm"] = limits.rpm
         if limits.tpm is not None:
             names["#t"] = "tokens"
             conditions.append("(attribute_not_exists(#t) OR #t < :tpm)")
-            values[":tpm"] = {"N": str(limits.tpm)}
+            values[":tpm"] = limits.tpm
         try:
             response = self._client.update_item(
                 TableName=self._table,
-                Key={"pk": {"S": f"RATE#{key_id}"}, "sk": {"S": f"MIN#{minute}"}},
+                Key=attributes({"pk": f"RATE#{key_id}", "sk": f"MIN#{minute}"}),
                 UpdateExpression="ADD #r :one SET expires_at = :exp",
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                ExpressionAttributeValues=attributes(values),
                 ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self._client.exceptions.ConditionalCheckFailedException as exc:
+        except ClientError as exc:
+            if not conditional_failed(exc):
+                raise
             old = exc.response.get("Item") or {}
             requests, tokens = _count(old, "requests"), _count(old, "tokens")
             headers = {
@@ -253,8 +254,7 @@ def guard(
 
 
 def _count(item: Mapping[str, Any], name: str) -> int:
-    value = item.get(name)
-    return int(Decimal(value["N"])) if value else 0
+    return int(plain(item).get(name, 0))
 
 
 def _usd(amount: Decimal) -> str:

@@ -1,11 +1,8 @@
 """Tenants: who owns API keys, and the limits and monthly budget that apply to them.
 
-Table layout (the single table; see services/tenancy/keys.py for the keys under a tenant):
-
-| item   | pk                   | sk       | attributes                                        |
-| ------ | -------------------- | -------- | ------------------------------------------------- |
-| tenant | `TENANT#<tenant id>` | `TENANT` | name, status, created_at, monthly_budget_usd (N), |
-|        |                      |          | rpm (N), tpm (N), gsi1pk `TENANTS`, gsi1sk <id>   |
+Items: the tenant row of the key layout in services/dynamo.py (listed on `gsi1` in id
+order); it holds name, status, created_at and the limits monthly_budget_usd (N), rpm (N)
+and tpm (N).
 
 A limit that is absent is no limit. `rpm` and `tpm` apply to each of the tenant's keys;
 `monthly_budget_usd` to the tenant as a whole (services/tenancy/limits.py enforces all three). The
@@ -24,6 +21,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
+from botocore.exceptions import ClientError
+
+from services.dynamo import GSI1, Listing, attributes, conditional_failed, plain
 from services.errors import APIError, InvalidRequest, NotFound
 
 TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -165,21 +165,25 @@ class TenantStore:
             created_at=int(self._clock()),
             limits=limits,
         )
-        item: dict[str, Any] = {
-            **self._key(tenant_id),
-            "name": {"S": tenant.name},
-            "status": {"S": tenant.status},
-            "created_at": {"N": str(tenant.created_at)},
-            "gsi1pk": {"S": LIST_INDEX_PK},
-            "gsi1sk": {"S": tenant_id},
-        }
-        for field, value in _limit_values(limits).items():
-            item[field] = {"N": value}
+        item = self._key(tenant_id) | attributes(
+            {
+                "name": tenant.name,
+                "status": tenant.status,
+                "created_at": tenant.created_at,
+                "gsi1pk": LIST_INDEX_PK,
+                "gsi1sk": tenant_id,
+                "monthly_budget_usd": limits.monthly_budget_usd,
+                "rpm": limits.rpm,
+                "tpm": limits.tpm,
+            }
+        )
         try:
             self._client.put_item(
                 TableName=self._table, Item=item, ConditionExpression="attribute_not_exists(pk)"
             )
-        except self._client.exceptions.ConditionalCheckFailedException:
+        except ClientError as exc:
+            if not conditional_failed(exc):
+                raise
             raise TenantExists(
                 f"A tenant with id '{tenant_id}' already exists.", param="id"
             ) from None
@@ -198,7 +202,7 @@ class TenantStore:
         """The tenant, or `NotFound` (404)."""
         tenant = self.get(tenant_id)
         if tenant is None:
-            raise NotFound(f"No tenant with id '{tenant_id}'.", code="tenant_not_found")
+            raise _not_found(tenant_id)
         return tenant
 
     def limits(self, tenant_id: str) -> Limits | None:
@@ -220,6 +224,8 @@ class TenantStore:
         tpm: int | _Unset | None = UNSET,
     ) -> Tenant:
         """Set (a value), clear (None) or keep (UNSET) each limit; `NotFound` if no tenant."""
+        if not TENANT_ID.match(tenant_id):
+            raise _not_found(tenant_id)
         wanted = {"monthly_budget_usd": monthly_budget_usd, "rpm": rpm, "tpm": tpm}
         sets, removes, values = [], [], {}
         for field, value in wanted.items():
@@ -229,7 +235,7 @@ class TenantStore:
                 removes.append(field)
             else:
                 sets.append(f"{field} = :{field}")
-                values[f":{field}"] = {"N": str(value)}
+                values[f":{field}"] = value
         if not sets and not removes:
             return self.require(tenant_id)
         expression = " ".join(
@@ -248,62 +254,67 @@ class TenantStore:
             "ReturnValues": "ALL_NEW",
         }
         if values:
-            request["ExpressionAttributeValues"] = values
+            request["ExpressionAttributeValues"] = attributes(values)
         try:
             response = self._client.update_item(**request)
-        except self._client.exceptions.ConditionalCheckFailedException:
-            raise NotFound(f"No tenant with id '{tenant_id}'.", code="tenant_not_found") from None
+        except ClientError as exc:
+            if not conditional_failed(exc):
+                raise
+            raise _not_found(tenant_id) from None
         return _tenant(response["Attributes"])
 
     def page(self, *, limit: int = 20, after: str | None = None) -> tuple[list[Tenant], bool]:
         """Tenants in id order after the id `after`, and whether more follow."""
         query: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": "gsi1",
+            "IndexName": GSI1,
             "KeyConditionExpression": "gsi1pk = :p",
-            "ExpressionAttributeValues": {":p": {"S": LIST_INDEX_PK}},
+            "ExpressionAttributeValues": attributes({":p": LIST_INDEX_PK}),
             "Limit": limit,
         }
         if after:
-            query["ExclusiveStartKey"] = {
-                **self._key(after),
-                "gsi1pk": {"S": LIST_INDEX_PK},
-                "gsi1sk": {"S": after},
-            }
+            query["ExclusiveStartKey"] = LISTING.start_key_at(after)
         response = self._client.query(**query)
         tenants = [_tenant(i) for i in response.get("Items", [])]
         return tenants, "LastEvaluatedKey" in response
 
     @staticmethod
     def _key(tenant_id: str) -> dict[str, Any]:
-        return {"pk": {"S": f"TENANT#{tenant_id}"}, "sk": {"S": "TENANT"}}
+        return attributes(_table_key(tenant_id))
 
 
-def _limit_values(limits: Limits) -> dict[str, str]:
-    values = {
-        "monthly_budget_usd": limits.monthly_budget_usd,
-        "rpm": limits.rpm,
-        "tpm": limits.tpm,
-    }
-    return {k: str(v) for k, v in values.items() if v is not None}
+def _table_key(tenant_id: str) -> dict[str, str]:
+    return {"pk": f"TENANT#{tenant_id}", "sk": "TENANT"}
+
+
+LISTING = Listing(
+    LIST_INDEX_PK,
+    re.compile(TENANT_ID.pattern.strip("^$")),
+    lambda tenant_id: (_table_key(tenant_id)["pk"], "TENANT"),
+)
+"""Tenants on `gsi1`, in id order (the admin API's `after` is the last id seen)."""
+
+
+def _not_found(tenant_id: str) -> NotFound:
+    return NotFound(f"No tenant with id '{tenant_id}'.", code="tenant_not_found")
 
 
 def _limits(item: dict[str, Any]) -> Limits:
-    budget = item.get("monthly_budget_usd")
-    rpm = item.get("rpm")
-    tpm = item.get("tpm")
+    v = plain(item)
+    budget, rpm, tpm = v.get("monthly_budget_usd"), v.get("rpm"), v.get("tpm")
     return Limits(
-        monthly_budget_usd=None if budget is None else Decimal(budget["N"]),
-        rpm=None if rpm is None else int(rpm["N"]),
-        tpm=None if tpm is None else int(tpm["N"]),
+        monthly_budget_usd=None if budget is None else Decimal(budget),
+        rpm=None if rpm is None else int(rpm),
+        tpm=None if tpm is None else int(tpm),
     )
 
 
 def _tenant(item: dict[str, Any]) -> Tenant:
+    v = plain(item)
     return Tenant(
-        tenant_id=item["pk"]["S"].removeprefix("TENANT#"),
-        name=item["name"]["S"],
-        status=item["status"]["S"],
-        created_at=int(item["created_at"]["N"]),
+        tenant_id=v["pk"].removeprefix("TENANT#"),
+        name=v["name"],
+        status=v["status"],
+        created_at=int(v["created_at"]),
         limits=_limits(item),
     )

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from services.errors import APIError, InvalidRequest
-from services.errors import ToolFailed as ToolFailed  # part of the tool port
+from services.errors import ToolFailed as ToolFailed  # the tools' own error, defined low
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -28,6 +28,7 @@ from services.providers.base import (
     ToolDefinition,
     Usage,
 )
+from services.usage.context import Tally, counting
 
 
 class ToolTimedOut(APIError):
@@ -69,6 +70,8 @@ class ToolContext:
     - `embeddings`: the embeddings service (`services.documents.embeddings`), for `suggest_related`.
     - `emit`: progress events (`tool.progress`), a no-op outside a run.
     - `usage`/`model_calls`: what `complete` has spent so far in this context.
+    - `tally`: every model call of the tool (its `complete` calls and its embeddings),
+      counted while `Tool.invoke` runs it: the models that answered and their usage.
     """
 
     tenant_id: str
@@ -80,6 +83,7 @@ class ToolContext:
     emit: Callable[[str, dict[str, Any]], None] = field(default=lambda _type, _data: None)
     usage: Usage = field(default_factory=Usage)
     model_calls: int = 0
+    tally: Tally = field(default_factory=Tally)
 
     async def complete(
         self, messages: list[Message], *, max_tokens: int, temperature: float | None = None
@@ -87,15 +91,16 @@ class ToolContext:
         """One model call on `route`, through the router (retries, fallback, timeouts);
         its usage is added to `usage`. Provider failures are raised as they are."""
         target = self.catalogue.resolve(self.route)
-        completion: Completion = await target.provider.complete(
-            CompletionRequest(
-                model=target.model,
-                messages=messages,
-                max_tokens=max_tokens,
-                temperature=temperature,
-                user=self.tenant_id,
+        with counting(self.tally):
+            completion: Completion = await target.provider.complete(
+                CompletionRequest(
+                    model=target.model,
+                    messages=messages,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                    user=self.tenant_id,
+                )
             )
-        )
         self.usage = self.usage + completion.usage
         self.model_calls += 1
         return completion
@@ -158,11 +163,13 @@ class Tool(ABC):
 
     async def invoke(self, ctx: ToolContext, raw: Any) -> dict[str, Any]:
         """Validate `raw`, run within `limits.timeout_seconds` (else `ToolTimedOut`), and
-        validate what the tool produced (else `ToolFailed`)."""
+        validate what the tool produced (else `ToolFailed`). Its model calls are counted
+        in `ctx.tally`."""
         parsed = self.parse_input(raw)
         try:
             async with asyncio.timeout(self.limits.timeout_seconds):
-                output = await self.run(ctx, parsed)
+                with counting(ctx.tally):
+                    output = await self.run(ctx, parsed)
         except TimeoutError:
             raise ToolTimedOut(
                 f"Tool '{self.name}' did not finish within its limit of "

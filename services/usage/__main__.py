@@ -1,7 +1,11 @@
 """The usage report on the command line.
 
-    python -m services.usage report --table T --tenant X [--start D] [--end D]
-                                    [--group-by day,key,model] [--csv]
+    python -m services.usage report --table T --tenant X [--region R] [--start D]
+                                    [--end D] [--group-by day,key,model] [--csv]
+
+`--table` defaults to `$SWITCHBOARD_TABLE` and `--region` to `$AWS_REGION`; an AWS
+failure (no region, no credentials, no such table, nothing listening at the endpoint) is
+a sentence saying what to do.
 
 The admin CLI adds the same command as `usage` with `services.usage.__main__.register`.
 """
@@ -9,10 +13,12 @@ The admin CLI adds the same command as `usage` with `services.usage.__main__.reg
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from services.cli import explain
 from services.errors import APIError
 from services.usage.report import (
     METRICS,
@@ -42,8 +48,19 @@ def register(subparsers: Any, name: str = "usage") -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help="a tenant's usage and cost, summed by day, key or model"
     )
-    parser.add_argument("--table", required=True, help="the state table's name")
+    table = os.environ.get("SWITCHBOARD_TABLE")
+    parser.add_argument(
+        "--table",
+        default=table,
+        required=not table,
+        help="the State stack's table (default: $SWITCHBOARD_TABLE)",
+    )
     parser.add_argument("--tenant", required=True)
+    parser.add_argument(
+        "--region",
+        default=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        help="the stack's region (default: $AWS_REGION, then boto3's)",
+    )
     add_report_options(parser)
     parser.set_defaults(func=run)
     return parser
@@ -72,10 +89,17 @@ def run(
     args: argparse.Namespace, reports: UsageReports | None = None, out: TextIO = sys.stdout
 ) -> int:
     try:
-        body = build_report(reports or reports_for_table(args.table), args.tenant, args)
+        reports = reports or reports_for_table(args.table, getattr(args, "region", None))
+        body = build_report(reports, args.tenant, args)
     except APIError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        sentence = explain(exc, table=args.table, region=getattr(args, "region", None))
+        if sentence is None:
+            raise
+        print(f"error: {sentence}", file=sys.stderr)
+        return 1
     if args.csv:
         out.write(to_csv(body))
     else:

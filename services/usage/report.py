@@ -31,6 +31,9 @@ from services.usage.store import UsageStore
 GROUPS = ("day", "key", "model", "route")
 _GROUP_FIELDS = {"day": "day", "key": "key_id", "model": "model", "route": "route"}
 MAX_DAYS = 366
+# A report reads up to the day after `end`, which must exist.
+FIRST_DAY = datetime.date(1970, 1, 1)
+LAST_DAY = datetime.date.max - datetime.timedelta(days=1)
 METRICS = (
     "calls",
     "input_tokens",
@@ -100,11 +103,18 @@ def _date(params: Mapping[str, str], name: str, default: datetime.date) -> datet
     if raw is None or raw == "":
         return default
     try:
-        return datetime.date.fromisoformat(raw)
+        day = datetime.date.fromisoformat(raw)
     except ValueError:
         raise InvalidRequest(
             f"'{name}' must be a date, YYYY-MM-DD; got '{raw}'.", param=name, code="invalid_value"
         ) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise InvalidRequest(
+            f"'{name}' must be a date from {FIRST_DAY} to {LAST_DAY}; got '{raw}'.",
+            param=name,
+            code="invalid_value",
+        )
+    return day
 
 
 def _empty() -> dict[str, int]:
@@ -206,13 +216,13 @@ class UsageReports:
         return "application/json", json.dumps(body)
 
 
-def reports_for_table(table: str) -> UsageReports:
-    """Reports on `table`, with a boto3 client made on first use (imported lazily: the
-    gateway Lambda must stay light at import)."""
+def reports_for_table(table: str, region: str | None = None) -> UsageReports:
+    """Reports on `table`, with a boto3 client (in `region`, else boto3's) made on first
+    use (imported lazily: the gateway Lambda must stay light at import)."""
 
     def client() -> Any:
         import boto3
 
-        return boto3.client("dynamodb")
+        return boto3.client("dynamodb", region_name=region)
 
     return UsageReports(UsageStore(client, table), PriceTable.load())

@@ -1,10 +1,7 @@
-"""Usage records, the monthly spend counter and the rate window, in the shared table.
-
-| item            | pk               | sk                                   |
-| --------------- | ---------------- | ------------------------------------ |
-| usage record    | `TENANT#<t>`     | `USAGE#<ISO 8601 UTC start>#<call id>` |
-| spend counter   | `TENANT#<t>`     | `SPEND#<YYYY-MM>` (UTC month of the call's start) |
-| rate window     | `RATE#<key id>`  | `MIN#<epoch minute>` (the minute the call ended) |
+"""Usage records, the monthly spend counter and the rate window, in the shared table (the
+usage record, spend counter and rate window rows of the key layout in services/dynamo.py).
+A record's sort key holds its call's ISO 8601 UTC start, a spend counter the UTC month of
+its calls' starts, a rate window the minute its calls ended.
 
 A record's attributes: tenant_id, key_id, endpoint (the API the call came through), route
 (the public model name asked for), model (the provider model), input_tokens (every prompt
@@ -28,7 +25,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-import orjson
+from services.dynamo import attributes, cancellation_reasons, plain
 
 RECORD_PREFIX = "USAGE#"
 SPEND_PREFIX = "SPEND#"
@@ -132,60 +129,37 @@ class UsageRecord(NamedTuple):
 
     def item(self, expires_at: int) -> dict[str, Any]:
         at = iso(self.at)
-        item: dict[str, Any] = {
-            "pk": {"S": f"TENANT#{self.tenant_id}"},
-            "sk": {"S": f"{RECORD_PREFIX}{at}#{self.call_id}"},
-            "call_id": {"S": self.call_id},
-            "tenant_id": {"S": self.tenant_id},
-            "key_id": {"S": self.key_id},
-            "endpoint": {"S": self.endpoint},
-            "route": {"S": self.route},
-            "model": {"S": self.model},
-            "at": {"S": at},
-            "input_tokens": {"N": str(self.input_tokens)},
-            "cached_input_tokens": {"N": str(self.cached_input_tokens)},
-            "output_tokens": {"N": str(self.output_tokens)},
-            "latency_ms": {"N": str(self.latency_ms)},
-            "outcome": {"S": self.outcome},
-            "price_version": {"S": self.price_version},
-            "estimated": {"BOOL": self.estimated},
-            "streamed": {"BOOL": self.streamed},
-            "expires_at": {"N": str(expires_at)},
-        }
-        if self.first_token_ms is not None:
-            item["first_token_ms"] = {"N": str(self.first_token_ms)}
-        if self.cost_usd_micros is not None:
-            item["cost_usd_micros"] = {"N": str(self.cost_usd_micros)}
-        return item
-
-
-_QUOTED: dict[str, bytes] = {}
-
-
-def _quoted(value: str) -> bytes:
-    """`value` as a JSON string; the few that repeat (tenants, models, routes) are kept."""
-    quoted = _QUOTED.get(value)
-    if quoted is None:
-        quoted = orjson.dumps(value)
-        if len(value) <= 128:
-            if len(_QUOTED) >= 4096:
-                _QUOTED.clear()
-            _QUOTED[value] = quoted
-    return quoted
+        return attributes(
+            {
+                "pk": "TENANT#" + self.tenant_id,
+                "sk": f"{RECORD_PREFIX}{at}#{self.call_id}",
+                "call_id": self.call_id,
+                "tenant_id": self.tenant_id,
+                "key_id": self.key_id,
+                "endpoint": self.endpoint,
+                "route": self.route,
+                "model": self.model,
+                "at": at,
+                "input_tokens": self.input_tokens,
+                "cached_input_tokens": self.cached_input_tokens,
+                "output_tokens": self.output_tokens,
+                "latency_ms": self.latency_ms,
+                "outcome": self.outcome,
+                "price_version": self.price_version,
+                "estimated": self.estimated,
+                "streamed": self.streamed,
+                "expires_at": expires_at,
+                "first_token_ms": self.first_token_ms,
+                "cost_usd_micros": self.cost_usd_micros,
+            }
+        )
 
 
 def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
     """A stored record as plain values (what reports work with)."""
-    out: dict[str, Any] = {}
-    for name, value in item.items():
-        if name in ("pk", "sk", "expires_at"):
-            continue
-        if "S" in value:
-            out[name] = value["S"]
-        elif "N" in value:
-            out[name] = int(value["N"])
-        elif "BOOL" in value:
-            out[name] = value["BOOL"]
+    out = plain(item)
+    for name in ("pk", "sk", "expires_at"):
+        out.pop(name, None)
     out.setdefault("cost_usd_micros", None)
     out.setdefault("first_token_ms", None)
     return out
@@ -194,10 +168,7 @@ def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
 def already_written(error: BaseException, records: int) -> bool:
     """Whether `error` says a transaction of `records` Puts was applied before (every Put's
     condition failed): a retry after a lost answer, which must count nothing again."""
-    response = getattr(error, "response", None) or {}
-    if response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return False
-    puts = (response.get("CancellationReasons") or [])[:records]
+    puts = cancellation_reasons(error)[:records]
     return bool(puts) and all(r.get("Code") == "ConditionalCheckFailed" for r in puts)
 
 
@@ -274,49 +245,6 @@ class UsageStore:
             }
         }
 
-    def put_json(self, record: UsageRecord) -> bytes:
-        """`put_action(record)` as JSON, the same value, written without building it: the
-        writer makes one per call on the event loop (tests check the two agree)."""
-        at = iso(record.at)
-        q = _quoted
-        first = (
-            b""
-            if record.first_token_ms is None
-            else b',"first_token_ms":{"N":"%d"}' % (record.first_token_ms)
-        )
-        cost = (
-            b""
-            if record.cost_usd_micros is None
-            else b',"cost_usd_micros":{"N":"%d"}' % (record.cost_usd_micros)
-        )
-        return b"".join(
-            (
-                b'{"Put":{"TableName":', q(self.table),
-                b',"Item":{"pk":{"S":', q("TENANT#" + record.tenant_id),
-                b'},"sk":{"S":', orjson.dumps(f"{RECORD_PREFIX}{at}#{record.call_id}"),
-                b'},"call_id":{"S":', orjson.dumps(record.call_id),
-                b'},"tenant_id":{"S":', q(record.tenant_id),
-                b'},"key_id":{"S":', q(record.key_id),
-                b'},"endpoint":{"S":', q(record.endpoint),
-                b'},"route":{"S":', q(record.route),
-                b'},"model":{"S":', q(record.model),
-                b'},"at":{"S":"', at.encode(),
-                b'"},"input_tokens":{"N":"%d"},"cached_input_tokens":{"N":"%d"}'
-                b',"output_tokens":{"N":"%d"},"latency_ms":{"N":"%d"}' % (
-                    record.input_tokens, record.cached_input_tokens,
-                    record.output_tokens, record.latency_ms,
-                ),
-                b',"outcome":{"S":', q(record.outcome),
-                b'},"price_version":{"S":', q(record.price_version),
-                b'},"estimated":{"BOOL":', b"true" if record.estimated else b"false",
-                b'},"streamed":{"BOOL":', b"true" if record.streamed else b"false",
-                b'},"expires_at":{"N":"%d"}' % (int(record.at) + self.retention_days * 86_400),
-                first,
-                cost,
-                b'},"ConditionExpression":"attribute_not_exists(pk)"}}',
-            )
-        )  # fmt: skip
-
     def counter_actions(self, records: list[UsageRecord]) -> list[dict[str, Any]]:
         """One ADD per spend counter (tenant-month) and rate window (key-minute)."""
         spend: dict[tuple[str, str], list[int]] = {}
@@ -330,21 +258,18 @@ class UsageStore:
             rate[minute] = rate.get(minute, 0) + record.tokens
         actions: list[dict[str, Any]] = []
         for (tenant, month), (cost, calls, unpriced) in spend.items():
-            add = "ADD cost_usd_micros :c, calls :n"
-            values: dict[str, Any] = {":c": {"N": str(cost)}, ":n": {"N": str(calls)}}
-            if unpriced:
-                add += ", unpriced_calls :u"
-                values[":u"] = {"N": str(unpriced)}
+            add = "ADD cost_usd_micros :c, calls :n" + (", unpriced_calls :u" if unpriced else "")
             actions.append(
                 {
                     "Update": {
                         "TableName": self.table,
-                        "Key": {
-                            "pk": {"S": f"TENANT#{tenant}"},
-                            "sk": {"S": f"{SPEND_PREFIX}{month}"},
-                        },
+                        "Key": attributes(
+                            {"pk": f"TENANT#{tenant}", "sk": f"{SPEND_PREFIX}{month}"}
+                        ),
                         "UpdateExpression": add,
-                        "ExpressionAttributeValues": values,
+                        "ExpressionAttributeValues": attributes(
+                            {":c": cost, ":n": calls, ":u": unpriced or None}
+                        ),
                     }
                 }
             )
@@ -353,12 +278,14 @@ class UsageStore:
                 {
                     "Update": {
                         "TableName": self.table,
-                        "Key": {"pk": {"S": f"RATE#{key_id}"}, "sk": {"S": f"MIN#{minute_no}"}},
+                        "Key": attributes({"pk": f"RATE#{key_id}", "sk": f"MIN#{minute_no}"}),
                         "UpdateExpression": "ADD tokens :t SET expires_at = :e",
-                        "ExpressionAttributeValues": {
-                            ":t": {"N": str(tokens)},
-                            ":e": {"N": str((minute_no + 1) * 60 + RATE_WINDOW_GRACE_SECONDS)},
-                        },
+                        "ExpressionAttributeValues": attributes(
+                            {
+                                ":t": tokens,
+                                ":e": (minute_no + 1) * 60 + RATE_WINDOW_GRACE_SECONDS,
+                            }
+                        ),
                     }
                 }
             )
@@ -374,11 +301,9 @@ class UsageStore:
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
-            "ExpressionAttributeValues": {
-                ":pk": {"S": f"TENANT#{tenant}"},
-                ":low": {"S": low},
-                ":high": {"S": high},
-            },
+            "ExpressionAttributeValues": attributes(
+                {":pk": f"TENANT#{tenant}", ":low": low, ":high": high}
+            ),
         }
         while True:
             page = self.client.query(**kwargs)
@@ -396,12 +321,12 @@ class UsageStore:
         item = (
             self.client.get_item(
                 TableName=self.table,
-                Key={"pk": {"S": f"TENANT#{tenant}"}, "sk": {"S": f"{SPEND_PREFIX}{month}"}},
+                Key=attributes({"pk": f"TENANT#{tenant}", "sk": f"{SPEND_PREFIX}{month}"}),
                 ConsistentRead=True,
             ).get("Item")
             or {}
         )
         return {
-            name: int(item[name]["N"]) if name in item else 0
+            name: int(plain(item).get(name, 0))
             for name in ("cost_usd_micros", "calls", "unpriced_calls")
         }

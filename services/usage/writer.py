@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import logging
 import math
 import secrets
@@ -154,6 +155,7 @@ class UsageWriter:
         self._arrived = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
+        self._closing = asyncio.Event()  # set at shutdown: nothing lingers any more
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.written = 0
@@ -211,6 +213,7 @@ class UsageWriter:
         """Write what is queued (at shutdown), then stop."""
         if not self._tasks:
             self.start()
+        self._closing.set()
         if not await self.flush(grace_seconds):
             log.error("usage writer stopped with %d reports not written", self.pending)
         for task in self._tasks:
@@ -234,8 +237,11 @@ class UsageWriter:
             while not self._pending:
                 self._arrived.clear()
                 await self._arrived.wait()
-            if self.settings.linger_seconds > 0 and len(self._pending) < self.settings.batch:
-                await asyncio.sleep(self.settings.linger_seconds)
+            linger = self.settings.linger_seconds
+            lingers = linger > 0 and len(self._pending) < self.settings.batch
+            if lingers and not self._closing.is_set():
+                with contextlib.suppress(TimeoutError):  # a shutdown cuts the wait short
+                    await asyncio.wait_for(self._closing.wait(), linger)
             take = min(self.settings.batch, len(self._pending))
             calls = [self._pending.popleft() for _ in range(take)]
             self._writing += take
@@ -274,10 +280,11 @@ class UsageWriter:
         for start in range(0, len(calls), SLICE):
             records += self._records(calls[start : start + SLICE])
             await asyncio.sleep(0)
+        put = self.store.put_action
         for group in batches(records):
             actions: list[bytes] = []
             for start in range(0, len(group), SLICE):
-                actions += [self.store.put_json(r) for r in group[start : start + SLICE]]
+                actions += [orjson.dumps(put(r)) for r in group[start : start + SLICE]]
                 await asyncio.sleep(0)
             actions += [orjson.dumps(a) for a in self.store.counter_actions(group)]
             delay = 0.1

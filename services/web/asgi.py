@@ -1,5 +1,6 @@
 """What the ASGI entry points (the worker and the stream front door) share: bounded body
-reading, JSON decoding and OpenAI-shaped errors for everything, 404 and 405 included.
+reading, JSON decoding and errors in the route's envelope (OpenAI's; Anthropic's on
+`/v1/messages`) for everything, 404 and 405 included.
 
 The worker's AI routes are its hot path, and each layer of a framework costs every request
 CPU time that the benchmark counts (`make bench`). `App` is Starlette, except that a route
@@ -7,12 +8,14 @@ whose endpoint is a `Plain` endpoint is served straight from the ASGI call: no m
 no router walk, no `Request` object. A `Plain` endpoint gets an `Exchange` (the headers in
 a dict, the body as a stream), answers with any Starlette `Response`, and has its errors
 answered in the same OpenAI shape as every other route's. `EventStream` sends server-sent
-events without the task group that Starlette's `StreamingResponse` starts per response.
+events without the task group that Starlette's `StreamingResponse` starts per response,
+with a comment line as a heartbeat whenever it has sent nothing for a while.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -25,14 +28,17 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
-from services.errors import APIError, InvalidRequest, PayloadTooLarge, error_from_status
+from services.errors import APIError, PayloadTooLarge, error_from_status, render
+from services.web.body import parse_json
+from services.web.params import ascii_int
 
 log = logging.getLogger("switchboard")
 
 
 class JSONBytesResponse(Response):
-    """JSON by orjson (or bytes already JSON); a 200 without extra headers, the hot path's
-    answer, is built without Starlette's header handling (the same headers result)."""
+    """JSON by orjson (or bytes already JSON); the hot path's answer (a status with a body,
+    headers that leave the content type alone) is built without Starlette's header
+    handling (the same headers result)."""
 
     media_type = "application/json"
 
@@ -42,7 +48,11 @@ class JSONBytesResponse(Response):
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        if headers or status_code < 200 or status_code in (204, 304):
+        if (
+            status_code < 200
+            or status_code in (204, 304)
+            or (headers and any(k.lower().startswith("content-") for k in headers))
+        ):
             super().__init__(content, status_code, headers)
             return
         self.status_code = status_code
@@ -52,6 +62,10 @@ class JSONBytesResponse(Response):
             (b"content-length", b"%d" % len(self.body)),
             (b"content-type", b"application/json"),
         ]
+        if headers:
+            self.raw_headers += [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()
+            ]
 
     def render(self, content: Any) -> bytes:
         return content if isinstance(content, bytes) else orjson.dumps(content)
@@ -120,10 +134,10 @@ class Plain:
         try:
             response = await self.endpoint(Exchange(scope, receive))
         except APIError as exc:
-            response = error_response(exc)
+            response = error_response(exc, scope["path"])
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            response = error_response(_internal())
+            response = error_response(_internal(), scope["path"])
         await response(scope, receive, send)
 
 
@@ -152,20 +166,44 @@ class App(Starlette):
         await super().__call__(scope, receive, send)
 
 
+class StreamGauge(Protocol):
+    """Told when a stream starts and ends (the worker counts its open streams)."""
+
+    def opened(self) -> None: ...
+
+    def closed(self) -> None: ...
+
+
+HEARTBEAT = b": keep-alive\n\n"
+# What makes a route's SSE response from its frames and headers (an `EventStream`).
+StreamResponse = Callable[[AsyncIterator[bytes], Mapping[str, str]], Response]
+
+
 class EventStream(Response):
     """A `text/event-stream` response of `frames`, each sent as it comes.
 
     When the client goes away mid-stream, the task sending it is cancelled, so the
     upstream call behind `frames` stops (and is accounted as abandoned) at once. One
     waiting task per stream notices the disconnect, where `StreamingResponse` runs a task
-    group of two with cancel scopes."""
+    group of two with cancel scopes. With `heartbeat` seconds, a comment line is sent
+    whenever nothing was sent for that long (load balancers and API Gateway close a
+    connection that stays silent); one loop timer per stream, no task unless it fires."""
 
     media_type = "text/event-stream"
 
-    def __init__(self, frames: AsyncIterator[bytes], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        frames: AsyncIterator[bytes],
+        headers: Mapping[str, str],
+        *,
+        heartbeat: float | None = None,
+        gauge: StreamGauge | None = None,
+    ) -> None:
         self.frames = frames
         self.status_code = 200
         self.background = None
+        self.heartbeat = heartbeat
+        self.gauge = gauge
         self.init_headers(headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -180,12 +218,21 @@ class EventStream(Response):
                 gone = True
                 task.cancel()
 
+        if self.gauge is not None:
+            self.gauge.opened()
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         watcher = asyncio.ensure_future(_disconnected(receive))
         watcher.add_done_callback(on_disconnect)
+        pulse = _Pulse(send, self.heartbeat) if self.heartbeat else None
         try:
             async for frame in self.frames:
+                if pulse is not None:  # (inline: this runs once per frame)
+                    if pulse.beat is not None:
+                        await asyncio.shield(pulse.beat)
+                    pulse.last = pulse.loop.time()
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
+            if pulse is not None:
+                await pulse.stop()
             sending = False
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
@@ -194,11 +241,57 @@ class EventStream(Response):
             task.uncancel()  # the client left: nothing more to send, nothing to report
         finally:
             sending = False
+            if pulse is not None:
+                await pulse.stop()
             watcher.remove_done_callback(on_disconnect)
             watcher.cancel()
             close = getattr(self.frames, "aclose", None)
-            if close is not None:
-                await close()
+            try:
+                if close is not None:
+                    await close()
+            finally:
+                if self.gauge is not None:
+                    self.gauge.closed()
+
+
+class _Pulse:
+    """Sends a heartbeat on `send` once `every` seconds pass with nothing sent."""
+
+    __slots__ = ("beat", "every", "last", "loop", "send", "timer")
+
+    def __init__(self, send: Send, every: float) -> None:
+        self.send = send
+        self.every = every
+        self.loop = asyncio.get_running_loop()
+        self.last = self.loop.time()
+        self.beat: asyncio.Future[None] | None = None  # a heartbeat being sent
+        self.timer: asyncio.TimerHandle | None = self.loop.call_at(self.last + every, self._due)
+
+    def _due(self) -> None:
+        self.timer = None
+        if self.beat is None and self.loop.time() - self.last >= self.every * 0.999:
+            self.beat = asyncio.ensure_future(self._send())
+        else:
+            self.timer = self.loop.call_at(self.last + self.every, self._due)
+
+    async def _send(self) -> None:
+        try:
+            await self.send({"type": "http.response.body", "body": HEARTBEAT, "more_body": True})
+        except Exception:  # the client is gone: the stream notices it on its own
+            return
+        finally:
+            self.beat = None
+            self.last = self.loop.time()
+            if self.every:
+                self.timer = self.loop.call_at(self.last + self.every, self._due)
+
+    async def stop(self) -> None:
+        timer, self.timer, self.every = self.timer, None, 0.0
+        if timer is not None:
+            timer.cancel()
+        if self.beat is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.beat)
 
 
 async def _disconnected(receive: Receive) -> None:
@@ -209,8 +302,8 @@ async def _disconnected(receive: Receive) -> None:
 
 async def read_body(request: Incoming, limit: int) -> bytes:
     """The request body, refusing with 413 as soon as it exceeds `limit` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = ascii_int(request.headers.get("content-length"))
+    if declared is not None and declared > limit:
         raise _too_large(limit)
     if isinstance(request, Exchange):
         whole = await request.whole()
@@ -227,27 +320,22 @@ async def read_body(request: Incoming, limit: int) -> bytes:
 
 
 def decode_json(body: bytes) -> Any:
-    if not body:
-        raise InvalidRequest("The request body is empty; send a JSON object.", code="invalid_body")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {exc}.", code="invalid_json"
-        ) from None
+    """The body's JSON value, read strictly (services/web/body.py), or a 400."""
+    return parse_json(body)
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes.")
 
 
-def error_response(error: APIError) -> Response:
-    return JSONBytesResponse(error.json(), status_code=error.status, headers=error.headers)
+def error_response(error: APIError, path: str) -> Response:
+    """`error` in the envelope the client of `path` expects (services.errors.envelope_for)."""
+    return JSONBytesResponse(render(path, error), status_code=error.status, headers=error.headers)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, APIError)
-    return error_response(exc)
+    return error_response(exc, request.url.path)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -258,12 +346,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         message = f"Method {request.method} is not allowed on {request.url.path}."
     else:
         message = str(exc.detail)
-    return error_response(error_from_status(exc.status_code, message))
+    return error_response(error_from_status(exc.status_code, message), request.url.path)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return error_response(_internal())
+    return error_response(_internal(), request.url.path)
 
 
 def _internal() -> APIError:

@@ -220,6 +220,12 @@ class ConnectionPool:
                 if reused and attempt == 0 and not response._chunks:
                     continue
                 raise
+            except BaseException:
+                # Cancelled (a timeout, a caller that went away) while the upstream works
+                # on the request: the connection is closed, so the upstream sees the caller
+                # leave, and is never reused mid-request.
+                await response.aclose()
+                raise
             return response
         raise AssertionError("unreachable")
 

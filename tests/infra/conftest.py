@@ -81,10 +81,22 @@ def https_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         name="tls",
         certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/abcd-1234",
         worker_domain_name="worker.switchboard.example.com",
-        nat_gateways=0,
+        nat_gateways=1,
+        simulator="fallback",
+        alarm_email="ops@example.com",
+        waf=True,
+        manage_apigw_account_role=False,
     )
     with pytest.MonkeyPatch.context() as monkeypatch:
         return _synth(config, tmp_path_factory.mktemp("cdk-https"), monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def dev_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """A developer's stage: destroyable, and (for the warning test) facing the internet."""
+    config = StageConfig(name="dev", alb_internet_facing=True)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return _synth(config, tmp_path_factory.mktemp("cdk-dev"), monkeypatch)
 
 
 def resources(template: dict[str, Any], type_: str) -> dict[str, dict[str, Any]]:

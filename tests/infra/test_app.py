@@ -28,7 +28,7 @@ def _run_app(outdir: Path, **context: object) -> dict[str, object]:
     return manifest
 
 
-def test_app_synthesizes_the_three_stacks(tmp_path: Path) -> None:
+def test_app_synthesizes_the_four_stacks(tmp_path: Path) -> None:
     manifest = _run_app(tmp_path, stage="qa", nat_gateways="2", log_retention_days="7")
     artifacts = manifest["artifacts"]
     assert isinstance(artifacts, dict)
@@ -37,7 +37,12 @@ def test_app_synthesizes_the_three_stacks(tmp_path: Path) -> None:
         for name, artifact in artifacts.items()
         if artifact["type"] == "aws:cloudformation:stack"
     }
-    assert stacks == {"Switchboard-qa-State", "Switchboard-qa-Worker", "Switchboard-qa-FrontDoor"}
+    assert stacks == {
+        "Switchboard-qa-State",
+        "Switchboard-qa-Worker",
+        "Switchboard-qa-FrontDoor",
+        "Switchboard-qa-Observability",
+    }
     for name in stacks:
         # Environment-agnostic: deployable to whichever account and region the CLI uses.
         assert artifacts[name]["environment"] == "aws://unknown-account/unknown-region"
@@ -75,3 +80,20 @@ def test_app_rejects_a_misspelt_context_key(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "unknown context key 'nat_gateway'; did you mean 'nat_gateways'?" in result.stderr
+
+
+def test_app_refuses_an_internet_facing_plain_http_worker_outside_dev(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "CDK_OUTDIR": str(tmp_path),
+        "CDK_CONTEXT_JSON": json.dumps(
+            {**cdk_json_context(), "stage": "prod", "alb_internet_facing": "true"}
+        ),
+        "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION": "20",
+    }
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=REPO_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0
+    assert "plain HTTP" in result.stderr and "certificate_arn" in result.stderr
+    assert not (tmp_path / "manifest.json").exists()

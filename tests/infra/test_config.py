@@ -7,20 +7,26 @@ import re
 
 import pytest
 
-from infra.config import LOG_RETENTION_DAYS, StageConfig, StageConfigError
+from infra.config import LOG_RETENTION_DAYS, SIMULATOR_MODES, StageConfig, StageConfigError
 from infra.constructs.logs import RETENTION
 
 
 def test_defaults_are_valid_and_match_the_runtime_contract() -> None:
     config = StageConfig()
     assert config.name == "dev"
-    assert config.python_version == "3.12"
+    assert config.python_version == "3.11"
     assert config.api_integration_timeout_seconds == 29
+    assert config.worker_integration_timeout_seconds == 900
+    assert config.sync_deadline_seconds == 240
+    assert config.alb_idle_timeout_seconds == 300
+    assert config.worker_stop_timeout_seconds == 120
+    assert config.deregistration_delay_seconds == 250
+    assert config.alb_internet_facing is False
     assert config.lambda_timeout_seconds == 30
     assert config.max_request_bytes == 4 * 1024 * 1024
     assert config.key_cache_seconds == 5
     assert config.lwa_layer_version == 25
-    assert config.nat_gateways == 1
+    assert config.nat_gateways == 0
     assert config.worker_scheme == "http"
 
 
@@ -38,12 +44,15 @@ def test_config_is_frozen() -> None:
         ({"worker_cpu": 300}, "worker_cpu 300"),
         ({"worker_cpu": 256, "worker_memory_mib": 4096}, "worker_memory_mib 4096"),
         ({"worker_min_count": 0}, "worker_min_count 0"),
-        ({"worker_min_count": 3, "worker_desired_count": 2}, "worker_desired_count 2"),
-        ({"worker_max_count": 1, "worker_desired_count": 1, "worker_min_count": 2},
-         "worker_max_count 1"),
+        ({"worker_max_count": 1, "worker_min_count": 2}, "worker_max_count 1"),
+        ({"worker_stop_timeout_seconds": 121}, "worker_stop_timeout_seconds 121"),
+        ({"worker_requests_per_target_per_minute": 1}, "worker_requests_per_target_per_minute 1"),
+        ({"worker_integration_timeout_seconds": 901}, "worker_integration_timeout_seconds 901"),
         ({"nat_gateways": 3}, "nat_gateways 3"),
         ({"api_integration_timeout_seconds": 0}, "api_integration_timeout_seconds 0"),
-        ({"sync_deadline_seconds": 28}, "sync_deadline_seconds 28"),
+        ({"sync_deadline_seconds": 300}, "sync_deadline_seconds 300 must be > 0 and below 300"),
+        ({"alb_idle_timeout_seconds": 200}, "sync_deadline_seconds 240.0 must be > 0 and below 200"),
+        ({"deregistration_delay_seconds": 60}, "deregistration_delay_seconds 60 must be at least"),
         ({"gateway_memory_mib": 64}, "gateway_memory_mib 64"),
         ({"lwa_layer_version": 0}, "lwa_layer_version 0"),
         ({"log_retention_days": 31}, "log_retention_days 31"),
@@ -59,6 +68,11 @@ def test_config_is_frozen() -> None:
         ({"worker_cpu": "1024"}, "worker_cpu must be int, got str"),
         ({"tracing": 1}, "tracing must be bool"),
         ({"nat_gateways": True}, "nat_gateways must be int, got bool"),
+        ({"alarm_email": "not-an-address"}, "alarm_email 'not-an-address'"),
+        ({"bedrock_model_families": "*"}, "bedrock_model_families '*'"),
+        ({"bedrock_model_families": ""}, "bedrock_model_families ''"),
+        ({"waf_requests_per_ip_per_5_minutes": 5}, "waf_requests_per_ip_per_5_minutes 5"),
+        ({"api_throttle_rate_limit": 0}, "api_throttle_rate_limit 0"),
     ],
 )  # fmt: skip
 def test_bad_values_raise_a_clear_error(overrides: dict[str, object], message: str) -> None:
@@ -78,7 +92,7 @@ def test_from_context_coerces_cli_strings() -> None:
         "prod",
         {
             "nat_gateways": "2",
-            "sync_deadline_seconds": "20.5",
+            "sync_deadline_seconds": "200.5",
             "termination_protection": "false",
             "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
             "worker_domain_name": "worker.example.com",
@@ -87,8 +101,7 @@ def test_from_context_coerces_cli_strings() -> None:
     )
     assert config.name == "prod"
     assert config.nat_gateways == 2
-    assert config.sync_deadline_seconds == 20.5
-    assert config.gateway_forward_timeout_seconds == 28
+    assert config.sync_deadline_seconds == 200.5
     assert config.termination_protection is False
     assert config.alb_idle_timeout_seconds == 600
     assert config.worker_scheme == "https"
@@ -105,3 +118,50 @@ def test_from_context_rejects_unknown_and_malformed_values() -> None:
 
 def test_every_accepted_retention_maps_to_a_cdk_value() -> None:
     assert set(RETENTION) == set(LOG_RETENTION_DAYS)
+
+
+def test_the_simulator_setting_is_checked_and_matches_the_worker() -> None:
+    from services.models.catalogue import SIMULATOR_MODES as WORKER_MODES
+
+    assert StageConfig().simulator == "off"
+    assert SIMULATOR_MODES == WORKER_MODES
+    assert StageConfig.from_context("demo", {"simulator": "fallback"}).simulator == "fallback"
+    with pytest.raises(StageConfigError, match="simulator 'maybe'"):
+        StageConfig(simulator="maybe")
+
+
+@pytest.mark.parametrize("name", ["prod", "staging", "qa"])
+def test_plain_http_from_the_internet_refuses_outside_dev(name: str) -> None:
+    with pytest.raises(StageConfigError) as raised:
+        StageConfig(name=name, alb_internet_facing=True)
+    message = str(raised.value)
+    assert "plain HTTP" in message and "internet" in message and "certificate_arn" in message
+
+
+@pytest.mark.parametrize("name", ["dev", "dev-alice"])
+def test_plain_http_from_the_internet_is_allowed_in_dev(name: str) -> None:
+    config = StageConfig(name=name, alb_internet_facing=True)
+    assert config.plain_http_over_internet is True
+
+
+def test_an_internet_facing_balancer_with_a_certificate_is_accepted() -> None:
+    config = StageConfig(
+        name="prod",
+        alb_internet_facing=True,
+        certificate_arn="arn:aws:acm:us-east-1:123456789012:certificate/abc-123",
+        worker_domain_name="worker.example.com",
+    )
+    assert config.plain_http_over_internet is False
+
+
+@pytest.mark.parametrize(
+    ("name", "retains", "protected"), [("dev", False, False), ("dev-bob", False, False),
+                                       ("prod", True, True), ("staging", True, True)]
+)  # fmt: skip
+def test_dev_stages_are_destroyable_and_others_keep_their_data(
+    name: str, retains: bool, protected: bool
+) -> None:
+    config = StageConfig(name=name)
+    assert (config.retains_data, config.protected) == (retains, protected)
+    forced = StageConfig(name=name, retain_data=True, termination_protection=True)
+    assert (forced.retains_data, forced.protected) == (True, True)

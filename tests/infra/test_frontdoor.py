@@ -8,15 +8,46 @@ from typing import Any
 import pytest
 
 from infra import api_errors
+from services.frontdoor.routes import ROUTES, Owner, match, routes_of
 from tests.infra.conftest import Synth, only, resources
 
 SHARED_ENV = {
-    "SWITCHBOARD_FORWARD_TIMEOUT_SECONDS": "28",
-    "SWITCHBOARD_SYNC_DEADLINE_SECONDS": "25",
     "SWITCHBOARD_MAX_REQUEST_BYTES": str(4 * 1024 * 1024),
     "SWITCHBOARD_KEY_CACHE_SECONDS": "5",
     "SWITCHBOARD_CONVERSATION_RETENTION_DAYS": "30",
 }
+
+
+def _paths(template: dict[str, Any]) -> dict[str, str]:
+    """Each API resource's logical id -> its full path ("/v1/runs/{run_id}")."""
+    found = resources(template, "AWS::ApiGateway::Resource")
+    assert len(resources(template, "AWS::ApiGateway::RestApi")) == 1
+    paths: dict[str, str] = {}
+
+    def path_of(key: str) -> str:
+        if key not in paths:
+            props = found[key]["Properties"]
+            parent = props["ParentId"]
+            base = "" if "Fn::GetAtt" in parent else path_of(parent["Ref"])
+            paths[key] = f"{base}/{props['PathPart']}"
+        return paths[key]
+
+    for key in found:
+        path_of(key)
+    return paths
+
+
+def _methods(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    """(HTTP method, path) -> the method's properties."""
+    template = synth.raw("frontdoor")
+    paths = _paths(template)
+    methods = {}
+    for method in resources(template, "AWS::ApiGateway::Method").values():
+        props = method["Properties"]
+        resource = props["ResourceId"]
+        path = paths[resource["Ref"]] if "Ref" in resource else "/"
+        methods[(props["HttpMethod"], path)] = props
+    return methods
 
 
 def _function(synth: Synth, handler: str) -> dict[str, Any]:
@@ -30,24 +61,97 @@ def _gateway_responses(synth: Synth) -> dict[str, dict[str, Any]]:
     return {r["Properties"]["ResponseType"]: r["Properties"] for r in found}
 
 
-def test_rest_api_proxies_every_path_and_method_to_the_gateway(synth: Synth) -> None:
-    template = synth.raw("frontdoor")
-    api = only(template, "AWS::ApiGateway::RestApi")
-    assert api["EndpointConfiguration"] == {"Types": ["REGIONAL"]}
-    proxy = only(template, "AWS::ApiGateway::Resource")
-    assert proxy["PathPart"] == "{proxy+}"
+def test_every_worker_route_streams_from_the_internal_alb_through_the_vpc_link(
+    synth: Synth,
+) -> None:
+    methods = _methods(synth)
+    (authorizer_id,) = resources(synth.raw("frontdoor"), "AWS::ApiGateway::Authorizer")
+    routes = routes_of(Owner.WORKER)
+    assert len(routes) >= 15
+    for route in routes:
+        props = methods[(route.method, route.path)]
+        integration = props["Integration"]
+        where = f"{route.method} {route.path}"
+        assert integration["Type"] == "HTTP_PROXY", where
+        assert integration["ConnectionType"] == "VPC_LINK", where
+        assert "VpcLink" in json.dumps(integration["ConnectionId"]), where
+        target = json.dumps(integration["IntegrationTarget"])
+        assert "PublishOutputRefLoadBalancer" in target, where  # the ALB's ARN (its Ref)
+        assert integration["ResponseTransferMode"] == "STREAM", where
+        assert integration["TimeoutInMillis"] == 900_000, where
+        assert integration["IntegrationHttpMethod"] == route.method, where
+        uri = integration["Uri"]["Fn::Join"][1]
+        assert uri[0] == "http://" and "LoadBalancer" in json.dumps(uri[1]), where
+        assert uri[-1] == route.path, where  # the path named: the stage is not forwarded
+        expected = {
+            f"integration.request.path.{p}": f"method.request.path.{p}" for p in route.params
+        }
+        expected["integration.request.header.X-Forwarded-Prefix"] = "'/api'"
+        assert integration["RequestParameters"] == expected, where
+        assert props["RequestParameters"] == {
+            f"method.request.path.{p}": True for p in route.params
+        }
+        assert props["AuthorizationType"] == "CUSTOM", where
+        assert props["AuthorizerId"] == {"Ref": authorizer_id}, where
 
-    methods = list(resources(template, "AWS::ApiGateway::Method").values())
-    assert len(methods) == 2  # ANY / and ANY /{proxy+}
-    for method in methods:
-        props = method["Properties"]
-        assert props["HttpMethod"] == "ANY"
-        assert props["AuthorizationType"] == "NONE"  # the gateway checks API keys itself
+
+def test_every_control_route_goes_to_the_gateway_lambda_without_the_authorizer(
+    synth: Synth,
+) -> None:
+    methods = _methods(synth)
+    for route in routes_of(Owner.CONTROL):
+        props = methods[(route.method, route.path)]
         integration = props["Integration"]
         assert integration["Type"] == "AWS_PROXY"
-        assert integration["IntegrationHttpMethod"] == "POST"
         assert integration["TimeoutInMillis"] == 29_000
         assert "GatewayFunction" in json.dumps(integration["Uri"])
+        assert props["AuthorizationType"] == "NONE"  # the gateway checks keys itself
+
+
+def test_unknown_paths_and_methods_reach_the_gateway_for_404_and_405(synth: Synth) -> None:
+    template = synth.raw("frontdoor")
+    methods = _methods(synth)
+    every_path = {"/", *_paths(template).values()}
+    assert "/{proxy+}" in every_path
+    for path in every_path:
+        props = methods[("ANY", path)]
+        assert props["Integration"]["Type"] == "AWS_PROXY", path
+        assert "GatewayFunction" in json.dumps(props["Integration"]["Uri"]), path
+        assert props["AuthorizationType"] == "NONE", path
+    # A method the table does not list on a known path is the ANY's: the gateway
+    # answers it 405 from the same table (e.g. DELETE /v1/chat/completions).
+    assert ("DELETE", "/v1/chat/completions") not in methods
+    assert match("DELETE", "/v1/chat/completions").allowed == ("POST",)
+    declared = {(r.method, r.path) for r in ROUTES}
+    assert {k for k in methods if k[0] != "ANY"} == declared
+
+
+def test_authorizer_has_no_identity_sources_and_no_cache(synth: Synth) -> None:
+    authorizer = only(synth.raw("frontdoor"), "AWS::ApiGateway::Authorizer")
+    assert authorizer["Type"] == "REQUEST"
+    assert authorizer["IdentitySource"] == ""  # ANDed sources would refuse x-api-key
+    assert authorizer["AuthorizerResultTtlInSeconds"] == 0
+    assert "AuthorizerFunction" in json.dumps(authorizer["AuthorizerUri"])
+    fn = _function(synth, "lambdas.gateway.authorizer.handler")
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["Code"] == _function(synth, "lambdas.gateway.handler.handler")["Code"]
+
+
+@pytest.mark.parametrize(
+    ("response_type", "status", "body"),
+    [
+        ("UNAUTHORIZED", "401", api_errors.UNAUTHORIZED_BODY),
+        ("ACCESS_DENIED", "403", api_errors.ACCESS_DENIED_BODY),
+    ],
+)
+def test_authorizer_refusals_are_openai_shaped(
+    synth: Synth, response_type: str, status: str, body: dict[str, Any]
+) -> None:
+    response = _gateway_responses(synth)[response_type]
+    assert response["StatusCode"] == status
+    rendered = json.loads(response["ResponseTemplates"]["application/json"])
+    assert rendered == body
+    assert set(rendered["error"]) == {"message", "type", "param", "code"}
 
 
 def test_stage_is_v1_so_the_invoke_url_is_the_sdk_base_url(synth: Synth) -> None:
@@ -101,10 +205,10 @@ def test_request_too_large_answers_413(synth: Synth) -> None:
 
 def test_gateway_function(synth: Synth) -> None:
     fn = _function(synth, "lambdas.gateway.handler.handler")
-    assert fn["Runtime"] == "python3.12"
-    assert fn["Architectures"] == ["x86_64"]
+    assert fn["Runtime"] == "python3.11"
+    assert fn["Architectures"] == ["arm64"]
     assert fn["Timeout"] == 30
-    assert fn["MemorySize"] == 512
+    assert fn["MemorySize"] == synth.config.gateway_memory_mib
     assert fn["TracingConfig"] == {"Mode": "Active"}
     assert "Layers" not in fn
     env = fn["Environment"]["Variables"]
@@ -112,10 +216,7 @@ def test_gateway_function(synth: Synth) -> None:
     assert env["POWERTOOLS_SERVICE_NAME"] == "switchboard-gateway"
     assert "SwitchboardTable" in json.dumps(env["SWITCHBOARD_TABLE"])
     assert "SwitchboardBucket" in json.dumps(env["SWITCHBOARD_BUCKET"])
-    assert "SwitchboardInternalToken" in json.dumps(env["SWITCHBOARD_INTERNAL_TOKEN_SECRET_ARN"])
-    worker_url = json.dumps(env["SWITCHBOARD_WORKER_URL"])
-    assert '"http://"' in worker_url and "LoadBalancer" in worker_url
-    assert "SWITCHBOARD_INTERNAL_TOKEN" not in env
+    assert "SWITCHBOARD_WORKER_URL" not in env  # it never calls the worker
     assert "SwitchboardAdminKey" in json.dumps(env["SWITCHBOARD_ADMIN_KEY_SECRET_ARN"])
     assert "SWITCHBOARD_ADMIN_KEY" not in env, "the admin key must never be plain text"
 
@@ -132,14 +233,14 @@ def test_only_the_gateway_reads_the_admin_key(synth: Synth) -> None:
     assert "SWITCHBOARD_ADMIN_KEY_SECRET_ARN" not in stream_env
 
 
-def test_stream_function_runs_under_the_lambda_web_adapter(synth: Synth) -> None:
+def test_stream_function_runs_under_the_arm64_lambda_web_adapter(synth: Synth) -> None:
     fn = _function(synth, "run.sh")
-    assert fn["Runtime"] == "python3.12"
-    assert fn["Architectures"] == ["x86_64"]
+    assert fn["Runtime"] == "python3.11"
+    assert fn["Architectures"] == ["arm64"]
     assert fn["Timeout"] == 900
     (layer,) = fn["Layers"]
     layer_arn = json.dumps(layer)
-    assert "753240598075:layer:LambdaAdapterLayerX86:25" in layer_arn
+    assert "753240598075:layer:LambdaAdapterLayerArm64:25" in layer_arn
     assert '"Ref": "AWS::Region"' in layer_arn, "the layer must follow the deploy region"
     env = fn["Environment"]["Variables"]
     assert {k: env[k] for k in SHARED_ENV} == SHARED_ENV
@@ -148,7 +249,11 @@ def test_stream_function_runs_under_the_lambda_web_adapter(synth: Synth) -> None
     assert env["AWS_LWA_PORT"] == "8000"
     assert env["AWS_LWA_READINESS_CHECK_PATH"] == "/health"
     assert env["POWERTOOLS_SERVICE_NAME"] == "switchboard-stream"
-    assert "SwitchboardBucket" in json.dumps(env["SWITCHBOARD_BUCKET"])
+    # It relays WORKER routes to the API's public URL (stage included, HTTPS), not the ALB.
+    upstream = env["SWITCHBOARD_UPSTREAM_URL"]["Fn::Join"][1]
+    assert upstream[0] == "https://" and upstream[-1].endswith("/api")
+    assert ".execute-api." in json.dumps(upstream)
+    assert "LoadBalancer" not in json.dumps(upstream)
 
 
 def test_stream_function_url_streams_without_iam_auth(synth: Synth) -> None:
@@ -156,47 +261,41 @@ def test_stream_function_url_streams_without_iam_auth(synth: Synth) -> None:
     assert url["InvokeMode"] == "RESPONSE_STREAM"
     assert url["AuthType"] == "NONE"
     assert set(url["Cors"]["AllowMethods"]) == {"GET", "POST", "PATCH", "DELETE"}
-    assert {"Authorization", "Content-Type"} <= set(url["Cors"]["AllowHeaders"])
+    assert {"Authorization", "Content-Type", "x-api-key"} <= set(url["Cors"]["AllowHeaders"])
 
 
-def test_both_functions_read_and_write_the_table_and_bucket_and_read_the_secret(
-    synth: Synth,
-) -> None:
-    policies = resources(synth.raw("frontdoor"), "AWS::IAM::Policy").values()
-    assert len(policies) == 2
-    for policy in policies:
-        statements = policy["Properties"]["PolicyDocument"]["Statement"]
-        actions = {a for s in statements for a in _as_list(s["Action"])}
-        assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem"} <= actions
-        assert "dynamodb:BatchWriteItem" in actions  # deleting a conversation's messages
-        assert {"s3:GetObject*", "s3:PutObject", "s3:DeleteObject*", "s3:List*"} <= actions
-        assert "SwitchboardBucket" in json.dumps(
-            [s["Resource"] for s in statements if "s3:PutObject" in _as_list(s["Action"])]
-        )
-        assert "secretsmanager:GetSecretValue" in actions
+def test_no_header_only_trust_anywhere(synth: Synth, https_synth: Synth) -> None:
+    """No internal token and no x-switchboard-* trust header reaches any function or task."""
+    for built in (synth, https_synth):
+        for key in ("stateful", "worker", "frontdoor"):
+            text = json.dumps(built.raw(key)).lower()
+            assert "internal_token" not in text and "internaltoken" not in text, key
+            assert "x-switchboard-tenant" not in text, key
+            assert "x-switchboard-internal" not in text, key
 
 
 def test_log_groups_have_the_configured_retention(synth: Synth) -> None:
     groups = resources(synth.raw("frontdoor"), "AWS::Logs::LogGroup").values()
-    assert [g["Properties"]["RetentionInDays"] for g in groups] == [30, 30]
+    # gateway, authorizer, stream, the access log and the execution log
+    assert [g["Properties"]["RetentionInDays"] for g in groups] == [30] * 5
 
 
 def test_outputs(synth: Synth) -> None:
     outputs = synth.raw("frontdoor")["Outputs"]
     api_url = outputs["ApiUrl"]["Value"]["Fn::Join"][1]
     assert api_url[0] == "https://"
-    assert api_url[-1].endswith("/v1")
+    assert api_url[-1].endswith("/api/v1")
     (url_id,) = resources(synth.raw("frontdoor"), "AWS::Lambda::Url")
     assert outputs["StreamUrl"]["Value"] == {"Fn::GetAtt": [url_id, "FunctionUrl"]}
-    assert "LoadBalancer" in json.dumps(outputs["WorkerUrl"]["Value"])
+    assert "WorkerUrl" not in outputs  # the worker has no public address
 
 
-def test_with_a_certificate_the_front_doors_use_https_to_the_worker_domain(
+def test_with_a_certificate_worker_routes_use_https_to_the_worker_domain(
     https_synth: Synth,
 ) -> None:
-    for handler in ("lambdas.gateway.handler.handler", "run.sh"):
-        env = _function(https_synth, handler)["Environment"]["Variables"]
-        assert env["SWITCHBOARD_WORKER_URL"] == "https://worker.switchboard.example.com"
+    for (_, path), props in _methods(https_synth).items():
+        if props["Integration"]["Type"] == "HTTP_PROXY":
+            assert props["Integration"]["Uri"] == f"https://worker.switchboard.example.com{path}"
 
 
 def test_emulator_answers_a_failed_function_as_the_default_5xx_template_renders(

@@ -7,7 +7,7 @@ from aws_cdk.assertions import Match
 from infra.stacks.stateful import (
     ADMIN_KEY_LOGICAL_ID,
     BUCKET_LOGICAL_ID,
-    INTERNAL_TOKEN_LOGICAL_ID,
+    PROVIDER_KEYS_LOGICAL_ID,
     TABLE_LOGICAL_ID,
 )
 from tests.infra.conftest import Synth
@@ -24,14 +24,12 @@ def test_stack_is_named_for_the_stage_and_termination_protected(synth: Synth) ->
 def test_logical_ids_are_pinned(synth: Synth) -> None:
     # These exact strings are the identity of the data: changing one replaces the table.
     assert TABLE_LOGICAL_ID == "SwitchboardTable"
-    assert INTERNAL_TOKEN_LOGICAL_ID == "SwitchboardInternalToken"
     assert BUCKET_LOGICAL_ID == "SwitchboardBucket"
+    assert PROVIDER_KEYS_LOGICAL_ID == "SwitchboardProviderKeys"
     template = synth.raw("stateful")
     assert template["Resources"]["SwitchboardTable"]["Type"] == "AWS::DynamoDB::Table"
     assert template["Resources"]["SwitchboardBucket"]["Type"] == "AWS::S3::Bucket"
-    assert (
-        template["Resources"]["SwitchboardInternalToken"]["Type"] == "AWS::SecretsManager::Secret"
-    )
+    assert template["Resources"]["SwitchboardProviderKeys"]["Type"] == "AWS::SecretsManager::Secret"
 
 
 def test_table_shape(synth: Synth) -> None:
@@ -69,9 +67,11 @@ def test_table_shape(synth: Synth) -> None:
     assert "TableName" not in props
 
 
-def test_internal_token_secret(synth: Synth) -> None:
+def test_no_shared_credential_between_front_doors_and_worker(synth: Synth) -> None:
+    # The worker authenticates each caller's own key: no internal token exists to leak.
     template = synth.template("stateful")
-    template.resource_count_is("AWS::SecretsManager::Secret", 3)  # provider keys, admin key
+    template.resource_count_is("AWS::SecretsManager::Secret", 2)  # provider keys, admin key
+    assert "SwitchboardInternalToken" not in synth.raw("stateful")["Resources"]
     template.has_resource(
         "AWS::SecretsManager::Secret",
         {
@@ -135,3 +135,65 @@ def test_local_stack_creates_the_same_table(synth: Synth) -> None:
         "Enabled": True,
         "AttributeName": props["TimeToLiveSpecification"]["AttributeName"],
     }
+
+
+def test_bucket_lifecycle_expires_messages_with_their_conversation_and_sweeps_uploads(
+    synth: Synth,
+) -> None:
+    from services.conversations.store import OFFLOADED_MESSAGE_TAG
+    from services.documents.store import PENDING_UPLOAD_TAG
+
+    props = synth.raw("stateful")["Resources"]["SwitchboardBucket"]["Properties"]
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    messages = rules["ConversationMessagesExpireWithTheirConversation"]
+    assert messages["Status"] == "Enabled"
+    assert messages["TagFilters"] == [
+        {"Key": OFFLOADED_MESSAGE_TAG[0], "Value": OFFLOADED_MESSAGE_TAG[1]}
+    ]
+    # A message item lives conversation_retention_days (30) from its write; its object a day more.
+    assert messages["ExpirationInDays"] == 31
+    pending = rules["UploadsNeverCompleted"]
+    assert pending["TagFilters"] == [{"Key": PENDING_UPLOAD_TAG[0], "Value": PENDING_UPLOAD_TAG[1]}]
+    assert pending["ExpirationInDays"] == 8  # the longest upload URL (7 days) and a day
+    multipart = rules["AbortIncompleteMultipartUploads"]
+    assert multipart["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+    assert "TagFilters" not in multipart and "Prefix" not in multipart
+
+
+def test_a_dev_stage_is_destroyable(dev_synth: Synth) -> None:
+    assert dev_synth.stacks["stateful"].termination_protection is False
+    artifact = dev_synth.assembly.get_stack_by_name("Switchboard-dev-State")
+    assert artifact.termination_protection is False
+    template = dev_synth.raw("stateful")
+    for key in (
+        "SwitchboardTable",
+        "SwitchboardBucket",
+        "SwitchboardAdminKey",
+        "SwitchboardProviderKeys",
+        "SwitchboardRunQueue",
+        "SwitchboardRunDeadLetterQueue",
+    ):
+        assert template["Resources"][key]["DeletionPolicy"] == "Delete", key  # fmt: skip
+    assert (
+        template["Resources"]["SwitchboardTable"]["Properties"]["DeletionProtectionEnabled"]
+        is False
+    )
+    # A non-empty bucket cannot be deleted: the stack empties it first.
+    assert [r for r in template["Resources"].values() if r["Type"] == "Custom::S3AutoDeleteObjects"]
+
+
+def test_other_stages_keep_their_data_and_are_protected(synth: Synth) -> None:
+    template = synth.raw("stateful")
+    for key in (
+        "SwitchboardTable",
+        "SwitchboardBucket",
+        "SwitchboardAdminKey",
+        "SwitchboardProviderKeys",
+        "SwitchboardRunQueue",
+        "SwitchboardRunDeadLetterQueue",
+    ):
+        assert template["Resources"][key]["DeletionPolicy"] == "Retain", key  # fmt: skip
+    assert not [
+        r for r in template["Resources"].values() if r["Type"] == "Custom::S3AutoDeleteObjects"
+    ]
+    assert synth.stacks["stateful"].termination_protection is True

@@ -24,6 +24,7 @@ from services.tenancy.keys import KeyStore
 from tests.fakes import openai as openai_fake
 from tests.fakes.script import Script, ToolCallScript
 from tests.fakes.upstream import FakeUpstream
+from tests.integration.doors import api_and_stream
 from tests.pdf import make_pdf
 
 AGENT_MODEL = f"openai/{openai_fake.MODEL}"
@@ -110,7 +111,7 @@ class Tenant:
         base = self.stack.stream_url if door == "stream" else self.stack.api_url
         return httpx.post(f"{base}{path}", json=body, headers=self.headers, timeout=60)
 
-    def get(self, path: str, door: str = "api") -> httpx.Response:
+    def get(self, path: str, door: str = "stream") -> httpx.Response:
         base = self.stack.stream_url if door == "stream" else self.stack.api_url
         return httpx.get(f"{base}{path}", headers=self.headers, timeout=60)
 
@@ -129,7 +130,7 @@ class Tenant:
 
     def start(self, agent: str, input: dict[str, Any], **extra: Any) -> dict[str, Any]:
         body = {"kind": "agent", "input": {"agent": agent, "input": input, **extra}}
-        response = self.post("/runs", {**body, "background": True}, door="api")
+        response = self.post("/runs", {**body, "background": True})
         assert response.status_code == 202, response.text
         return dict(response.json())
 
@@ -166,15 +167,15 @@ def tool_replies(fake: FakeUpstream, request: int = -1) -> list[dict[str, Any]]:
     return [json.loads(m.text) for m in messages if m.role == "tool"]
 
 
-def test_the_agents_are_listed_through_both_doors(stack: LocalStack) -> None:
-    tenant = Tenant(stack, "agents-list")
-    for door in ("api", "stream"):
-        listed = tenant.get("/agents", door=door)
-        assert listed.status_code == 200
-        agents = {a["name"]: a for a in listed.json()["data"]}
-        assert set(agents) == {"document_analyst", "asset_organizer", "docs_chat"}
-        assert agents["asset_organizer"]["approval_required"] == ["move_documents"]
-        assert agents["document_analyst"]["tools"] == FIVE
+@pytest.mark.parametrize("door", api_and_stream())
+def test_the_agents_are_listed_through_both_doors(stack: LocalStack, door: str) -> None:
+    tenant = Tenant(stack, f"agents-list-{door}")
+    listed = tenant.get("/agents", door=door)
+    assert listed.status_code == 200
+    agents = {a["name"]: a for a in listed.json()["data"]}
+    assert set(agents) == {"document_analyst", "asset_organizer", "docs_chat"}
+    assert agents["asset_organizer"]["approval_required"] == ["move_documents"]
+    assert agents["document_analyst"]["tools"] == FIVE
     unknown = tenant.post("/runs", {"kind": "agent", "input": {"agent": "teleporter"}})
     assert unknown.status_code == 400 and unknown.json()["error"]["param"] == "input.agent"
 
@@ -197,7 +198,8 @@ def test_document_analyst_streams_its_five_steps_over_a_multipage_pdf(stack: Loc
             json.loads(line[6:]) for line in response.iter_lines() if line.startswith("data: ")
         ]
     types = [e["type"] for e in events]
-    assert types[0] == "run.started" and types[-1] == "run.succeeded", events[-3:]
+    assert types[:2] == ["run.created", "run.started"] and types[-1] == "run.succeeded", events[-3:]
+    assert events[0]["data"]["id"] == response.headers["location"].rsplit("/", 1)[1]
     assert [e["data"]["step"] for e in events if e["type"] == "step.started"] == [0, 1, 2, 3, 4]
     assert [e["data"]["name"] for e in events if e["type"] == "tool.called"] == FIVE
     assert [e["data"]["tools"] for e in events if e["type"] == "step.completed"] == [
@@ -215,7 +217,20 @@ def test_document_analyst_streams_its_five_steps_over_a_multipage_pdf(stack: Loc
     assert [r["document_id"] for r in result["results"]["suggest_related"]["related"]] == [
         other["id"]
     ]
-    assert tenant.events(_run_id(tenant)) == events  # the same events, replayed
+    assert tenant.events(_run_id(tenant)) == events[1:]  # the run's own events, replayed
+    # The run's usage is every model call its tools made, as /v1/usage counts them.
+    usage = result["usage"]
+    assert usage["input_tokens"] > 0 and usage["output_tokens"] > 0
+    assert result["models"] == ["local/simulator", "local/embedding"]
+    counted = (0, 0)
+    deadline = time.monotonic() + 15
+    while counted != (usage["input_tokens"], usage["output_tokens"]):
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)  # usage records reach the table about 100 ms after their call
+        totals = tenant.get("/usage").json()["totals"]
+        counted = (totals["input_tokens"], totals["output_tokens"])
+    assert counted == (usage["input_tokens"], usage["output_tokens"])
 
 
 def _run_id(tenant: Tenant) -> str:
@@ -299,7 +314,7 @@ def _keys(stack: LocalStack, tenant: Tenant) -> set[str]:
     return {o["Key"] for o in listed.get("Contents", [])}
 
 
-def _answer(tenant: Tenant, run_id: str, body: dict[str, Any], door: str = "api") -> None:
+def _answer(tenant: Tenant, run_id: str, body: dict[str, Any], door: str = "stream") -> None:
     response = tenant.post(f"/runs/{run_id}/input", body, door=door)
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "queued"
@@ -364,7 +379,7 @@ def test_asset_organizer_conversation_with_a_change_request_then_approval(
         ).json()
         assert stored["folder"] == folder
     assert not before & after  # each original object was deleted after its copy
-    late = tenant.post(f"/runs/{run['id']}/input", {"approve": True}, door="api")
+    late = tenant.post(f"/runs/{run['id']}/input", {"approve": True})
     assert late.status_code == 409 and late.json()["error"]["code"] == "run_not_awaiting_input"
     events = tenant.events(run["id"])
     assert [e["type"] for e in events].count("awaiting_input") == 3
@@ -401,6 +416,70 @@ def test_asset_organizer_rejected_approval_moves_nothing(
             f"{stack.worker_url}/v1/documents/{image['id']}", headers=tenant.headers
         ).json()
         assert stored["folder"] == ""
+
+
+# --- the same agents with no model but the simulator (what `make dev` runs) -------------
+SIMULATOR_LABEL = "[local simulator, not a model]"
+
+
+def test_docs_chat_on_the_simulator_searches_reads_and_answers_citing_ids(
+    stack: LocalStack,
+) -> None:
+    tenant = Tenant(stack, "offline-chat")
+    fenders = tenant.upload("fenders.txt", "text/plain", b"The north quay needs new fenders.")
+    tenant.upload("cake.md", "text/markdown", b"# Cake\n\nFlour, eggs and sugar.")
+    run = tenant.start("docs_chat", {"message": "What does the north quay need?"})
+    done = tenant.wait(run["id"], "succeeded")["result"]
+    calls = [c for step in done["steps"] for c in step["calls"]]
+    assert [c["name"] for c in calls] == ["search_documents", "extract_text"]
+    assert json.loads(calls[0]["arguments"]) == {"query": "What does the north quay need?"}
+    # It reads the best match the search returned, and cites what the tools gave it.
+    assert json.loads(calls[1]["arguments"]) == {"document_id": fenders["id"]}
+    assert done["output"].startswith(SIMULATOR_LABEL)
+    assert f"fenders.txt [{fenders['id']}]" in done["output"]
+    assert done["citations"][0] == fenders["id"]
+    turn = tenant.get(f"/conversations/{done['conversation_id']}").json()["messages"]["data"]
+    assert [m["role"] for m in turn] == ["user", "assistant"]
+    assert fenders["id"] in json.dumps(turn[1])
+    listed = tenant.get("/runs?limit=1").json()["data"][0]
+    assert listed["id"] == run["id"]
+
+
+def test_asset_organizer_on_the_simulator_asks_proposes_revises_and_moves(
+    stack: LocalStack,
+) -> None:
+    tenant = Tenant(stack, "offline-organize")
+    images = _images(tenant)
+    before = _keys(stack, tenant)
+    run = tenant.start("asset_organizer", {})
+    question = tenant.wait(run["id"], "awaiting_input")["pending_input"]
+    assert question["type"] == "question"
+    _answer(tenant, run["id"], {"input": "By subject, please."})
+
+    proposal = tenant.wait(run["id"], "awaiting_input")["pending_input"]
+    assert proposal["type"] == "approval" and proposal["detail"]["tool"] == "move_documents"
+    moves = proposal["detail"]["arguments"]["moves"]
+    assert sorted(m["document_id"] for m in moves) == sorted(i["id"] for i in images)
+    assert {m["folder"].split("/")[0] for m in moves} == {"subject"}  # the person's criterion
+    assert _keys(stack, tenant) == before  # nothing moves before the approval
+    _answer(tenant, run["id"], {"approve": False, "feedback": "Use an archive folder instead."})
+
+    revised = tenant.wait(run["id"], "awaiting_input")["pending_input"]
+    folders = {m["document_id"]: m["folder"] for m in revised["detail"]["arguments"]["moves"]}
+    assert {f.split("/")[0] for f in folders.values()} == {"archive"}  # the change asked for
+    assert _keys(stack, tenant) == before
+    _answer(tenant, run["id"], {"approve": True})
+
+    done = tenant.wait(run["id"], "succeeded")["result"]
+    assert done["outcome"] == "answered" and done["proposals"] == 2
+    assert done["output"].startswith(SIMULATOR_LABEL) and "moved to archive/" in done["output"]
+    assert {m["document_id"]: m["to_folder"] for m in done["moved"]} == folders
+    after = _keys(stack, tenant)
+    assert not before & after  # every object was copied to its folder, then deleted
+    for image in images:
+        folder = folders[image["id"]]
+        prefix = f"tenants/{tenant.id}/documents/{folder}/"
+        assert any(k.startswith(prefix) and image["id"] in k for k in after), (folder, after)
 
 
 def test_a_worker_killed_between_steps_resumes_without_redoing_finished_steps(

@@ -15,9 +15,11 @@ import pytest
 
 from devstack.stack import LocalStack, StackConfig
 from services.tenancy.keys import KeyStore
+from tests.integration.doors import api_and_stream
 
 MODEL = "local/simulator"
-DOORS = ["api", "stream"]
+DOORS = ["api", "stream"]  # for the Conversations API itself (control plane)
+CHAT_DOORS = api_and_stream()  # for chat turns (POST /v1/chat/completions: the worker)
 
 
 def door_url(stack: LocalStack, door: str) -> str:
@@ -90,7 +92,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 # -- memory --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("door", CHAT_DOORS)
 def test_three_turns_the_third_answer_depends_on_the_first(stack: LocalStack, door: str) -> None:
     cid = create(stack, door, title="Trip", system_prompt="Be brief.")
     client = sdk(stack, door)
@@ -140,7 +142,7 @@ def test_streamed_turns_remember_too(stack: LocalStack) -> None:
 
 
 def test_the_openai_sdk_conversation_calls_work(stack: LocalStack) -> None:
-    client = sdk(stack, "api")
+    client = sdk(stack, "stream")
     conversation = client.conversations.create(metadata={"topic": "sdk"})
     assert conversation.id.startswith("conv_") and conversation.metadata == {"topic": "sdk"}
     assert client.conversations.retrieve(conversation.id).id == conversation.id
@@ -197,7 +199,7 @@ def test_create_list_rename_delete(stack: LocalStack, door: str) -> None:
 
 def test_messages_are_paginated(stack: LocalStack) -> None:
     cid = create(stack)
-    client = sdk(stack, "api")
+    client = sdk(stack, "stream")
     for text in ("a", "b", "c"):
         say(client, cid, text)
     first = get(stack, cid, limit=4)["messages"]
@@ -296,10 +298,10 @@ def test_a_cursor_of_another_tenant_is_refused(stack: LocalStack) -> None:
 # -- tenant isolation ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("door", CHAT_DOORS)
 def test_another_tenant_gets_404_for_everything(stack: LocalStack, door: str) -> None:
     cid = create(stack, title="tenant A's")
-    say(sdk(stack, "api"), cid, "private")
+    say(sdk(stack, "stream"), cid, "private")
     intruder = new_tenant(stack, f"intruder-{door}")
 
     with http(stack, door, intruder) as client:
@@ -332,14 +334,14 @@ def test_concurrent_turns_lose_nothing_and_duplicate_nothing(stack: LocalStack) 
     """Each turn takes the simulator about a second (chunk_ms), so turns sent together all
     read the same history: one is stored, the rest answer 409 and store nothing."""
     cid = create(stack)
-    say(sdk(stack, "api"), cid, "setup")
+    say(sdk(stack, "stream"), cid, "setup")
     senders = 6
     barrier = threading.Barrier(senders)
     outcomes: dict[str, str] = {}
 
     def send(i: int) -> None:
         text = f"concurrent {i}"
-        client = sdk(stack, ["api", "stream"][i % 2])
+        client = sdk(stack, "stream")  # the API port once it routes by the table
         barrier.wait()
         try:
             completion = say(client, cid, text)
@@ -371,13 +373,13 @@ def test_concurrent_turns_lose_nothing_and_duplicate_nothing(stack: LocalStack) 
     # Sent again on the new history, a refused turn is stored.
     refused = next(text for text, answer in outcomes.items() if answer == "409")
     assert f'you said "{refused}"' in str(
-        say(sdk(stack, "api"), cid, refused).choices[0].message.content
+        say(sdk(stack, "stream"), cid, refused).choices[0].message.content
     )
 
 
 def test_the_sdk_retries_a_conflict_on_the_new_history(stack: LocalStack) -> None:
     cid = create(stack)
-    client = openai.OpenAI(base_url=stack.api_url, api_key=stack.api_key, max_retries=4)
+    client = openai.OpenAI(base_url=stack.stream_url, api_key=stack.api_key, max_retries=4)
     barrier = threading.Barrier(3)
     errors: list[Exception] = []
 
@@ -426,7 +428,7 @@ def test_an_abandoned_stream_still_stores_the_whole_reply(stack: LocalStack) -> 
 # -- bad chat input --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("door", CHAT_DOORS)
 def test_bad_chat_input_leaves_the_conversation_unchanged(stack: LocalStack, door: str) -> None:
     cid = create(stack, system_prompt="Be brief.")
     client = sdk(stack, door)
@@ -475,7 +477,7 @@ def _expire(stack: LocalStack, cid: str, sk: str, tenant: str = "dev") -> None:
 
 def test_expired_items_are_invisible(stack: LocalStack) -> None:
     cid = create(stack)
-    client = sdk(stack, "api")
+    client = sdk(stack, "stream")
     say(client, cid, "first")
     say(client, cid, "second")
     _expire(stack, cid, "MSG#0000000000")  # the first user message has expired
@@ -513,7 +515,7 @@ def small_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 
 def test_old_turns_are_left_out_when_the_window_is_full(small_stack: LocalStack) -> None:
     cid = create(small_stack, system_prompt="Keep it short.")
-    client = sdk(small_stack, "api")
+    client = sdk(small_stack, "stream")
     # Window 200, reply budget 50: 150 tokens for the prompt. The system prompt is 6, a
     # 20-word user message 23 and the simulator's reply about 30.
     trimmed_seen = []
@@ -554,14 +556,14 @@ def test_old_turns_are_left_out_when_the_window_is_full(small_stack: LocalStack)
 
 def test_a_turn_that_is_too_long_is_refused(small_stack: LocalStack) -> None:
     cid = create(small_stack)
-    client = sdk(small_stack, "api")
+    client = sdk(small_stack, "stream")
     with pytest.raises(openai.BadRequestError) as caught:
         say(client, cid, "x" * 400_001)
     assert caught.value.code == "turn_too_long" and caught.value.param == "messages"
     assert get(small_stack, cid)["message_count"] == 0
 
 
-@pytest.mark.parametrize("door", DOORS)
+@pytest.mark.parametrize("door", CHAT_DOORS)
 def test_a_large_message_goes_to_s3_and_reads_back_intact(
     small_stack: LocalStack, door: str
 ) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from devstack.stack import LocalStack, StackConfig
 from services.tenancy.keys import KeyStore
+from tests.integration.doors import api_and_stream
 from tests.pdf import encrypt_pdf, make_pdf
 
 MAX_UPLOAD = 96 * 1024  # its base64 is more than the 64 KiB limit of other requests
@@ -56,7 +57,7 @@ def upload(
     if content_type:
         body["content_type"] = content_type
     return httpx.post(
-        f"{url or stack.api_url}/documents", json=body, headers=auth(stack.api_key), timeout=30
+        f"{url or stack.stream_url}/documents", json=body, headers=auth(stack.api_key), timeout=30
     )
 
 
@@ -76,7 +77,7 @@ def s3_keys(stack: LocalStack, prefix: str) -> list[str]:
 # -- small files in the body ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("door", ["api", "stream"])
+@pytest.mark.parametrize("door", api_and_stream())
 def test_upload_read_list_download_and_delete(stack: LocalStack, door: str) -> None:
     url = stack.api_url if door == "api" else stack.stream_url
     pdf = make_pdf(["Annual report", "Revenue grew", "Outlook"])
@@ -131,29 +132,29 @@ def test_the_list_pages_with_a_cursor(stack: LocalStack) -> None:
     for i in range(5):
         body = {"filename": f"n{i}.txt", "data": base64.b64encode(b"note %d" % i).decode()}
         ids.append(
-            httpx.post(f"{stack.api_url}/documents", json=body, headers=auth(key)).json()["id"]
+            httpx.post(f"{stack.stream_url}/documents", json=body, headers=auth(key)).json()["id"]
         )
     seen: list[str] = []
     params: dict[str, Any] = {"limit": 2}
     while True:
-        page = httpx.get(f"{stack.api_url}/documents", params=params, headers=auth(key)).json()
+        page = httpx.get(f"{stack.stream_url}/documents", params=params, headers=auth(key)).json()
         seen += [d["id"] for d in page["data"]]
         if not page["has_more"]:
             break
         params["after"] = page["next_cursor"]
     assert seen == ids[::-1]
     assert_error(
-        httpx.get(f"{stack.api_url}/documents", params={"limit": 0}, headers=auth(key)),
+        httpx.get(f"{stack.stream_url}/documents", params={"limit": 0}, headers=auth(key)),
         400,
         "invalid_value",
     )
     assert_error(
-        httpx.get(f"{stack.api_url}/documents", params={"kind": "video"}, headers=auth(key)),
+        httpx.get(f"{stack.stream_url}/documents", params={"kind": "video"}, headers=auth(key)),
         400,
         "invalid_value",
     )
     assert_error(
-        httpx.get(f"{stack.api_url}/documents", params={"after": "junk"}, headers=auth(key)),
+        httpx.get(f"{stack.stream_url}/documents", params={"after": "junk"}, headers=auth(key)),
         400,
         "invalid_cursor",
     )
@@ -186,7 +187,7 @@ def test_a_bad_file_gets_a_clear_error(
 
 
 def test_bad_upload_bodies(stack: LocalStack) -> None:
-    url, headers = f"{stack.api_url}/documents", auth(stack.api_key)
+    url, headers = f"{stack.stream_url}/documents", auth(stack.api_key)
     error = assert_error(
         httpx.post(url, json={"filename": "a.txt", "data": "***"}, headers=headers),
         400,
@@ -218,13 +219,13 @@ def test_an_upload_may_be_larger_than_other_requests(stack: LocalStack) -> None:
 
 def test_unknown_methods_and_routes(stack: LocalStack) -> None:
     headers = auth(stack.api_key)
-    assert_error(httpx.put(f"{stack.api_url}/documents", headers=headers), 405,
+    assert_error(httpx.put(f"{stack.stream_url}/documents", headers=headers), 405,
                  "method_not_allowed")  # fmt: skip
-    assert_error(httpx.get(f"{stack.api_url}/embeddings", headers=headers), 405,
+    assert_error(httpx.get(f"{stack.stream_url}/embeddings", headers=headers), 405,
                  "method_not_allowed")  # fmt: skip
-    assert_error(httpx.get(f"{stack.api_url}/documents/nope", headers=headers), 404,
+    assert_error(httpx.get(f"{stack.stream_url}/documents/nope", headers=headers), 404,
                  "document_not_found")  # fmt: skip
-    assert httpx.get(f"{stack.api_url}/documents").status_code == 401
+    assert httpx.get(f"{stack.stream_url}/documents").status_code == 401
 
 
 # -- presigned uploads -----------------------------------------------------------------------
@@ -234,7 +235,7 @@ def start_upload(
     stack: LocalStack, filename: str, content_type: str, **extra: Any
 ) -> dict[str, Any]:
     response = httpx.post(
-        f"{stack.api_url}/documents/uploads",
+        f"{stack.stream_url}/documents/uploads",
         json={"filename": filename, "content_type": content_type, **extra},
         headers=auth(stack.api_key),
     )
@@ -251,7 +252,7 @@ def put(upload: dict[str, Any], data: bytes) -> None:
 
 def complete(stack: LocalStack, document_id: str) -> httpx.Response:
     return httpx.post(
-        f"{stack.api_url}/documents/{document_id}/complete", headers=auth(stack.api_key)
+        f"{stack.stream_url}/documents/{document_id}/complete", headers=auth(stack.api_key)
     )
 
 
@@ -263,7 +264,11 @@ def test_a_large_file_through_a_presigned_url(stack: LocalStack) -> None:
     started = start_upload(stack, "big.pdf", "application/pdf", size_bytes=len(pdf))
     doc, target = started["document"], started["upload"]
     assert doc["status"] == "pending_upload"
-    assert target["method"] == "PUT" and target["headers"] == {"content-type": "application/pdf"}
+    assert target["method"] == "PUT"
+    assert target["headers"] == {
+        "content-type": "application/pdf",
+        "x-amz-tagging": "switchboard-upload=pending",
+    }
     assert target["url"].startswith(stack.aws_endpoint)
     assert_error(complete(stack, doc["id"]), 409, "upload_incomplete")
     put(target, pdf)
@@ -271,7 +276,7 @@ def test_a_large_file_through_a_presigned_url(stack: LocalStack) -> None:
     assert done.status_code == 200, done.text
     ready = done.json()
     assert (ready["status"], ready["pages"], ready["size_bytes"]) == ("ready", MAX_PAGES, len(pdf))
-    got = httpx.get(f"{stack.api_url}/documents/{doc['id']}", headers=auth(stack.api_key))
+    got = httpx.get(f"{stack.stream_url}/documents/{doc['id']}", headers=auth(stack.api_key))
     assert got.json() == ready
     assert complete(stack, doc["id"]).json() == ready  # completing again changes nothing
 
@@ -293,7 +298,7 @@ def test_a_bad_presigned_upload_fails_with_its_reason(
     doc = started["document"]
     put(started["upload"], data)
     assert_error(complete(stack, doc["id"]), status, code)
-    failed = httpx.get(f"{stack.api_url}/documents/{doc['id']}", headers=auth(stack.api_key))
+    failed = httpx.get(f"{stack.stream_url}/documents/{doc['id']}", headers=auth(stack.api_key))
     assert failed.json()["status"] == "failed" and failed.json()["error"]["code"] == code
     assert s3_keys(stack, f"tenants/dev/documents/{doc['id']}") == []
     assert_error(complete(stack, doc["id"]), 409, "document_failed")
@@ -301,7 +306,7 @@ def test_a_bad_presigned_upload_fails_with_its_reason(
 
 def test_a_declared_size_over_the_limit_is_refused_at_once(stack: LocalStack) -> None:
     response = httpx.post(
-        f"{stack.api_url}/documents/uploads",
+        f"{stack.stream_url}/documents/uploads",
         json={"filename": "x.pdf", "size_bytes": MAX_PRESIGNED + 1},
         headers=auth(stack.api_key),
     )
@@ -314,7 +319,7 @@ def test_a_declared_size_over_the_limit_is_refused_at_once(stack: LocalStack) ->
 def test_another_tenants_document_is_404_everywhere(stack: LocalStack) -> None:
     doc = upload(stack, "private.txt", b"for tenant dev only", "text/plain").json()
     other = auth(new_key(stack, "intruder"))
-    base = f"{stack.api_url}/documents/{doc['id']}"
+    base = f"{stack.stream_url}/documents/{doc['id']}"
     for response in (
         httpx.get(base, headers=other),
         httpx.delete(base, headers=other),
@@ -322,14 +327,14 @@ def test_another_tenants_document_is_404_everywhere(stack: LocalStack) -> None:
         httpx.post(f"{base}/complete", headers=other),
     ):
         assert_error(response, 404, "document_not_found")
-    assert httpx.get(f"{stack.api_url}/documents", headers=other).json()["data"] == []
+    assert httpx.get(f"{stack.stream_url}/documents", headers=other).json()["data"] == []
     assert httpx.get(base, headers=auth(stack.api_key)).status_code == 200
 
 
 # -- embeddings -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("door", ["api", "stream"])
+@pytest.mark.parametrize("door", api_and_stream())
 def test_the_openai_sdk_creates_embeddings(stack: LocalStack, door: str) -> None:
     url = stack.api_url if door == "api" else stack.stream_url
     client = openai.OpenAI(base_url=url, api_key=stack.api_key, max_retries=0)
@@ -367,7 +372,7 @@ def test_the_openai_sdk_creates_embeddings(stack: LocalStack, door: str) -> None
 
 
 def test_embedding_errors(stack: LocalStack) -> None:
-    client = openai.OpenAI(base_url=stack.api_url, api_key=stack.api_key, max_retries=0)
+    client = openai.OpenAI(base_url=stack.stream_url, api_key=stack.api_key, max_retries=0)
     with pytest.raises(openai.BadRequestError) as bad:
         client.embeddings.create(model="local/simulator", input="x")
     assert bad.value.code == "model_not_embedding"
@@ -382,7 +387,7 @@ def test_embedding_errors(stack: LocalStack) -> None:
 
 
 def test_models_lists_the_embedding_model(stack: LocalStack) -> None:
-    client = openai.OpenAI(base_url=stack.api_url, api_key=stack.api_key)
+    client = openai.OpenAI(base_url=stack.stream_url, api_key=stack.api_key)
     models = {m.id: m for m in client.models.list()}
     assert models["local/embedding"].owned_by == "local"
 

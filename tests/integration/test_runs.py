@@ -15,6 +15,7 @@ import pytest
 from devstack.stack import LocalStack, StackConfig
 from services.runs.store import RunStore
 from services.tenancy.keys import KeyStore
+from tests.integration.doors import worker_door
 
 STEP = {"model": "local/simulator", "messages": [{"role": "user", "content": "step"}]}
 
@@ -56,7 +57,7 @@ def wait_for(stack: LocalStack, run_id: str, timeout: float = 30) -> dict[str, A
 
 def replay(stack: LocalStack, run_id: str, after: int = 0) -> list[dict[str, Any]]:
     response = httpx.get(
-        f"{stack.api_url}/runs/{run_id}/events", params={"after": after}, headers=auth(stack)
+        f"{stack.stream_url}/runs/{run_id}/events", params={"after": after}, headers=auth(stack)
     )
     assert response.status_code == 200
     return events_of(response.text)
@@ -126,7 +127,7 @@ def test_disconnect_and_resume_with_last_event_id_equals_a_full_replay(
     assert wait_for(runs_stack, run["id"])["status"] == "succeeded"  # the drop cancelled nothing
     full = replay(runs_stack, run["id"])
     assert received + rest == full
-    # ?after= works the same, through the API Gateway too (the events persisted so far).
+    # ?after= works the same.
     assert replay(runs_stack, run["id"], after=last) == rest
 
 
@@ -164,7 +165,9 @@ def test_cancel_stops_a_running_run_and_a_finished_run_cannot_be_cancelled(
         runs_stack, {"kind": "pipeline", "input": {"steps": [STEP] * 5}, "background": True}
     ).json()
     time.sleep(1.0)
-    response = httpx.post(f"{runs_stack.api_url}/runs/{run['id']}/cancel", headers=auth(runs_stack))
+    response = httpx.post(
+        f"{worker_door(runs_stack)}/runs/{run['id']}/cancel", headers=auth(runs_stack)
+    )
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
     time.sleep(1.5)
@@ -200,7 +203,7 @@ def test_same_idempotency_key_sent_twice_at_once_yields_one_run(runs_stack: Loca
 def test_idempotent_chat_completion_returns_the_same_answer(runs_stack: LocalStack) -> None:
     headers = {**auth(runs_stack), "idempotency-key": "chat-7"}
     first = httpx.post(
-        f"{runs_stack.api_url}/chat/completions", json=STEP, headers=headers, timeout=30
+        f"{worker_door(runs_stack)}/chat/completions", json=STEP, headers=headers, timeout=30
     )
     second = httpx.post(
         f"{runs_stack.stream_url}/chat/completions", json=STEP, headers=headers, timeout=30
@@ -215,11 +218,23 @@ def test_bad_input(runs_stack: LocalStack) -> None:
         KeyStore(runs_stack.client("dynamodb"), runs_stack.config.table).create("tenant-b").secret
     )
     run = create(runs_stack, {"kind": "chat.completion", "input": STEP, "background": True}).json()
-    for url in (runs_stack.api_url, runs_stack.stream_url):
+    for url in (runs_stack.api_url, runs_stack.stream_url):  # the run reads, on both doors
         missing = httpx.get(f"{url}/runs/run_000000000000000000000000", headers=auth(runs_stack))
         assert missing.status_code == 404 and missing.json()["error"]["code"] == "run_not_found"
         foreign = httpx.get(f"{url}/runs/{run['id']}", headers=auth(runs_stack, other_key))
         assert foreign.status_code == 404
+        assert run["id"] not in [
+            r["id"]
+            for r in httpx.get(f"{url}/runs", headers=auth(runs_stack, other_key)).json()["data"]
+        ]
+        bad_cursor = httpx.get(
+            f"{url}/runs", params={"after": "not-a-cursor"}, headers=auth(runs_stack)
+        )
+        assert (
+            bad_cursor.status_code == 400 and bad_cursor.json()["error"]["code"] == "invalid_cursor"
+        )
+    # The worker's routes: where the API sends them, and through the stream front door.
+    for url in (worker_door(runs_stack), runs_stack.stream_url):
         foreign_events = httpx.get(
             f"{url}/runs/{run['id']}/events", headers=auth(runs_stack, other_key)
         )
@@ -230,21 +245,11 @@ def test_bad_input(runs_stack: LocalStack) -> None:
             ).status_code
             == 404
         )
-        assert run["id"] not in [
-            r["id"]
-            for r in httpx.get(f"{url}/runs", headers=auth(runs_stack, other_key)).json()["data"]
-        ]
         bad_resume = httpx.get(
             f"{url}/runs/{run['id']}/events", headers={**auth(runs_stack), "last-event-id": "abc"}
         )
         assert (
             bad_resume.status_code == 400 and bad_resume.json()["error"]["param"] == "Last-Event-ID"
-        )
-        bad_cursor = httpx.get(
-            f"{url}/runs", params={"after": "not-a-cursor"}, headers=auth(runs_stack)
-        )
-        assert (
-            bad_cursor.status_code == 400 and bad_cursor.json()["error"]["code"] == "invalid_cursor"
         )
     unknown_kind = create(runs_stack, {"kind": "teleport", "input": {}})
     assert unknown_kind.status_code == 400 and unknown_kind.json()["error"]["param"] == "kind"
@@ -294,6 +299,83 @@ def test_a_subscriber_on_another_worker_gets_live_events_from_the_owner(
     assert ended - first_delta > 0.6
 
 
+def test_a_streamed_run_names_itself_before_anything_else(runs_stack: LocalStack) -> None:
+    """Issue 15, item 8: a client that loses a streamed run's connection can resume it,
+    because the run's id came first (Location, then a `run.created` event)."""
+    body = {"kind": "pipeline", "input": {"steps": [STEP, STEP]}, "stream": True}
+    with httpx.stream(
+        "POST",
+        f"{worker_door(runs_stack)}/runs",
+        json=body,
+        headers={**auth(runs_stack), "x-forwarded-prefix": "/api"},
+        timeout=30,
+    ) as stream:
+        location = stream.headers["location"]
+        lines = stream.iter_lines()
+        head = [next(lines), next(lines)]
+        # ...and the connection is lost here.
+    assert head[0] == "event: run.created" and head[1].startswith("data: ")
+    first = json.loads(head[1][6:])
+    run = first["data"]
+    assert (first["seq"], first["type"]) == (0, "run.created")
+    assert location == run["urls"]["self"] == f"/api/v1/runs/{run['id']}"
+    assert run["status"] == "running" and run["kind"] == "pipeline"
+    # Resumed from the start with the id it was given: every event of the run, in order.
+    with httpx.stream(
+        "GET",
+        f"{runs_stack.stream_url}/runs/{run['id']}/events",
+        headers={**auth(runs_stack), "last-event-id": "0"},
+        timeout=30,
+    ) as resumed:
+        events = events_of("\n".join(resumed.iter_lines()))
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["type"] == "run.started" and events[-1]["type"] == "run.succeeded"
+    assert "run.created" not in [e["type"] for e in events]  # not one of the run's events
+
+
+def test_the_owner_stops_a_run_only_for_its_own_tenant_and_a_recorded_cancel(
+    runs_stack: LocalStack,
+) -> None:
+    """Issue 15, item 9, with two tenants: the owner's stop endpoint, called with another
+    tenant's key, or with the owner's own key for a run that is not cancelled, stops
+    nothing; the run carries on to its end."""
+    keys = KeyStore(runs_stack.client("dynamodb"), runs_stack.config.table)
+    stranger = keys.create("tenant-intruder").secret
+    run = create(
+        runs_stack, {"kind": "pipeline", "input": {"steps": [STEP] * 4}, "background": True}
+    ).json()
+    store = RunStore(runs_stack.client("dynamodb"), runs_stack.config.table)
+    deadline = time.monotonic() + 10
+    while (record := store.get("dev", run["id"])) is None or not record.owner_url:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    stop = f"{record.owner_url}/internal/runs/{run['id']}/cancel"
+    intruder = httpx.post(stop, headers=auth(runs_stack, stranger))
+    assert intruder.status_code == 404 and intruder.json()["error"]["code"] == "run_not_found"
+    not_cancelled = httpx.post(stop, headers=auth(runs_stack))
+    assert not_cancelled.status_code == 409
+    assert not_cancelled.json()["error"]["code"] == "run_not_cancelled"
+    done = wait_for(runs_stack, run["id"])
+    assert done["status"] == "succeeded" and done["progress"]["completed_steps"] == 4
+    # A cancel made on the other worker reaches the owner with the client's own key.
+    second = create(
+        runs_stack, {"kind": "pipeline", "input": {"steps": [STEP] * 20}, "background": True}
+    ).json()
+    deadline = time.monotonic() + 10
+    while (record := store.get("dev", second["id"])) is None or not record.owner:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    other = runs_stack.worker_urls[1 - int(record.owner.rsplit("-", 1)[1])]
+    cancelled = httpx.post(f"{other}/v1/runs/{second['id']}/cancel", headers=auth(runs_stack))
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert wait_for(runs_stack, second["id"])["status"] == "cancelled"
+    time.sleep(1.0)
+    events = replay(runs_stack, second["id"])
+    assert events[-1]["type"] == "run.cancelled"
+    assert store.require("dev", second["id"]).progress.get("completed_steps", 0) < 20
+
+
+# Last: it kills a worker of the module's stack.
 def test_a_worker_killed_mid_run_is_taken_over_from_its_last_checkpoint(
     runs_stack: LocalStack,
 ) -> None:

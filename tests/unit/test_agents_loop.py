@@ -16,8 +16,9 @@ from pydantic import BaseModel
 
 from services.agents.base import ASK_USER, Agent, AgentEnv, Opening, PlannedCall
 from services.agents.loop import AgentFailed, AgentLoop
+from services.documents.embeddings import Embeddings
 from services.errors import InvalidRequest
-from services.models.catalogue import Catalogue
+from services.models.catalogue import Catalogue, CatalogueConfig
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -31,10 +32,12 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
+from services.providers.local import LocalProvider
 from services.runs.inputs import AwaitingInput, parse_answer
 from services.runs.kinds import RunContext
 from services.runs.model import Run
 from services.tools.base import Tool, ToolContext, ToolFailed
+from services.usage.calls import ProviderCall
 
 ROUTE = "scripted/agent"
 
@@ -140,6 +143,49 @@ class Move(Tool):
         return Out(echoed=f"moved {input.value}")
 
 
+class Summarizer(Tool):
+    """Asks a model (its `route`), as the built-in tools do, and embeds its input."""
+
+    name = "summarizer"
+    description = "Summarizes with a model."
+    Input = Args
+    Output = Out
+    route = "writer/m"
+
+    async def run(self, ctx: ToolContext, input: Any) -> BaseModel:
+        await ctx.embeddings.embed(None, [input.value])
+        answer = await ctx.complete([Message("user", [TextPart(input.value)])], max_tokens=20)
+        if input.seconds:
+            raise ToolFailed("the summary came back empty")  # after its model calls
+        return Out(echoed=answer.text)
+
+
+class Writer(Provider):
+    """The tools' model: answers `complete` with usage 7 in, 3 out."""
+
+    name = "writer"
+
+    def models(self) -> list[str]:
+        return ["m"]
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        return Completion("a summary", "stop", Usage(7, 3))
+
+    async def stream(self, request: CompletionRequest):  # type: ignore[override]
+        raise AssertionError("tools complete")
+        yield
+
+
+class Calls:
+    """A usage recorder: every provider call, as /v1/usage counts them."""
+
+    def __init__(self) -> None:
+        self.calls: list[ProviderCall] = []
+
+    def record(self, call: ProviderCall) -> None:
+        self.calls.append(call)
+
+
 class Empty(BaseModel):
     pass
 
@@ -182,13 +228,18 @@ class Harness:
     def __init__(self, provider: ScriptedProvider, definition: Agent | None = None) -> None:
         self.provider = provider
         self.agent = definition or agent()
-        self.catalogue = Catalogue({"scripted": provider})
+        self.recorded = Calls()
+        providers = {"scripted": provider, "writer": Writer(), "local": LocalProvider()}
+        embedding = CatalogueConfig(embeddings={"local/embedding": 256})
+        self.catalogue = Catalogue(providers, embedding, recorder=self.recorded)
+        self.embeddings = Embeddings(self.catalogue, recorder=self.recorded)
         self.echo, self.move = Echo(), Move()
         self.tools: dict[str, Tool] = {
             "echo": self.echo,
             "boom": Boom(),
             "fussy": Fussy(),
             "move": self.move,
+            "summarizer": Summarizer(),
         }
         now = time.time()
         self.run_record = Run("run_x", "t", "k", "agent", "running", {}, now, now)
@@ -204,7 +255,7 @@ class Harness:
                 raise Crash
 
         ctx = RunContext(self.run_record, self.events, self.catalogue, checkpoint)  # type: ignore[arg-type]
-        env = AgentEnv("t", "k", self.catalogue)
+        env = AgentEnv("t", "k", self.catalogue, embeddings=self.embeddings)
         return await AgentLoop(self.agent, ctx, env, tools=self.tools).run(Empty())
 
     def answer(self, body: dict[str, Any], pending: AwaitingInput) -> None:
@@ -431,3 +482,44 @@ def test_an_error_in_a_declared_step_ends_the_run() -> None:
     with pytest.raises(AgentFailed) as failed:
         run(harness.execute())
     assert failed.value.code == "tool_error" and "value must not be 'bad'" in failed.value.message
+
+
+def test_the_runs_usage_adds_up_every_model_call_its_tools_made() -> None:
+    """`result.usage` is what /v1/usage counts for the run: the agent's steps, and the model
+    calls and embeddings of its tools (those of a tool that then failed included)."""
+    provider = ScriptedProvider(
+        Turn("Summarizing.", [("summarizer", {"value": "tides and turbines"})]),
+        Turn("Again.", [("summarizer", {"value": "wind", "seconds": 1})]),  # fails at its work
+    )
+    harness = Harness(provider, agent(tools=("summarizer", "echo"), approval_required=frozenset()))
+    with pytest.raises(AgentFailed) as failed:
+        run(harness.execute())
+    result = failed.value.result
+    recorded = [c.usage for c in harness.recorded.calls if c.usage is not None]
+    assert len(recorded) == 6  # 2 agent steps; 2 tool calls x (1 embedding + 1 completion)
+    assert result["usage"] == {
+        "input_tokens": sum(u.input_tokens for u in recorded),
+        "output_tokens": sum(u.output_tokens for u in recorded),
+    }
+    # 2 x (10, 5) for the steps, 2 x (7, 3) for the tools' completions, plus the embeddings.
+    assert result["usage"]["output_tokens"] == 16 and result["usage"]["input_tokens"] > 34
+    assert result["models"] == ["scripted/agent", "local/embedding", "writer/m"]
+
+
+def test_tool_usage_survives_a_takeover() -> None:
+    provider = ScriptedProvider(
+        Turn("Summarizing.", [("summarizer", {"value": "tides"}), ("echo", {"value": "x"})]),
+        Turn("Done."),
+    )
+    harness = Harness(provider, agent(tools=("summarizer", "echo"), approval_required=frozenset()))
+    with pytest.raises(Crash):  # dies once the summarizer's result is saved
+        run(harness.execute(crash_when=lambda state, _: _finished(state, "summarizer")))
+    result = run(harness.execute())
+    tokens = [c.usage for c in harness.recorded.calls if c.usage is not None]
+    assert result["usage"]["output_tokens"] == sum(u.output_tokens for u in tokens) == 5 + 3 + 5
+    assert result["usage"]["input_tokens"] == sum(u.input_tokens for u in tokens)
+
+
+def _finished(state: dict[str, Any], name: str) -> bool:
+    current = state.get("current") or {}
+    return any(c["name"] == name and c["status"] == "done" for c in current.get("calls", []))

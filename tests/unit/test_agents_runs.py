@@ -58,7 +58,6 @@ def service(aws: dict[str, Any], provider: ScriptedProvider, worker: str) -> Run
             lease_seconds=5,
             heartbeat_seconds=1,
         ),
-        internal_token=None,
     )
 
 

@@ -228,7 +228,8 @@ def test_a_failure_after_the_first_byte_ends_the_stream_with_an_error_event() ->
     assert [name for name, _ in events] == [
         "message_start", "content_block_start", "content_block_delta", "error",
     ]  # fmt: skip
-    assert events[-1][1]["error"]["type"] == "timeout"
+    assert events[-1][1]["type"] == "error"  # Anthropic's envelope, with its error type
+    assert events[-1][1]["error"]["type"] == "timeout_error"
 
 
 def test_x_api_key_is_an_api_key_and_authorization_wins() -> None:

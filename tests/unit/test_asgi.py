@@ -4,6 +4,7 @@ would, errors included, and an event stream stops its source when the client lea
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -193,6 +194,69 @@ def test_a_cancelled_server_task_is_not_swallowed() -> None:
 
     asyncio.run(main())
     assert source.ended == "CancelledError"
+
+
+class Gauge:
+    def __init__(self) -> None:
+        self.open = 0
+        self.seen: list[int] = []
+
+    def opened(self) -> None:
+        self.open += 1
+        self.seen.append(self.open)
+
+    def closed(self) -> None:
+        self.open -= 1
+        self.seen.append(self.open)
+
+
+def test_a_silent_stream_sends_heartbeats_and_never_more_often() -> None:
+    """Nothing for 0.35 s between two frames, heartbeat 0.1 s: comment lines fill the gap,
+    and frames that come often enough get none between them."""
+    gaps = [0.35, 0.02, 0.02, 0.02, 0.02]
+
+    async def frames() -> AsyncIterator[bytes]:
+        yield b"data: 0\n\n"
+        for i, gap in enumerate(gaps, 1):
+            await asyncio.sleep(gap)
+            yield b"data: %d\n\n" % i
+
+    gauge = Gauge()
+
+    async def main() -> list[tuple[float, bytes]]:
+        loop = asyncio.get_running_loop()
+        stamped: list[tuple[float, bytes]] = []
+        stream = EventStream(frames(), {}, heartbeat=0.1, gauge=gauge)
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                stamped.append((loop.time(), message["body"]))
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.Event().wait()
+            raise AssertionError
+
+        await stream({"type": "http", "method": "GET", "path": "/", "headers": []}, receive, send)
+        return stamped
+
+    stamped = asyncio.run(main())
+    bodies = [b for _, b in stamped]
+    assert [b for b in bodies if b.startswith(b"data")] == [b"data: %d\n\n" % i for i in range(6)]
+    beats = bodies[1 : bodies.index(b"data: 1\n\n")]
+    assert beats and set(beats) == {b": keep-alive\n\n"} and 2 <= len(beats) <= 3
+    assert b": keep-alive\n\n" not in bodies[bodies.index(b"data: 1\n\n") :]
+    times = [t for t, _ in stamped]
+    assert max(b - a for a, b in itertools.pairwise(times)) < 0.16  # never silent long
+    assert gauge.seen == [1, 0]
+
+
+def test_a_stream_without_heartbeats_sends_only_its_frames() -> None:
+    source = Source()
+    source.release.set()
+    gauge = Gauge()
+    sent = asyncio.run(serve(EventStream(source.frames(), {}, gauge=gauge), False))
+    assert [m["body"] for m in sent[1:]] == [b"data: 1\n\n", b"data: 2\n\n", b""]
+    assert gauge.seen == [1, 0]
 
 
 def test_an_exchange_reads_a_body_sent_in_parts() -> None:

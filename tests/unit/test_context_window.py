@@ -19,8 +19,9 @@ def tokens(messages: list[Message]) -> int:
 
 
 def test_the_estimate_is_the_simulators_count() -> None:
-    messages = [*SYSTEM, text("user", 7), text("assistant", 4)]
-    _, _, usage = _plan(CompletionRequest("simulator", messages), 1)
+    call = Message("assistant", [], tool_calls=[ToolCall("c1", "look up", '{"q": "a b"}')])
+    messages = [*SYSTEM, text("user", 7), text("assistant", 4), call]
+    usage = _plan(CompletionRequest("simulator", messages), 1).usage
     assert tokens(messages) == usage.input_tokens
 
 

@@ -181,6 +181,9 @@ def test_large_messages_go_to_s3_and_read_back(
     key = items["MSG#0000000000"]["s3_key"]["S"]
     assert "content" not in items["MSG#0000000000"]
     assert key.startswith(f"tenants/a/conversations/{conv.id}/0000000000-")
+    # Tagged, so the bucket's lifecycle expires it with the conversation's messages.
+    tag_set = aws["s3"].get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
+    assert tag_set == [{"Key": "switchboard-retention", "Value": "conversation"}]
     assert "content" in items["MSG#0000000001"]
     history = store.history("a", conv.id)
     assert history.messages[0].message.text == big

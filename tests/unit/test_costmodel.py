@@ -40,14 +40,21 @@ APIGW = 3.50 / 1e6
 VCPU_HOUR = 0.04048
 GB_HOUR = 0.004445
 DATA_OUT_GB = 0.09
+ARM_GB_S = 0.0000133334
+ARM_VCPU_HOUR = 0.03238
+ARM_GB_HOUR = 0.00356
 VALUES = {
     "lambda_request": (0.20, 1_000_000),
     "lambda_gb_second": (LAMBDA_GB_S, 1),
     "lambda_provisioned_gb_second": (PC_GB_S, 1),
     "lambda_provisioned_duration_gb_second": (PC_DURATION_GB_S, 1),
     "apigw_rest_request": (3.50, 1_000_000),
+    "lambda_arm_gb_second": (ARM_GB_S, 1),
     "fargate_vcpu_hour": (VCPU_HOUR, 1),
     "fargate_gb_hour": (GB_HOUR, 1),
+    "fargate_arm_vcpu_hour": (ARM_VCPU_HOUR, 1),
+    "fargate_arm_gb_hour": (ARM_GB_HOUR, 1),
+    "vpc_link_v2_hour": (0.0, 1),
     "alb_hour": (0.0225, 1),
     "alb_lcu_hour": (0.008, 1),
     "nat_gateway_hour": (0.045, 1),
@@ -58,7 +65,10 @@ VALUES = {
     "sqs_request": (0.40, 1_000_000),
     "secrets_manager_secret_month": (0.40, 1),
     "data_transfer_out_gb": (DATA_OUT_GB, 1),
-    "data_transfer_regional_gb": (0.01, 1),
+    "cloudwatch_alarm_metric_month": (0.10, 1),
+    "cloudwatch_dashboard_month": (3.0, 1),
+    "cloudwatch_custom_metric_month": (0.30, 1),
+    "cloudwatch_logs_ingested_gb": (0.50, 1),
 }
 
 
@@ -191,13 +201,13 @@ def test_class_peaks_share_the_workload_peak_by_busy_seconds() -> None:
 # -- Switchboard ----------------------------------------------------------------------------
 
 
-def test_fargate_is_tasks_x_hours_x_vcpu_and_gb_prices() -> None:
+def test_fargate_is_tasks_x_hours_x_graviton_vcpu_and_gb_prices() -> None:
     w = workload([one_class()], peak={"concurrency": 50})
-    d = est.switchboard(w, only("fargate_vcpu_hour", "fargate_gb_hour"))
+    d = est.switchboard(w, only("fargate_arm_vcpu_hour", "fargate_arm_gb_hour"))
     # 50 concurrent fit one task (1,000 per task): 1 task x 730 h of 1 vCPU and 2 GB.
     assert item(d, "Fargate vCPU").quantity == 730 * 1
     assert item(d, "Fargate memory").quantity == 730 * 2
-    assert d.total == pytest.approx(730 * (1 * 0.04048 + 2 * 0.004445), rel=TIGHT)  # $36.0396
+    assert d.total == pytest.approx(730 * (1 * 0.03238 + 2 * 0.00356), rel=TIGHT)  # $28.8348
 
 
 def test_fargate_steps_up_when_the_peak_exceeds_one_tasks_capacity() -> None:
@@ -206,62 +216,71 @@ def test_fargate_steps_up_when_the_peak_exceeds_one_tasks_capacity() -> None:
         peak={"concurrency": 2500, "hours_per_month": 220},
         switchboard={"concurrency_per_task": 1000, "worker_cpu": 2048, "worker_memory_mib": 4096},
     )
-    d = est.switchboard(w, only("fargate_vcpu_hour", "fargate_gb_hour"))
+    d = est.switchboard(w, only("fargate_arm_vcpu_hour", "fargate_arm_gb_hour"))
     # ceil(2500 / 1000) = 3 tasks in the 220 peak hours, the minimum of 1 in the other 510.
     task_hours = 3 * 220 + 1 * 510  # 1,170
     assert item(d, "Fargate vCPU").quantity == task_hours * 2
-    assert d.total == pytest.approx(1170 * (2 * 0.04048 + 4 * 0.004445), rel=TIGHT)
+    assert d.total == pytest.approx(1170 * (2 * 0.03238 + 4 * 0.00356), rel=TIGHT)
     assert d.notes == ()
 
     over = workload([one_class()], peak={"concurrency": 12_345})
-    d = est.switchboard(over, only("fargate_vcpu_hour"))
+    d = est.switchboard(over, only("fargate_arm_vcpu_hour"))
     # 13 tasks are costed, and the note says the stage's maximum of 10 would not hold them.
-    assert d.total == pytest.approx((13 * 220 + 1 * 510) * 0.04048, rel=TIGHT)
+    assert d.total == pytest.approx((13 * 220 + 1 * 510) * 0.03238, rel=TIGHT)
     assert "needs 13 tasks" in d.notes[0] and "worker_max_count 10" in d.notes[0]
 
 
-def test_a_sync_call_bills_the_gateway_for_the_wait_and_past_the_deadline_a_run() -> None:
+def test_a_sync_call_bills_no_lambda_for_the_wait_and_past_the_deadline_a_run() -> None:
     fast = workload([one_class(latency_seconds=10)], peak={"concurrency": 1})
     d = est.switchboard(fast, prices())
     assert item(d, "API Gateway REST requests").quantity == 1000
-    # 10 s of waiting + 0.05 s of front-door work at 512 MB.
-    assert item(d, "Gateway Lambda duration").quantity == pytest.approx(
-        1000 * (10 + 0.05) * 0.5, rel=TIGHT
-    )
+    # No Lambda waits on the model: only the authorizer runs, 0.02 s at 1 GB.
+    assert item(d, "Gateway Lambda duration").quantity == 0
+    assert item(d, "Authorizer Lambda requests").quantity == 1000
+    assert item(d, "Authorizer Lambda duration").quantity == pytest.approx(1000 * 0.02 * 1.0)
     assert item(d, "SQS requests (runs)").quantity == 0
 
-    slow = workload([one_class(latency_seconds=40)], peak={"concurrency": 1})
+    slow = workload([one_class(latency_seconds=265)], peak={"concurrency": 1})
     d = est.switchboard(slow, prices())
-    # Answered 202 at 25 s, then ceil((40 - 25) / 5) = 3 polls of 0.05 s each.
-    assert item(d, "API Gateway REST requests").quantity == 1000 * (1 + 3)
+    # Past the 240 s deadline a run, then ceil((265 - 240) / 5) = 5 polls of 0.05 s each
+    # on the gateway (1792 MB).
+    assert item(d, "API Gateway REST requests").quantity == 1000 * (1 + 5)
     assert item(d, "Gateway Lambda duration").quantity == pytest.approx(
-        1000 * (25 + 0.05 + 3 * 0.05) * 0.5, rel=TIGHT
+        1000 * 5 * 0.05 * 1.75, rel=TIGHT
     )
     # The run item holds the request (1000 x 4 + 512 B) and 512 B more: ceil(5024 / 1024) = 5
     # KB; the answer is 500 x 4 + 512 = 2512 B (3 KB); finished, 7536 B (8 KB, 2 x 4 KB).
-    # Writes: create 3 x 5 (transaction 2x, GSI) + 4 renewals x 2 x 5 + 2 small events
+    # Writes: create 3 x 5 (transaction 2x, GSI) + 26 renewals x 2 x 5 + 2 small events
     # + the answer event 3 + completion 2 x 8, then the usage transaction 3 x 2 and the
     # rate-limit window 1.
-    writes = 3 * 5 + 4 * 2 * 5 + 2 + 3 + 2 * 8 + 6 + 1  # 83
+    writes = 3 * 5 + 26 * 2 * 5 + 2 + 3 + 2 * 8 + 6 + 1
     assert item(d, "DynamoDB writes").quantity == 1000 * writes
-    # Reads: the key on each of 4 front-door requests, the run (2 units) on each of 3
-    # polls, the tenant's spend once.
-    assert item(d, "DynamoDB reads").quantity == 1000 * (4 * 1 + 3 * 2 + 1)
-    # SQS: send, receive, delete; no watchdog receive within 40 s.
-    assert item(d, "SQS requests (runs)").quantity == 1000 * 3
+    # Reads: the key at the edge and in the worker, then on each of 5 polls the key and the
+    # run (2 units), the tenant's spend once.
+    assert item(d, "DynamoDB reads").quantity == 1000 * (2 + 5 * (1 + 2) + 1)
+    # SQS: send, receive, delete, and floor(265 / 60) = 4 watchdog receives.
+    assert item(d, "SQS requests (runs)").quantity == 1000 * 7
 
 
-def test_a_stream_keeps_the_stream_lambda_for_its_whole_duration() -> None:
+def test_a_stream_goes_through_the_api_and_the_function_url_share_keeps_a_lambda() -> None:
     w = workload([one_class(latency_seconds=30, modes={"stream": 1.0})], peak={"concurrency": 1})
     d = est.switchboard(w, prices())
-    assert item(d, "API Gateway REST requests").quantity == 0
-    assert item(d, "Stream Lambda requests").quantity == 1000
-    assert item(d, "Stream Lambda duration").quantity == pytest.approx(
-        1000 * (30 + 0.05) * 0.5, rel=TIGHT
-    )
+    assert item(d, "API Gateway REST requests").quantity == 1000
+    assert item(d, "Stream Lambda requests").quantity == 0
     # Data out: the provider request (4512 B) and 500 SSE chunks of 180 B + 512.
     assert item(d, "Data transfer out (answers, provider requests)").quantity == pytest.approx(
         1000 * (4512 + 500 * 180 + 512) / GIB, rel=TIGHT
+    )
+    via_url = workload(
+        [one_class(latency_seconds=30, modes={"stream": 1.0})],
+        peak={"concurrency": 1},
+        switchboard={"stream_url_share": 0.5},
+    )
+    d = est.switchboard(via_url, prices())
+    assert item(d, "API Gateway REST requests").quantity == 1000  # the relay goes through it
+    assert item(d, "Stream Lambda requests").quantity == 500
+    assert item(d, "Stream Lambda duration").quantity == pytest.approx(
+        500 * (30 + 0.05) * 1.75, rel=TIGHT
     )
 
 
@@ -272,10 +291,11 @@ def test_a_background_run_is_a_post_and_polls_until_done() -> None:
         switchboard={"poll_interval_seconds": 4},
     )
     d = est.switchboard(w, prices())
-    # POST + ceil(12 / 4) = 3 polls, each a short gateway invocation.
+    # POST (to the worker) + ceil(12 / 4) = 3 polls, each a short gateway invocation.
     assert item(d, "API Gateway REST requests").quantity == 1000 * 4
+    assert item(d, "Gateway Lambda requests").quantity == 1000 * 3
     assert item(d, "Gateway Lambda duration").quantity == pytest.approx(
-        1000 * 4 * 0.05 * 0.5, rel=TIGHT
+        1000 * 3 * 0.05 * 1.75, rel=TIGHT
     )
     # One renewal (12 s / 10 s) in the run's writes: 3 x 5 + 1 x 2 x 5 + 2 + 3 + 2 x 8,
     # and 6 + 1 for usage and the rate limit.
@@ -285,18 +305,32 @@ def test_a_background_run_is_a_post_and_polls_until_done() -> None:
 def test_fixed_items_follow_the_stage_shape() -> None:
     w = workload([one_class()], peak={"concurrency": 1})
     d = est.switchboard(w, prices())
-    assert item(d, "ALB hours").cost == pytest.approx(730 * 0.0225, rel=TIGHT)
-    assert item(d, "NAT gateway hours").cost == pytest.approx(730 * 0.045, rel=TIGHT)
-    # 2 ALB addresses (2 AZs) and 1 NAT gateway address, all month.
-    assert item(d, "Public IPv4 addresses").quantity == 3 * 730
-    assert item(d, "Secrets Manager secrets").cost == pytest.approx(3 * 0.40, rel=TIGHT)
+    assert item(d, "ALB hours (internal)").cost == pytest.approx(730 * 0.0225, rel=TIGHT)
+    assert not [i for i in d.items if i.name.startswith("NAT")]
+    # The ALB is internal (no public address); without NAT every task has one.
+    assert item(d, "Public IPv4 addresses").quantity == 730
+    assert item(d, "Secrets Manager secrets").cost == pytest.approx(2 * 0.40, rel=TIGHT)
     assert item(d, "SQS requests (workers' idle long polls)").quantity == 730 * 3600 / 5
 
-    no_nat = workload([one_class()], peak={"concurrency": 1}, switchboard={"nat_gateways": 0})
-    d = est.switchboard(no_nat, prices())
-    assert not [i for i in d.items if i.name.startswith("NAT")]
-    # Without NAT every task has a public address: 2 ALB x 730 h + 730 task-hours.
-    assert item(d, "Public IPv4 addresses").quantity == 2 * 730 + 730
+    # What operators watch: 16 alarm metrics, one dashboard, 14 custom metrics.
+    assert item(d, "CloudWatch alarms").cost == pytest.approx(16 * 0.10, rel=TIGHT)
+    assert item(d, "CloudWatch dashboard").cost == pytest.approx(3.0, rel=TIGHT)
+    assert item(d, "CloudWatch custom metrics (EMF)").cost == pytest.approx(14 * 0.30, rel=TIGHT)
+
+    nat = workload([one_class()], peak={"concurrency": 1}, switchboard={"nat_gateways": 1})
+    d = est.switchboard(nat, prices())
+    assert item(d, "NAT gateway hours").cost == pytest.approx(730 * 0.045, rel=TIGHT)
+    # With NAT the tasks are private: only the NAT gateway's address.
+    assert item(d, "Public IPv4 addresses").quantity == 730
+
+
+def test_the_seed_workload_costs_under_60_dollars_and_crosses_on_demand_lambda() -> None:
+    seed = est.estimate(load_workload(SEED), load_prices(DEFAULT_PRICES))
+    switchboard = next(d for d in seed.designs if d.key == est.SWITCHBOARD)
+    assert switchboard.total < 60
+    on_demand = next(b for b in seed.break_even if b.second == est.LAMBDA_ON_DEMAND)
+    assert on_demand.crossings, "Switchboard must become cheaper than on-demand Lambda"
+    assert on_demand.crossings[-1].cheaper_above == est.SWITCHBOARD
 
 
 def test_sizing_defaults_are_the_stage_config_defaults() -> None:
@@ -313,6 +347,7 @@ def test_sizing_defaults_are_the_stage_config_defaults() -> None:
         "nat_gateways",
         "gateway_memory_mib",
         "stream_memory_mib",
+        "authorizer_memory_mib",
         "sync_deadline_seconds",
     ]
     for name in shared:
@@ -353,15 +388,16 @@ def _literal(node: ast.expr) -> bool:
 
 
 def test_break_even_where_the_hand_computed_totals_cross() -> None:
-    # Only Lambda duration and Fargate vCPU cost anything. At factor f:
-    #   Lambda-only:  f x 1000 x 10 s x 1 GB x p                 = f x 10,000 p
-    #   Switchboard:  f x 1000 x 10.05 s x 0.5 GB x p + 730 x v  = f x 5,025 p + 730 v
+    # Only x86 Lambda duration (the old design's) and Graviton Fargate vCPU cost anything.
+    # At factor f:
+    #   Lambda-only:  f x 1000 x 10 s x 1 GB x p  = f x 10,000 p
+    #   Switchboard:  730 x v (no Lambda waits on the model)
     # (one task throughout: the peak, f x 1, stays under 1,000 per task.)
-    # They cross at f = 730 v / (4,975 p).
+    # They cross at f = 730 v / (10,000 p).
     w = workload([one_class()], peak={"concurrency": 1})
-    table = only("lambda_gb_second", "fargate_vcpu_hour")
+    table = only("lambda_gb_second", "fargate_arm_vcpu_hour")
     result = est.estimate(w, table)
-    crossing_at = 730 * 0.04048 / (4975 * 0.0000166667)  # 356.38...
+    crossing_at = 730 * 0.03238 / (10_000 * 0.0000166667)  # 141.82...
     on_demand = result.break_even[0]
     assert (on_demand.first, on_demand.second) == (est.SWITCHBOARD, est.LAMBDA_ON_DEMAND)
     assert len(on_demand.crossings) == 1

@@ -154,7 +154,7 @@ def usage(call_id: str, tenant: str = "lean", cost: int | None = 100) -> UsageRe
 
 
 def send(lean: DynamoDBTransactions, store: UsageStore, group: list[UsageRecord]) -> None:
-    actions = [store.put_json(r) for r in group]
+    actions = [orjson.dumps(store.put_action(r)) for r in group]
     actions += [orjson.dumps(a) for a in store.counter_actions(group)]
     asyncio.run(lean.transact_async(actions, group[0].call_id))
 

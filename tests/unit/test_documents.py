@@ -359,15 +359,29 @@ def test_without_a_bucket_documents_are_503(aws: dict[str, Any]) -> None:
 
 
 def upload(aws: dict[str, Any], doc: Document, data: bytes) -> None:
-    """What the client's PUT to the presigned URL does (moto's decorator has no server)."""
-    aws["s3"].put_object(Bucket=BUCKET, Key=doc.s3_key, Body=data)
+    """What the client's PUT to the presigned URL does (moto's decorator has no server):
+    the URL is signed with the pending tag, so the object arrives tagged."""
+    aws["s3"].put_object(
+        Bucket=BUCKET, Key=doc.s3_key, Body=data, Tagging="switchboard-upload=pending"
+    )
+
+
+def tags(aws: dict[str, Any], key: str) -> dict[str, str]:
+    found = aws["s3"].get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
+    return {t["Key"]: t["Value"] for t in found}
 
 
 def test_presigned_upload_then_complete(store: DocumentStore, aws: dict[str, Any]) -> None:
     doc, up = run(store.create_upload("acme", "big.pdf", "application/pdf", size_bytes=2000))
     assert doc.status == "pending_upload" and doc.kind == "pdf"
-    assert up.method == "PUT" and up.headers == {"content-type": "application/pdf"}
+    # The upload is tagged pending (signed into the URL): the bucket's lifecycle deletes an
+    # upload never completed, and completing removes the tag.
+    assert up.method == "PUT" and up.headers == {
+        "content-type": "application/pdf",
+        "x-amz-tagging": "switchboard-upload=pending",
+    }
     assert BUCKET in up.url and doc.id in up.url and "Signature" in up.url
+    assert "x-amz-tagging" in up.url.lower()
     with pytest.raises(APIError) as caught:
         run(store.complete("acme", doc.id))
     assert caught.value.status == 409 and caught.value.code == "upload_incomplete"
@@ -375,9 +389,19 @@ def test_presigned_upload_then_complete(store: DocumentStore, aws: dict[str, Any
         run(store.text("acme", doc.id))
     assert caught.value.code == "document_not_ready"
     data = make_pdf(["Large", "upload", "works"])
+    # The pending record expires (table TTL) a day after its upload URL; completing keeps it.
+    record = aws["dynamodb"].scan(TableName=TABLE)["Items"]
+    (pending,) = [i for i in record if i.get("status", {}).get("S") == "pending_upload"]
+    assert int(pending["expires_at"]["N"]) == doc.created_at + SETTINGS.upload_url_seconds + 86_400
     upload(aws, doc, data)
+    assert tags(aws, doc.s3_key) == {"switchboard-upload": "pending"}
     ready = run(store.complete("acme", doc.id))
     assert (ready.status, ready.pages, ready.size_bytes) == ("ready", 3, len(data))
+    assert tags(aws, doc.s3_key) == {}
+    (completed,) = [
+        i for i in aws["dynamodb"].scan(TableName=TABLE)["Items"] if i["sk"]["S"] == "META"
+    ]
+    assert "expires_at" not in completed
     assert run(store.text("acme", doc.id)) == "Large\n\nupload\n\nworks"
     assert run(store.complete("acme", doc.id)) == ready  # twice is harmless
     assert run(store.get("acme", doc.id)) == ready
@@ -417,3 +441,28 @@ def test_a_bad_upload_fails_with_its_reason(
         run(store.complete("acme", doc.id))
     assert again.value.status == 409 and again.value.code == "document_failed"
     run(store.delete("acme", doc.id))
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/" + "x" * 500_000, "a" * 300, "not a media type", "text/plain\x00", "t\u00e9xt/plain"],
+    ids=["500-kb", "300-chars", "no-slash", "nul", "non-ascii"],
+)
+def test_a_declared_content_type_is_bounded_and_nothing_is_stored(
+    store: DocumentStore, aws: dict[str, Any], content_type: str
+) -> None:
+    """It is stored and signed into the upload URL: a 500 KB one was a 500 (issue 15)."""
+    for call in (
+        lambda: store.create_upload("acme", "a.txt", content_type),
+        lambda: store.put("acme", "a.txt", content_type, b"hello"),
+    ):
+        with pytest.raises(InvalidRequest) as caught:
+            run(call())
+        assert (caught.value.status, caught.value.param) == (400, "content_type")
+        assert len(caught.value.json()) < 1_000
+    assert run(store.list("acme"))[0] == [] and keys(aws) == []
+
+
+def test_a_declared_content_type_with_parameters_is_kept(store: DocumentStore) -> None:
+    document, upload = run(store.create_upload("acme", "a.md", " text/markdown; charset=utf-8 "))
+    assert document.content_type == upload.headers["content-type"] == "text/markdown; charset=utf-8"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -115,3 +116,32 @@ def test_refused_connection_is_a_connect_error() -> None:
 
     with pytest.raises(http1.ConnectError):
         asyncio.run(scenario())
+
+
+def test_a_request_cancelled_before_its_answer_closes_its_connection() -> None:
+    """A timeout (or a caller that left) while the upstream works on the request: the
+    upstream sees the connection close at once, and the pool keeps nothing of it."""
+
+    async def scenario() -> tuple[bool, int]:
+        closed = asyncio.Event()
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            if await reader.read(1) == b"":  # EOF: the client closed the connection
+                closed.set()
+            writer.close()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = http1.ConnectionPool(f"http://127.0.0.1:{port}")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(pool.request("GET", "/slow", {}), 0.2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(closed.wait(), 2)
+        await asyncio.sleep(0.05)
+        left = len(pool._open) + len(pool._idle)
+        await pool.aclose()
+        server.close()
+        return closed.is_set(), left
+
+    assert asyncio.run(scenario()) == (True, 0)

@@ -11,13 +11,7 @@ from moto import mock_aws
 
 from devstack.tables import create_table
 from services.errors import AuthenticationFailed
-from services.tenancy.auth import (
-    INTERNAL_TOKEN_HEADER,
-    KEY_ID_HEADER,
-    TENANT_HEADER,
-    Authenticator,
-    Principal,
-)
+from services.tenancy.auth import Authenticator, Principal, credential_headers
 from services.tenancy.keys import KeyStore, hash_key
 
 TABLE = "switchboard-test"
@@ -145,23 +139,24 @@ def test_cache_saves_reads(dynamodb: Any) -> None:
     assert len(calls) == 1
 
 
-def test_internal_credential(dynamodb: Any) -> None:
-    auth = Authenticator(KeyStore(dynamodb, TABLE), internal_token="s3cret-token")
-    good = {INTERNAL_TOKEN_HEADER: "s3cret-token", TENANT_HEADER: "t", KEY_ID_HEADER: "k"}
-    assert auth.authenticate(good) == Principal("t", "k")
-    for headers in (
-        {**good, INTERNAL_TOKEN_HEADER: "wrong"},
-        {INTERNAL_TOKEN_HEADER: "s3cret-token", TENANT_HEADER: "t"},
-    ):
-        with pytest.raises(AuthenticationFailed) as info:
-            auth.authenticate(headers)
-        assert info.value.code == "invalid_internal_token"
-
-
-def test_no_internal_credential_configured_refuses_internal_calls(dynamodb: Any) -> None:
-    auth = Authenticator(KeyStore(dynamodb, TABLE))
-    with pytest.raises(AuthenticationFailed):
-        auth.authenticate({INTERNAL_TOKEN_HEADER: "", TENANT_HEADER: "t", KEY_ID_HEADER: "k"})
+def test_no_header_speaks_for_a_tenant(dynamodb: Any) -> None:
+    """The internal token and tenant headers of old are not credentials: only a key is."""
+    keys = KeyStore(dynamodb, TABLE)
+    minted = keys.create("tenant-a")
+    auth = Authenticator(keys)
+    forged = {
+        "x-switchboard-internal-token": "anything",
+        "x-switchboard-tenant": "tenant-a",
+        "x-switchboard-key-id": minted.record.key_id,
+    }
+    with pytest.raises(AuthenticationFailed) as info:
+        auth.authenticate(forged)
+    assert info.value.code == "missing_api_key"
+    assert auth.authenticate({**forged, **bearer(minted.secret)}).tenant_id == "tenant-a"
+    assert credential_headers({**forged, **bearer(minted.secret), "x-api-key": "k"}) == {
+        "authorization": f"Bearer {minted.secret}",
+        "x-api-key": "k",
+    }
 
 
 def test_the_key_command_mints_a_working_key(

@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 
 from devstack.tables import create_table
 from services.errors import InvalidRequest, RateLimited
-from services.tenancy.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
+from services.tenancy.auth import Authenticator
 from services.tenancy.auth import Principal as P
 from services.tenancy.keys import KeyStore
 from services.tenancy.limits import Admission, AdmissionResult, guard
@@ -225,7 +225,9 @@ def test_both_limits_and_the_budget_first(dynamodb: Any, clocks: Clocks) -> None
 def test_guard_puts_the_headers_on_answers_and_errors(dynamodb: Any) -> None:
     TenantStore(dynamodb, TABLE).create("acme", limits=Limits(rpm=2))
     TenantStore(dynamodb, TABLE).create("free")
-    auth = Authenticator(KeyStore(dynamodb, TABLE), internal_token="tok")
+    keys = KeyStore(dynamodb, TABLE)
+    secrets = {tenant: keys.create(tenant).secret for tenant in ("acme", "free")}
+    auth = Authenticator(keys)
     a = Admission(dynamodb, TABLE)
 
     async def ok(request: Request, principal: P) -> Response:
@@ -244,7 +246,7 @@ def test_guard_puts_the_headers_on_answers_and_errors(dynamodb: Any) -> None:
     client = TestClient(app)
 
     def caller(tenant: str) -> dict[str, str]:
-        return {INTERNAL_TOKEN_HEADER: "tok", TENANT_HEADER: tenant, KEY_ID_HEADER: "key_1"}
+        return {"authorization": f"Bearer {secrets[tenant]}"}
 
     first = client.post("/ok", headers=caller("acme"))
     assert first.json() == {"tenant": "acme"}

@@ -3,6 +3,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from services.providers import build_providers, factories
 from services.providers.base import (
     CompletionRequest,
@@ -115,3 +117,39 @@ def test_bad_settings_name_the_variable() -> None:
         create({"SWITCHBOARD_LOCAL_CHUNK_MS": "fast"})
     with pytest.raises(ConfigError, match="SWITCHBOARD_LOCAL_WORDS_PER_CHUNK must be >= 1"):
         create({"SWITCHBOARD_LOCAL_WORDS_PER_CHUNK": "0"})
+
+
+MALFORMED_SCHEMAS = [
+    '{"type": "object", "properties": [1, 2]}',
+    '{"type": "array", "minItems": "x"}',
+    '{"type": "array", "minItems": 1e12}',
+    '{"type": "array", "items": 5}',
+    '{"$ref": "#/$defs/missing"}',
+    '{"$defs": [], "$ref": "#/$defs/a"}',
+    '{"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}',
+    '{"anyOf": [1, "x", null]}',
+    '{"oneOf": "x"}',
+    '{"enum": 5}',
+    '{"type": "string", "maxLength": "abc"}',
+    '{"type": "number", "minimum": "x", "maximum": [1]}',
+    '{"type": ["null"]}',
+    '{"type": {"a": 1}}',
+    '{"type": "array", "items": ' * 40 + "{}" + "}" * 40,
+    "[" * 5_000,
+    '{"properties": {"a": 1, "b": null}}',
+]
+
+
+@pytest.mark.parametrize("schema", MALFORMED_SCHEMAS, ids=range(len(MALFORMED_SCHEMAS)))
+def test_the_simulator_answers_any_json_schema(schema: str) -> None:
+    """A malformed schema after "JSON Schema:" is the client's text: a bounded answer, not
+    a 500 (issue 15)."""
+    request = CompletionRequest(
+        model="simulator",
+        messages=[
+            Message("system", [TextPart("Reply as JSON. JSON Schema: " + schema)]),
+            Message("user", [TextPart("summarize the quarterly report")]),
+        ],
+    )
+    reply = reply_text(request)
+    assert reply and len(reply) < 100_000

@@ -384,11 +384,14 @@ class QuirkyServer(FakeOpenAICompatible):
     """Streams as some compatible servers do: `frames` replaces the whole stream."""
 
     frames: list[bytes] = []
+    pause: float = 0.0  # between two writes, so that each arrives as a read of its own
 
     async def stream(self, request: Request, script: Script, writer: Writer) -> None:
         await writer.start(200, {"content-type": "text/event-stream"})
         for frame in self.frames:
             await writer.write(frame)
+            if self.pause:
+                await asyncio.sleep(self.pause)
         await writer.end()
 
 
@@ -405,6 +408,7 @@ def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
 
 @pytest.fixture
 def quirky() -> Iterator[QuirkyServer]:
+    QuirkyServer.pause = 0.0
     server = QuirkyServer()
     server.start()
     try:
@@ -428,6 +432,19 @@ def test_a_stream_that_ends_without_a_finish_reason_is_malformed(quirky: QuirkyS
     with pytest.raises(ProviderError) as info:
         stream(compatible_for(quirky), ask())
     assert info.value.code == "upstream_malformed_response"
+
+
+def test_crlf_framing_cut_between_cr_and_lf_streams_whole(quirky: QuirkyServer) -> None:
+    """Servers behind proxies frame with CRLF, and a read may end between a CR and its LF."""
+    whole = b"".join(
+        [chunk({"role": "assistant", "content": ""}), chunk({"content": "Hello"}),
+         chunk({"content": " world"}), chunk({}, "stop"), b"data: [DONE]\n\n"]
+    ).replace(b"\n", b"\r\n")  # fmt: skip
+    quirky.frames = [part + b"\r" for part in whole.split(b"\r")[:-1]]
+    quirky.pause = 0.005
+    events = stream(compatible_for(quirky), ask())
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hello", " world"]
+    assert [e for e in events if isinstance(e, Finish)] == [Finish("stop")]
 
 
 def test_repeated_tool_call_ids_and_names_reach_the_client_once(quirky: QuirkyServer) -> None:

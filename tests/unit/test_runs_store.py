@@ -17,7 +17,6 @@ from services.providers.local import LocalProvider
 from services.runs.events import Channel, EventLog
 from services.runs.model import Event, Run
 from services.runs.service import RunService, RunSettings
-from services.runs.sse import parse_after, parse_sse, sse_frame
 from services.runs.store import IdempotencyMismatch, RunStore, new_run_id
 
 TABLE = "runs-test"
@@ -131,32 +130,6 @@ def test_list_newest_first_with_an_opaque_cursor(aws: dict[str, Any]) -> None:
             store.page("t", cursor=bad)
 
 
-def test_resume_position_parsing() -> None:
-    assert parse_after(None, None) == 0
-    assert parse_after("7", "3") == 7  # the header wins
-    assert parse_after(None, "3") == 3
-    for bad in ("-1", "abc", "1.5", "99999999999"):
-        with pytest.raises(InvalidRequest):
-            parse_after(bad, None)
-
-
-def test_sse_frames_parse_back() -> None:
-    events = [
-        Event(1, "run.started", {"a": 1}, 1.5),
-        Event(2, "text.delta", {"content": "x\ny"}, 2.0),
-    ]
-    text = b"".join(sse_frame(e) for e in events).decode() + ": keep-alive\n\n"
-
-    async def parse() -> list[Event]:
-        async def lines() -> Any:
-            for line in text.split("\n"):
-                yield line
-
-        return [e async for e in parse_sse(lines())]
-
-    assert asyncio.run(parse()) == events
-
-
 def test_event_log_persists_before_it_publishes() -> None:
     persisted: list[int] = []
 
@@ -202,7 +175,6 @@ def service(aws: dict[str, Any], **settings: Any) -> RunService:
         aws["sqs"],
         Catalogue({"local": LocalProvider()}),
         RunSettings(**{**defaults, **settings}),
-        internal_token=None,
     )
 
 
@@ -304,3 +276,160 @@ def test_concurrent_flushes_publish_in_order() -> None:
     random.seed(7)
     for _ in range(5):
         assert asyncio.run(scenario()) == list(range(1, 51))
+
+
+# -- never stranded: an owner with a live lease, or a message, until the run ends -------
+
+
+def slow_service(aws: dict[str, Any], worker_id: str, **settings: Any) -> RunService:
+    """A run service whose model takes 0.2 s per call, on serialized clients (its blocking
+    calls run in threads; in-process moto is not thread-safe)."""
+    from services.providers.local import LocalSettings
+    from tests.fakes.serialized import Serialized
+
+    defaults: dict[str, Any] = {
+        "queue_url": aws["queue"],
+        "dlq_url": aws["dlq"],
+        "worker_id": worker_id,
+        "advertise_url": None,
+        "lease_seconds": 30,
+        "heartbeat_seconds": 1,
+        "watchdog_seconds": 30,
+    }
+    return RunService(
+        RunStore(Serialized(aws["dynamodb"]), TABLE),
+        Serialized(aws["sqs"]),
+        Catalogue({"local": LocalProvider(LocalSettings(first_token_ms=200))}),
+        RunSettings(**{**defaults, **settings}),
+    )
+
+
+async def until(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_the_owner_stops_a_run_only_for_its_tenant_once_its_cancel_is_recorded(
+    aws: dict[str, Any],
+) -> None:
+    """Issue 15, item 9: telling the owner to stop a run used to check neither the caller's
+    tenant nor the run's status; another tenant got `{"stopped": true}`, the message was
+    deleted and the run stayed `running` forever."""
+    from services.tenancy.auth import Principal
+
+    owner_a, stranger = Principal("tenant-a", "ka"), Principal("tenant-b", "kb")
+
+    async def scenario() -> tuple[list[int], Run]:
+        svc = slow_service(aws, "w1")
+        run, _ = await svc.create(owner_a, "pipeline", {"steps": [STEP] * 4}, background=True)
+        [message] = receive(aws, "queue")
+        handling = asyncio.create_task(svc._handle(message))
+        await until(lambda: svc.owns(run.id))
+        refused = []
+        for caller in (stranger, owner_a):  # another tenant; the owner, without a cancel
+            with pytest.raises(APIError) as info:
+                await svc.stop_cancelled(caller, run.id)
+            refused.append(info.value.status)
+        assert svc.owns(run.id)  # still executing
+        await handling
+        await svc.stop()
+        return refused, svc.store.require("tenant-a", run.id)
+
+    refused, done = asyncio.run(scenario())
+    assert refused == [404, 409]
+    assert done.status == "succeeded" and done.progress["completed_steps"] == 4
+    assert receive(aws, "queue") == []  # the message went once the run had ended
+
+
+def test_a_recorded_cancel_stops_the_owner_at_once(aws: dict[str, Any]) -> None:
+    from services.tenancy.auth import Principal
+
+    caller = Principal("tenant-a", "ka")
+
+    async def scenario() -> tuple[Run, list[str]]:
+        svc = slow_service(aws, "w1")
+        run, _ = await svc.create(caller, "pipeline", {"steps": [STEP] * 20}, background=True)
+        [message] = receive(aws, "queue")
+        handling = asyncio.create_task(svc._handle(message))
+        await until(lambda: svc.owns(run.id))
+        svc.store.cancel("tenant-a", run.id)  # another worker recorded it
+        stopped = await svc.stop_cancelled(caller, run.id)
+        assert stopped.status == "cancelled"
+        await asyncio.wait_for(handling, 5)  # not at the next renewal: now
+        await svc.stop()
+        events = [e.type for e in svc.store.events(run)]
+        return svc.store.require("tenant-a", run.id), events
+
+    done, events = asyncio.run(scenario())
+    assert done.status == "cancelled" and done.progress.get("completed_steps", 0) < 20
+    assert events[-1] == "run.cancelled"
+    assert receive(aws, "queue") == []
+
+
+def test_an_execution_stopped_without_an_ending_is_left_to_a_takeover(
+    aws: dict[str, Any],
+) -> None:
+    """Whatever stops an execution without recording an ending, the run keeps its message
+    and loses its lease: the next worker takes it over at once."""
+    from services.tenancy.auth import Principal
+
+    async def scenario() -> tuple[Run, Run, int]:
+        first, second = slow_service(aws, "w1"), slow_service(aws, "w2")
+        run, _ = await first.create(
+            Principal("tenant-a", "ka"), "pipeline", {"steps": [STEP] * 3}, background=True
+        )
+        [message] = receive(aws, "queue")
+        handling = asyncio.create_task(first._handle(message))
+        await until(lambda: first.owns(run.id))
+        first._stop_local(run.id)
+        await handling
+        left = first.store.require("tenant-a", run.id)
+        messages = receive(aws, "queue")  # visible again at once
+        for m in messages:
+            await second._handle(m)
+        await first.stop()
+        await second.stop()
+        return left, second.store.require("tenant-a", run.id), len(messages)
+
+    left, done, messages = asyncio.run(scenario())
+    assert (left.status, left.owner, left.lease_until, left.attempts) == ("running", "w1", 0, 0)
+    assert messages == 1
+    assert done.status == "succeeded" and done.owner == "w2" and done.attempts == 1
+
+
+def test_a_stopping_worker_releases_its_runs_for_an_immediate_takeover(
+    aws: dict[str, Any],
+) -> None:
+    """Graceful shutdown: the runs a worker holds (one from the queue, one it started for a
+    synchronous call) are released, not left until their 30 s leases lapse."""
+    from services.tenancy.auth import Principal
+
+    caller = Principal("tenant-a", "ka")
+
+    async def scenario() -> tuple[list[Run], list[Run]]:
+        first, second = slow_service(aws, "w1"), slow_service(aws, "w2")
+        queued, _ = await first.create(caller, "pipeline", {"steps": [STEP] * 5}, background=True)
+        [message] = receive(aws, "queue")
+        handling = asyncio.create_task(first._handle(message))
+        direct, _ = await first.create(caller, "pipeline", {"steps": [STEP] * 5}, background=False)
+        await until(lambda: first.owns(queued.id) and first.owns(direct.id))
+        await asyncio.sleep(0.3)  # a step is under way in each
+        await first.stop()
+        handling.cancel()
+        released = [first.store.require("tenant-a", r.id) for r in (queued, direct)]
+        started, handlers = time.monotonic(), []
+        while time.monotonic() - started < 10 and any(
+            second.store.require("tenant-a", r.id).status == "running" for r in released
+        ):
+            handlers += [asyncio.create_task(second._handle(m)) for m in receive(aws, "queue")]
+            await asyncio.sleep(0.1)
+        await second.stop()
+        return released, [second.store.require("tenant-a", r.id) for r in released]
+
+    released, done = asyncio.run(scenario())
+    for run in released:
+        assert (run.status, run.owner, run.lease_until) == ("running", "w1", 0)
+    for run in done:
+        assert run.status == "succeeded" and run.owner == "w2", run

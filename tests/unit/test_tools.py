@@ -9,6 +9,7 @@ import base64
 import json
 import sys
 import textwrap
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +18,8 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from containers.worker.tools_api import tool_routes
+from containers.worker.routing import table_routes
+from containers.worker.tools_api import tool_endpoints
 from services.documents.embeddings import Embeddings
 from services.documents.store import DocumentStore
 from services.errors import APIError
@@ -31,18 +33,22 @@ from services.providers.base import (
     Usage,
 )
 from services.providers.local import LocalProvider, LocalSettings
-from services.tenancy.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
+from services.runs.service import RunService, RunSettings
+from services.runs.store import RunStore
+from services.runs.sync import SyncCalls
+from services.tenancy.auth import Authenticator
 from services.tools import registry
 from services.tools.base import Tool, ToolContext, ToolLimits, inline_refs
 from services.web.asgi import install_error_handlers
-from tests.fakes.serialized import moto_documents
+from tests.fakes.keys import StaticKeys, bearer
+from tests.fakes.serialized import Serialized, moto_documents
 from tests.pdf import make_pdf
 
 TABLE = "switchboard-test"
 BUCKET = "switchboard-test-bucket"
 TENANT = "acme"
-TOKEN = "internal-test-token"
-HEADERS = {INTERNAL_TOKEN_HEADER: TOKEN, TENANT_HEADER: TENANT, KEY_ID_HEADER: "key_1"}
+KEY = "sb-test-key-of-acme"
+HEADERS = bearer(KEY)
 # A real 1x1 PNG.
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
@@ -418,22 +424,21 @@ def test_adding_a_tool_is_adding_one_file(tmp_path: Path, monkeypatch: pytest.Mo
 # -- the worker's routes -------------------------------------------------------------------
 
 
-class NoKeys:
-    def lookup(self, secret: str) -> None:
-        return None
+def authenticator() -> Authenticator:
+    return Authenticator(StaticKeys({KEY: (TENANT, "key_1")}))  # type: ignore[arg-type]
 
 
 @pytest.fixture
 def api(store: DocumentStore) -> TestClient:
-    auth = Authenticator(NoKeys(), internal_token=TOKEN)  # type: ignore[arg-type]
-    routes = tool_routes(
-        auth,
+    endpoints, _ = tool_endpoints(
+        authenticator(),
         catalogue(Scripted(('{"tags": ["tides"]}', "stop"))),
         64 * 1024,
+        SyncCalls(None, 240.0),
         documents=lambda: store,
         embeddings=lambda: embeddings(store),
     )
-    app = Starlette(routes=routes)
+    app = Starlette(routes=table_routes(endpoints))
     install_error_handlers(app)
     return TestClient(app, raise_server_exceptions=False)
 
@@ -455,7 +460,10 @@ def test_post_a_tool_answers_its_output_and_usage(api: TestClient) -> None:
     answer = api.post("/v1/tools/summarize", headers=HEADERS, json={"input": {"text": ARTICLE}})
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert (body["object"], body["tool"], body["model"]) == ("tool.result", "summarize", "fast")
+    assert (body["object"], body["tool"]) == ("tool.result", "summarize")
+    # The model that answered (the route's simulator fallback here), and the route asked for.
+    assert (body["model"], body["models"]) == ("local/simulator", ["local/simulator"])
+    assert answer.headers["x-switchboard-route"] == "fast"
     assert "local simulator" in body["output"]["summary"]
     assert body["usage"]["completion_tokens"] > 0
     # The caller may name another model or route.
@@ -487,24 +495,57 @@ def test_post_a_tool_refuses_what_it_cannot_use(api: TestClient, docs: dict[str,
     )  # fmt: skip
 
 
-def test_the_front_doors_deadline_ends_a_slow_tool_with_504(store: DocumentStore) -> None:
-    auth = Authenticator(NoKeys(), internal_token=TOKEN)  # type: ignore[arg-type]
+def test_a_tool_past_the_sync_deadline_goes_on_as_a_run(store: DocumentStore) -> None:
+    import boto3
+
+    sqs = Serialized(boto3.client("sqs", region_name="us-east-1"))
+    queue = sqs.create_queue(QueueName="runs")["QueueUrl"]
     slow = Catalogue(
-        {"local": LocalProvider(LocalSettings(first_token_ms=3000))}, CatalogueConfig.load()
+        {"local": LocalProvider(LocalSettings(first_token_ms=600))}, CatalogueConfig.load()
     )
-    app = Starlette(
-        routes=tool_routes(auth, slow, 4096, documents=lambda: store, embeddings=lambda: None)
+    runs = RunService(
+        RunStore(store._dynamodb_client, TABLE),
+        sqs,
+        slow,
+        RunSettings(queue_url=queue, dlq_url=queue, worker_id="w", advertise_url=None),
     )
+    endpoints, kind = tool_endpoints(
+        authenticator(),
+        slow,
+        4096,
+        SyncCalls(runs, 0.1),
+        documents=lambda: store,
+        embeddings=lambda: None,
+    )
+    runs.register(kind)
+    app = Starlette(routes=table_routes(endpoints))
     install_error_handlers(app)
-    client = TestClient(app, raise_server_exceptions=False)
-    answer = client.post(
-        "/v1/tools/summarize",
-        headers={**HEADERS, "x-switchboard-deadline-ms": "100"},
-        json={"input": {"text": ARTICLE}},
-    )
-    assert answer.status_code == 504
-    assert answer.json()["error"]["code"] == "tool_timeout"
-    assert "stream URL" in answer.json()["error"]["message"]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        late = client.post(
+            "/v1/tools/summarize", headers=HEADERS, json={"input": {"text": ARTICLE}}
+        )
+        preferred = client.post(
+            "/v1/tools/summarize",
+            headers={**HEADERS, "prefer": "respond-async"},
+            json={"input": {"text": ARTICLE}},
+        )
+        assert late.status_code == 504, late.text
+        error = late.json()["error"]
+        run_id = late.headers["location"].rsplit("/", 1)[1]
+        assert error["code"] == "run_pending" and run_id in error["message"]
+        assert late.headers["x-should-retry"] == "false"
+        assert preferred.status_code == 202
+        assert preferred.json()["kind"] == "tool"
+        assert preferred.headers["location"] == f"/v1/runs/{preferred.json()['id']}"
+        for rid in (run_id, preferred.json()["id"]):
+            for _ in range(100):
+                done = runs.store.require(TENANT, rid)
+                if done.status != "running":
+                    break
+                time.sleep(0.05)
+            assert done.status == "succeeded", done
+            assert done.result["tool"] == "summarize"
+            assert "local simulator" in done.result["output"]["summary"]
 
 
 def test_suggest_related_ranks_by_meaning_and_filters(

@@ -7,6 +7,7 @@ import asyncio
 import datetime
 import io
 import random
+import time
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -42,7 +43,14 @@ from services.usage.calls import ProviderCall
 from services.usage.context import CALLER, Caller, bind
 from services.usage.prices import Price, PriceTable
 from services.usage.report import UsageReports, parse_query, report, summarize, to_csv
-from services.usage.store import UsageRecord, UsageStore, batches, iso, month_of
+from services.usage.store import (
+    UsageRecord,
+    UsageStore,
+    batches,
+    iso,
+    month_of,
+    record_from_item,
+)
 from services.usage.writer import UsageSettings, UsageWriter, prompt_tokens, to_record
 from services.wire.openai import parse_chat_request
 
@@ -456,6 +464,25 @@ def test_the_writer_writes_in_the_background_and_flushes_at_shutdown(dynamodb: A
     }
 
 
+def test_shutdown_does_not_wait_out_the_linger(dynamodb: Any) -> None:
+    """A worker that stops writes its queued calls at once, even while its writer lingers
+    for more calls to group (a shutdown used to wait for the linger, past its grace)."""
+    store = UsageStore(dynamodb, TABLE)
+    writer = UsageWriter(store, PRICES, UsageSettings(writers=1, linger_seconds=30))
+
+    async def main() -> float:
+        writer.start()
+        writer.record(call(usage=Usage(10, 1)))
+        await asyncio.sleep(0.05)  # the writer is lingering now
+        started = time.monotonic()
+        await writer.aclose(grace_seconds=5)
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) < 2
+    records = list(store.records("acme", datetime.date(2026, 11, 1), datetime.date(2026, 11, 30)))
+    assert len(records) == 1 and writer.pending == 0
+
+
 def test_a_group_is_one_transaction_per_hundred_actions_and_counts_each_call_once(
     dynamodb: Any,
 ) -> None:
@@ -531,13 +558,17 @@ def test_batches_keep_each_transaction_within_dynamodbs_limit() -> None:
         {"tenant_id": 'quo"te\\s', "route": "caf\u00e9/\u00fcber", "outcome": "line\nbreak"},
     ],
 )
-def test_the_json_put_is_the_put_action(changes: dict[str, Any]) -> None:
-    """The writer renders each Put as JSON directly; it must be `put_action`'s value."""
+def test_a_record_item_reads_back_as_the_record(changes: dict[str, Any]) -> None:
+    """The writer sends `put_action` as JSON; its item reads back as the record it wrote."""
     record = to_record(call(usage=Usage(1200, 34, 200)), PRICES, "c-1")
     assert record is not None
     record = record._replace(**changes)
     store = UsageStore(lambda: None, TABLE, retention_days=30)
-    assert orjson.loads(store.put_json(record)) == store.put_action(record)
+    action = orjson.loads(orjson.dumps(store.put_action(record)))
+    assert action["Put"]["ConditionExpression"] == "attribute_not_exists(pk)"
+    stored = record_from_item(action["Put"]["Item"])
+    expected = {k: v for k, v in record._asdict().items() if k != "ended_at"}
+    assert stored == {**expected, "at": iso(record.at)}
 
 
 def test_reports_beyond_the_pending_limit_are_dropped_and_logged(
@@ -643,6 +674,10 @@ def test_the_default_report_is_this_month_by_day() -> None:
         ({"format": "xml"}, "format"),
         ({"tenant": "other"}, "tenant"),
         ({"start": "2024-01-01", "end": "2026-01-01"}, "start"),
+        # The day after `end` must exist: no OverflowError (a 500) past the calendar.
+        ({"start": "9999-12-31", "end": "9999-12-31"}, "start"),
+        ({"start": "9999-12-30", "end": "9999-12-31"}, "end"),
+        ({"start": "0001-01-01", "end": "0001-01-02"}, "start"),
     ],
 )
 def test_a_bad_query_names_its_parameter(params: dict[str, str], param: str) -> None:

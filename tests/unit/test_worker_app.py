@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import resource
 import sys
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 import pytest
 from starlette.testclient import TestClient
 
 from containers.worker.app import GIL_SWITCH_SECONDS, create_app
+from containers.worker.ecs import TaskProtection
+from containers.worker.lifecycle import Drain, Streams
 from containers.worker.settings import WorkerSettings
 from services.errors import UpstreamError
+from services.frontdoor.routes import ROUTES, Owner
 from services.providers.base import (
     Completion,
     CompletionRequest,
@@ -25,11 +31,13 @@ from services.providers.base import (
     Usage,
     UsageReport,
 )
-from services.tenancy.auth import INTERNAL_TOKEN_HEADER, KEY_ID_HEADER, TENANT_HEADER, Authenticator
+from services.tenancy.auth import Authenticator
 from services.tenancy.limits import Admission
+from tests.fakes.ecs_agent import FakeAgent
+from tests.fakes.keys import StaticKeys, bearer
 
-TOKEN = "internal-test-token"
-HEADERS = {INTERNAL_TOKEN_HEADER: TOKEN, TENANT_HEADER: "t", KEY_ID_HEADER: "k"}
+KEY = "sb-test-key-of-tenant-t"
+HEADERS = bearer(KEY)
 
 
 class Scripted(Provider):
@@ -68,14 +76,21 @@ class NoTenants:
         return {}
 
 
-def client(provider: Provider, max_request_bytes: int = 4096) -> TestClient:
-    settings = WorkerSettings(table="t", internal_token=TOKEN, max_request_bytes=max_request_bytes)
-    auth = Authenticator(NoKeys(), internal_token=TOKEN)  # type: ignore[arg-type]
+def client(
+    provider: Provider,
+    max_request_bytes: int = 4096,
+    *,
+    protection: TaskProtection | None = None,
+    **settings: Any,
+) -> TestClient:
+    config = WorkerSettings(table="t", max_request_bytes=max_request_bytes, **settings)
+    auth = Authenticator(StaticKeys({KEY: ("t", "k")}))  # type: ignore[arg-type]
     app = create_app(
-        settings,
+        config,
         providers={"scripted": provider},
         authenticator=auth,
         admission=Admission(NoTenants(), "t"),
+        protection=protection or TaskProtection(None),
     )
     return TestClient(app, raise_server_exceptions=False)
 
@@ -243,12 +258,120 @@ def test_the_worker_tunes_its_process_for_the_hot_path_at_start() -> None:
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))
         with client(Scripted([Finish("stop")])):
-            assert (
-                gc.get_threshold()[0] == WorkerSettings(table="t", internal_token=None).gc_threshold
-            )
+            assert gc.get_threshold()[0] == WorkerSettings(table="t").gc_threshold
             assert sys.getswitchinterval() == GIL_SWITCH_SECONDS
             assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
     finally:
         gc.set_threshold(*thresholds)
         sys.setswitchinterval(interval)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+# -- routing from the route table ------------------------------------------------------------
+
+
+def test_the_worker_serves_every_worker_route_of_the_table_and_no_control_one() -> None:
+    """Each WORKER route answers (here: 401 without a key, so it exists and authenticates
+    first); each CONTROL-only path is unknown to the worker, save the run reads, which the
+    stream front door relays to it."""
+    served_control = {("GET", "/v1/runs"), ("GET", "/v1/runs/{run_id}")}
+    with client(Scripted([])) as c:
+        for route in ROUTES:
+            path = route.path.replace("{", "x").replace("}", "")
+            status = c.request(route.method, path, json={}).status_code
+            if route.owner is Owner.WORKER or (route.method, route.path) in served_control:
+                assert status == 401, (route.method, route.path, status)
+            else:
+                assert status in (404, 405), (route.method, route.path, status)
+        routed = {
+            (method, r.path)
+            for r in c.app.routes  # type: ignore[attr-defined]
+            for method in (r.methods or ()) - {"HEAD"}
+            if not r.path.startswith(("/internal/", "/health", "/ready"))
+        }
+    assert (
+        routed == {(r.method, r.path) for r in ROUTES if r.owner is Owner.WORKER} | served_control
+    )
+
+
+def test_a_wrong_method_is_a_405_naming_the_tables_methods() -> None:
+    with client(Scripted([])) as c:
+        response = c.put("/v1/runs", headers=HEADERS)
+        documents = c.patch("/v1/documents/doc_x", headers=HEADERS)
+    assert response.status_code == 405
+    assert response.json()["error"] == {
+        "message": "Method PUT is not allowed on /v1/runs; use POST or GET.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "method_not_allowed",
+    }
+    assert response.headers["allow"] == "POST, GET"
+    assert documents.status_code == 405 and documents.headers["allow"] == "GET, DELETE"
+
+
+# -- streams: heartbeats, and ECS scale-in protection while any is open ------------------------
+
+
+class Slow(Scripted):
+    """Streams its events with `gap` seconds before each after the first."""
+
+    def __init__(self, events: list[StreamEvent], gap: float) -> None:
+        super().__init__(events)
+        self.gap = gap
+
+    async def stream(self, request: CompletionRequest) -> AsyncIterator[StreamEvent]:
+        for i, event in enumerate(self.events):
+            if i:
+                await asyncio.sleep(self.gap)
+            yield event
+
+
+def test_a_quiet_stream_sends_heartbeats_and_holds_task_protection() -> None:
+    agent = FakeAgent()
+    try:
+        events: list[StreamEvent] = [TextDelta("a"), TextDelta("b"), Finish("stop")]
+        protection = TaskProtection(agent.uri, linger=0.0)
+        with client(Slow(events, 0.25), protection=protection, heartbeat_seconds=0.1) as c:
+            response = c.post("/v1/chat/completions", json=body(stream=True), headers=HEADERS)
+            deadline = time.monotonic() + 5
+            while agent.states() != [True, False] and time.monotonic() < deadline:
+                time.sleep(0.02)
+        assert response.status_code == 200
+        assert response.text.count(": keep-alive\n\n") >= 2
+        assert sse_data(response.text)[-1] == "[DONE]"
+        assert agent.states() == [True, False]  # set while the stream was open, then cleared
+        assert agent.puts[0]["ExpiresInMinutes"] == 10
+    finally:
+        agent.server.shutdown()
+
+
+# -- shutdown ----------------------------------------------------------------------------------
+
+
+def test_drain_releases_the_runs_then_closes_everything_in_order() -> None:
+    done: list[str] = []
+
+    class Runs:
+        def stop_taking(self) -> None:
+            done.append("stop taking")
+
+        async def stop(self) -> None:
+            done.append("release runs")
+
+    async def close(name: str) -> None:
+        if name == "broken":
+            raise RuntimeError("boom")
+        done.append(name)
+
+    def closer(name: str) -> tuple[str, Any]:
+        return name, lambda: close(name)
+
+    drain = Drain(
+        Streams(),
+        Runs(),  # type: ignore[arg-type]
+        [closer("conversations"), closer("broken"), closer("usage writer"), closer("providers")],
+    )
+    drain.begin()  # SIGTERM
+    drain.begin()
+    asyncio.run(drain.finish())
+    assert done == ["stop taking", "release runs", "conversations", "usage writer", "providers"]
