@@ -768,7 +768,8 @@ class Readiness:
             from botocore.config import Config
 
             config = Config(connect_timeout=2, read_timeout=2, retries={"max_attempts": 1})
-            self._dynamodb = boto3.client("dynamodb", config=config)
+            # A session of its own: boto3's default one would keep the credentials it found.
+            self._dynamodb = boto3.session.Session().client("dynamodb", config=config)
         self._dynamodb.describe_table(TableName=table)
 
     async def _worker(self) -> str | None:
