@@ -62,6 +62,7 @@ from devstack.lambda_runtime import REGION
 from services.config import env_float, env_int, env_optional, env_str
 from services.errors import error_body
 from services.frontdoor import gateway_responses, routes
+from services.web.head import HeadersTooLarge, URITooLong
 
 log = logging.getLogger("switchboard.apigw")
 
@@ -264,16 +265,17 @@ def _method_not_allowed(method: str) -> dict[str, Any]:
     )
 
 
+# The codes the doors answer the same limits with (services/web/head.py).
 URL_TOO_LONG = error_body(
     f"The request URL is longer than API Gateway's limit of {URL_LIMIT_CHARS} characters.",
-    "invalid_request_error",
-    code="url_too_long",
+    URITooLong.type,
+    code=URITooLong.code,
 )
 HEADERS_TOO_LARGE = error_body(
     f"The request headers are larger than API Gateway's limit of {HEADER_LIMIT_BYTES} bytes "
     "(names, values and line ends together).",
-    "invalid_request_error",
-    code="request_header_fields_too_large",
+    HeadersTooLarge.type,
+    code=HeadersTooLarge.code,
 )
 NOT_FOUND = error_body(
     "Unknown request URL: a path starts with /.", "invalid_request_error", code="unknown_url"
@@ -353,12 +355,7 @@ class LambdaProxyIntegration:
             log.exception("%s the gateway function could not be invoked", request_id)
             return _gateway_response(502, gateway_responses.FUNCTION_FAILED)
         if outcome.error is not None:
-            log.error(
-                "%s the gateway handler raised %s: %s",
-                request_id,
-                outcome.error.get("errorType"),
-                outcome.error.get("errorMessage"),
-            )
+            log.error("%s the gateway handler raised %s", request_id, _report(outcome.error))
             return _gateway_response(502, gateway_responses.FUNCTION_FAILED)
         return http_response(outcome.result)
 
@@ -400,7 +397,8 @@ class HttpProxyIntegration:
             for token in value.decode("latin-1").split(",")
         }
         skip = HOP_BY_HOP | named | {"host", "content-length", FORWARDED_PREFIX_HEADER}
-        forwarded = [(n, v) for n, v in headers if n.decode("latin-1") not in skip]
+        # A field value's leading and trailing whitespace is not part of it (RFC 9110 5.5).
+        forwarded = [(n, v.strip(b" \t")) for n, v in headers if n.decode("latin-1") not in skip]
         forwarded.append((FORWARDED_PREFIX_HEADER.encode(), f"/{self.settings.stage}".encode()))
         query: bytes = request.scope.get("query_string", b"")
         url = self.base_url + raw_path + ("?" + query.decode("latin-1") if query else "")
@@ -629,10 +627,7 @@ class RequestAuthorizer:
         if outcome.error is not None:
             if outcome.error.get("errorMessage") == "Unauthorized":
                 return _gateway_response(401, gateway_responses.UNAUTHORIZED)
-            log.error(
-                "%s the authorizer raised %s: %s (API Gateway answers 500)",
-                request_id, outcome.error.get("errorType"), outcome.error.get("errorMessage"),
-            )  # fmt: skip
+            log.error("%s the authorizer raised %s", request_id, _report(outcome.error))
             return _gateway_response(500, gateway_responses.AUTHORIZER_FAILURE)
         try:
             check_policy(outcome.result, event["methodArn"])
@@ -786,6 +781,12 @@ class Readiness:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _report(error: dict[str, Any]) -> str:
+    """A function's error report, as Lambda logs it: type, message, stack trace."""
+    trace = "".join(str(line) for line in error.get("stackTrace") or ())
+    return f"{error.get('errorType')}: {error.get('errorMessage')}\n{trace}".rstrip()
 
 
 def _json_response(status: int, body: dict[str, Any]) -> Response:

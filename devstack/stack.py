@@ -314,9 +314,9 @@ class LocalStack:
     # URLs a client uses: each is what an SDK's base_url should be.
     @property
     def api_url(self) -> str:
-        """As the deployed `ApiUrl`: the stage, then /v1 (the emulator also takes paths
-        without the stage)."""
-        return f"http://{self.config.host}:{self.ports['api']}/{self.config.stage}/v1"
+        """The API's base URL (the emulator takes paths with the stage too, as the deployed
+        `ApiUrl` has them: `/api/v1`)."""
+        return f"http://{self.config.host}:{self.ports['api']}/v1"
 
     @property
     def stream_url(self) -> str:
@@ -411,9 +411,9 @@ class LocalStack:
                  "--port", str(self.ports["worker"]), *backends],
                 env,
             )  # fmt: skip
-            # The stream door relays AI routes with the client's own key to the API, as
-            # deployed (its authorizer, then the workers, with the stage prefix).
-            stream_env = {"SWITCHBOARD_UPSTREAM_URL": self.api_url.removesuffix("/v1"), **env}
+            # The stream door relays AI routes with the client's own key: to the worker's
+            # load balancer here, which authenticates that key as the API's authorizer would.
+            stream_env = {"SWITCHBOARD_UPSTREAM_URL": self.worker_url, **env}
             self._spawn("stream", self._uvicorn("lambdas.stream.app", self.ports["stream"]),
                         stream_env)  # fmt: skip
             self._spawn(
@@ -426,7 +426,7 @@ class LocalStack:
                     **{f"worker-{i}": f"{url}/health" for i, url in enumerate(self.worker_urls)},
                     "balancer": f"{self.worker_url}/health",
                     "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
-                    "apigw": f"{self.api_url.removesuffix('/v1')}/ready",
+                    "apigw": f"http://{self.config.host}:{self.ports['api']}/ready",
                     # Unauthenticated calls answering 401 show that each function is up
                     # (and give it its first cold start here rather than in a request):
                     # the gateway on a CONTROL route, the authorizer on a WORKER route.

@@ -41,6 +41,11 @@ def assert_spread(arrivals: list[float], label: str, spaced_share: float = 0.7) 
     assert len(spaced) >= len(gaps) * spaced_share, f"{label}: {gaps}"
 
 
+def staged(stack: LocalStack) -> str:
+    """The API's URL with the stage, as the deployed `ApiUrl` has it."""
+    return stack.api_url.removesuffix("/v1") + "/api/v1"
+
+
 def sse(response: httpx.Response) -> Iterator[tuple[float, dict[str, Any]]]:
     for line in response.iter_lines():
         if line.startswith("data: ") and line != "data: [DONE]":
@@ -48,7 +53,7 @@ def sse(response: httpx.Response) -> Iterator[tuple[float, dict[str, Any]]]:
 
 
 def test_a_streamed_chat_arrives_chunk_by_chunk_through_the_api_port(stack: LocalStack) -> None:
-    client = openai.OpenAI(base_url=stack.api_url, api_key=stack.api_key)
+    client = openai.OpenAI(base_url=staged(stack), api_key=stack.api_key)
     arrivals = []
     text = ""
     for chunk in client.chat.completions.create(
@@ -97,7 +102,7 @@ def test_the_worker_builds_urls_with_the_stage_prefix(stack: LocalStack) -> None
     assert started.status_code == 202, started.text
     location = started.headers["location"]
     assert location.startswith("/api/v1/runs/"), location
-    origin = stack.api_url.removesuffix("/api/v1")
+    origin = stack.api_url.removesuffix("/v1")
     followed = httpx.get(origin + location, headers=bearer(stack.api_key))
     assert followed.status_code == 200 and followed.json()["id"] == started.json()["id"]
     direct = httpx.post(f"{stack.worker_url}/v1/runs", json=body, headers=bearer(stack.api_key))
@@ -133,7 +138,7 @@ def test_two_tenants_streaming_at_once_see_only_their_own(stack: LocalStack) -> 
 
     def stream(tenant: str, i: int) -> tuple[str, list[float], str]:
         marker = f"{tenant}-{i}"
-        client = openai.OpenAI(base_url=stack.api_url, api_key=keys[tenant])
+        client = openai.OpenAI(base_url=staged(stack), api_key=keys[tenant])
         text, arrivals = "", []
         for chunk in client.chat.completions.create(
             model="local/simulator",
@@ -159,6 +164,7 @@ def test_two_tenants_streaming_at_once_see_only_their_own(stack: LocalStack) -> 
 
 def test_health_and_readiness_on_the_api_port(stack: LocalStack) -> None:
     origin = stack.api_url.removesuffix("/v1")
-    assert httpx.get(f"{origin}/health").json() == {"status": "ok"}
-    ready = httpx.get(f"{origin}/ready")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+    for base in (origin, f"{origin}/api"):  # with the stage, as the deployed URL has it
+        assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+        ready = httpx.get(f"{base}/ready")
+        assert ready.status_code == 200 and ready.json() == {"status": "ready"}

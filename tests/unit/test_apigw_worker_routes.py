@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -403,3 +404,38 @@ def test_policies_are_evaluated_as_api_gateway_does() -> None:
     for answer in malformed:
         with pytest.raises(Malformed):
             check_policy(answer, ARN)
+
+
+def test_a_header_value_with_surrounding_whitespace_is_passed_on_trimmed(
+    worker: FakeWorker,
+) -> None:
+    """`name:  value ` is legal on the wire; the value is `value` (RFC 9110 5.5)."""
+    with serving(settings_for(worker)) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+            conn.sendall(
+                b"GET /api/v1/models HTTP/1.1\r\nhost: x\r\nauthorization: Bearer good\r\n"
+                b"last-event-id:  5 \r\nconnection: close\r\n\r\n"
+            )
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert json.loads(body)["headers"]["last-event-id"] == "5"
+
+
+def test_an_authorizers_unauthorized_is_an_answer_and_a_crash_is_logged(
+    worker: FakeWorker, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with serving(settings_for(worker)) as (url, _):
+        refused = httpx.get(f"{url}/v1/models", headers={"authorization": "Bearer wrong"})
+        assert refused.status_code == 401
+        time.sleep(0.2)
+        # The authorizer said no: no failure in the function's log or the emulator's.
+        assert "Traceback" not in capfd.readouterr().err
+        assert "Traceback" not in caplog.text
+        crashed = httpx.get(f"{url}/v1/models", headers={"authorization": "Bearer crash"})
+        assert crashed.status_code == 500
+    assert "the authorizer raised RuntimeError: the key store is unreachable" in caplog.text
+    assert "Traceback" in caplog.text and "apigw_handlers.py" in caplog.text
