@@ -12,6 +12,7 @@ import concurrent.futures
 import itertools
 import json
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -136,10 +137,14 @@ def test_two_tenants_streaming_at_once_see_only_their_own(stack: LocalStack) -> 
     other = new_tenant(stack)
     keys = {"dev": stack.api_key, other: new_key(stack, other)["secret"]}
 
+    jobs = [(tenant, i) for tenant in keys for i in range(3)]
+    together = threading.Barrier(len(jobs))
+
     def stream(tenant: str, i: int) -> tuple[str, list[float], str]:
         marker = f"{tenant}-{i}"
         client = openai.OpenAI(base_url=staged(stack), api_key=keys[tenant])
         text, arrivals = "", []
+        together.wait(30)
         for chunk in client.chat.completions.create(
             model="local/simulator",
             messages=[{"role": "user", "content": marker}],
@@ -150,7 +155,6 @@ def test_two_tenants_streaming_at_once_see_only_their_own(stack: LocalStack) -> 
                 arrivals.append(time.monotonic())
         return marker, arrivals, text
 
-    jobs = [(tenant, i) for tenant in keys for i in range(3)]
     with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(lambda job: stream(*job), jobs))
     for marker, arrivals, text in results:
