@@ -21,6 +21,7 @@ credentials, which the embedded services accept.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -426,14 +427,15 @@ class LocalStack:
                     **{f"worker-{i}": f"{url}/health" for i, url in enumerate(self.worker_urls)},
                     "balancer": f"{self.worker_url}/health",
                     "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
-                    "apigw": f"http://{self.config.host}:{self.ports['api']}/ready",
-                    # Unauthenticated calls answering 401 show that each function is up
-                    # (and give it its first cold start here rather than in a request):
-                    # the gateway on a CONTROL route, the authorizer on a WORKER route.
+                    "apigw": f"http://{self.config.host}:{self.ports['api']}/health",
+                    # An unauthenticated call answering 401 shows that the gateway function
+                    # is up (and gives it its first cold start here, not in a request).
                     "gateway function": f"{self.api_url}/runs",
-                    "authorizer": f"{self.api_url}/models",
                 }
             )
+            # The authorizer's first cold start, once the stack is up rather than before:
+            # on a 2-core machine a third cold start during start-up delayed the workers'.
+            threading.Thread(target=self._warm_authorizer, daemon=True).start()
         except BaseException:
             self.stop()
             raise
@@ -443,6 +445,12 @@ class LocalStack:
             )
             self._supervisor.start()
         return self
+
+    def _warm_authorizer(self) -> None:
+        """One unauthenticated AI request: the authorizer answers it 401."""
+        # A stack stopped at once: the first request cold-starts it instead.
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{self.api_url}/models", timeout=30.0)
 
     def _restore_state(self) -> dict[str, Any]:
         """Load the kept state into the resources just created (devstack.aws)."""
@@ -669,27 +677,34 @@ class LocalStack:
 
     def _wait_ready(self, probes: dict[str, str], timeout: float | None = None) -> None:
         """Wait until every probe answers 200 or 401, or fail naming what is not up. The
-        probes run side by side: one waiting on a cold start holds up no other."""
+        probes run side by side (one waiting on a cold start holds up no other) on one
+        client, each at most 10 times a second: start-up is CPU-bound on a small machine,
+        and probing must not take the CPU from what it waits for."""
         timeout = self.config.ready_timeout_seconds if timeout is None else timeout
         deadline = time.monotonic() + timeout
         ready: set[str] = set()
         given_up = threading.Event()
+        # Long enough for a function's first cold start: a shorter probe would give up on
+        # it and start another environment.
+        client = httpx.Client(timeout=10.0)
 
         def probe(name: str, url: str) -> None:
             while not given_up.is_set() and time.monotonic() < deadline:
                 try:
-                    # Long enough for a function's first cold start: a shorter probe would
-                    # give up on it and start another environment.
-                    status = httpx.get(url, timeout=10.0).status_code
+                    status = client.get(url).status_code
                 except httpx.TransportError:
                     status = None
                 if status in (200, 401):
                     ready.add(name)
                     return
-                given_up.wait(0.05)
+                given_up.wait(0.1)
 
-        for name, url in probes.items():
-            threading.Thread(target=probe, args=(name, url), daemon=True).start()
+        threads = [
+            threading.Thread(target=probe, args=(name, url), daemon=True)
+            for name, url in probes.items()
+        ]
+        for thread in threads:
+            thread.start()
         try:
             while len(ready) < len(probes):
                 for child in self._children:
@@ -705,6 +720,11 @@ class LocalStack:
                 time.sleep(0.05)
         finally:
             given_up.set()
+            ends = time.monotonic() + 11
+            for thread in threads:
+                thread.join(max(0.0, ends - time.monotonic()))
+            if not any(thread.is_alive() for thread in threads):
+                client.close()
 
 
 def _exit_status(code: int) -> str:
