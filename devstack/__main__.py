@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devstack import keep
-from devstack.stack import LocalStack, StackConfig, StackError
+from devstack.stack import LocalStack, StackConfig, StackError, check_ports
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,7 @@ class Options:
     config: StackConfig
     new_keys: bool = False
     keep_state: bool = False
+    data_dir: Path = keep.DIRECTORY
 
 
 def parse_args(argv: list[str]) -> StackConfig:
@@ -64,6 +65,11 @@ def parse_options(argv: list[str]) -> Options:
         "(default: in memory, gone when the stack stops)",
     )  # fmt: skip
     p.add_argument(
+        "--data-dir", type=Path, default=keep.DIRECTORY, metavar="DIR",
+        help="where the keys and the kept state live (default: .devstack at the "
+        "repository's root)",
+    )  # fmt: skip
+    p.add_argument(
         "--workers", type=int, default=2,
         help="worker processes behind the local load balancer (default 2)",
     )  # fmt: skip
@@ -90,7 +96,7 @@ def parse_options(argv: list[str]) -> Options:
         lambda_concurrency=a.lambda_concurrency,
         inherit_credentials=True,
     )
-    return Options(config, new_keys=a.new_keys, keep_state=a.keep_state)
+    return Options(config, new_keys=a.new_keys, keep_state=a.keep_state, data_dir=a.data_dir)
 
 
 PROVIDERS = (
@@ -180,9 +186,14 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None, directory: Path = keep.DIRECTORY) -> int:
+def main(argv: list[str] | None = None) -> int:
     options = parse_options(sys.argv[1:] if argv is None else argv)
-    config = options.config
+    config, directory = options.config, options.data_dir
+    try:
+        check_ports(config)  # before anything is written: a second `make dev` changes nothing
+    except StackError as exc:
+        print(f"make dev: {exc}", file=sys.stderr)
+        return 1
     kept, keys_note = keep.keys(directory, new=options.new_keys, api_key=config.dev_api_key)
     config.dev_api_key, config.admin_key = kept.api_key, kept.admin_key
     if options.keep_state:

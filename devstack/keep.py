@@ -7,7 +7,9 @@
   messages, saved when the stack stops and restored at the next start
   (`devstack.aws`). Without it, all state is in memory and goes when the stack stops.
 
-Tests never use this directory: their stacks mint keys of their own and keep nothing.
+`python -m devstack --data-dir DIR` keeps them elsewhere. Tests never use this directory:
+their stacks mint keys of their own and keep nothing, and a test that runs
+`python -m devstack` gives it a scratch `--data-dir`.
 """
 
 from __future__ import annotations

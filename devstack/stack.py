@@ -181,6 +181,14 @@ def check_port(host: str, port: int, name: str) -> None:
             ) from None
 
 
+def check_ports(config: StackConfig) -> None:
+    """`check_port` for every fixed port of `config` (0: any free port, not checked)."""
+    for name, port in (("api", config.api_port), ("stream", config.stream_port),
+                       ("worker", config.worker_port), ("moto", config.moto_port)):  # fmt: skip
+        if port:
+            check_port(config.host, port, name)
+
+
 def developer_has_aws_credentials() -> bool:
     """Whether boto3 finds credentials for the developer (environment, profile, SSO,
     config files), without probing EC2 instance metadata (a second or two off EC2)."""
@@ -376,10 +384,7 @@ class LocalStack:
         """Start every component and wait until each answers; raises `StackError` (a
         sentence saying what to do) when a fixed port is taken, before starting anything."""
         c = self.config
-        for name, port in (("api", c.api_port), ("stream", c.stream_port),
-                           ("worker", c.worker_port), ("moto", c.moto_port)):  # fmt: skip
-            if port:
-                check_port(c.host, port, name)
+        check_ports(c)
         try:
             aws = ["-m", "devstack.aws", "--host", c.host, "--port", str(self.ports["moto"])]
             if c.state_file is not None:

@@ -1,8 +1,8 @@
 """`make dev` stopped and started again: the same keys, and with `--keep-state` the same
 tables, objects and queued messages; without it, a fresh state that says so.
 
-Each run is `python -m devstack`'s own `main` in a process of its own (with a scratch
-directory in place of `.devstack/`), stopped with SIGTERM as a closing terminal does."""
+Each run is `python -m devstack` (with a scratch `--data-dir` in place of `.devstack/`),
+stopped with SIGTERM as a closing terminal does."""
 
 from __future__ import annotations
 
@@ -23,11 +23,6 @@ import boto3
 import httpx
 
 from devstack.stack import AWS_IDENTITY, PROVIDER_KEYS, ROOT, free_port
-
-LAUNCH = (
-    "import sys; from pathlib import Path; from devstack.__main__ import main; "
-    "sys.exit(main(sys.argv[2:], Path(sys.argv[1])))"
-)
 
 
 @dataclass
@@ -81,7 +76,7 @@ def make_dev(directory: Path, *args: str) -> Iterator[Run]:
     log = directory / f"make-dev-{ports[0]}.log"
     with log.open("w") as errors:
         process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCH, str(directory), *argv],
+            [sys.executable, "-m", "devstack", "--data-dir", str(directory), *argv],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=errors, text=True,
         )  # fmt: skip
         try:
