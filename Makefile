@@ -35,8 +35,9 @@ node_modules/.installed-stamp: package.json package-lock.json
 	touch $@
 
 ## Run the whole platform on 127.0.0.1 with embedded defaults (Ctrl-C stops it).
+## Options go in ARGS: make dev ARGS="--keep-state" (python -m devstack --help lists them).
 dev: install
-	$(PY) -m devstack
+	$(PY) -m devstack $(ARGS)
 
 ## Run every test tier (unit, conformance, integration, infra, browser).
 test: install $(CHROMIUM)

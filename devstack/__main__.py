@@ -9,11 +9,28 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
-from devstack.stack import LocalStack, StackConfig, StackError
+from devstack import keep
+from devstack.stack import LocalStack, StackConfig, StackError, check_ports
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    config: StackConfig
+    new_keys: bool = False
+    keep_state: bool = False
+    data_dir: Path = keep.DIRECTORY
 
 
 def parse_args(argv: list[str]) -> StackConfig:
+    """The stack's configuration from the command line (nothing kept between runs is read:
+    `main` adds that)."""
+    return parse_options(argv).config
+
+
+def parse_options(argv: list[str]) -> Options:
     p = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     p.add_argument("--api-port", type=int, default=3000, help="API Gateway emulator (default 3000)")
     p.add_argument("--stream-port", type=int, default=3001, help="stream front door (default 3001)")
@@ -23,7 +40,8 @@ def parse_args(argv: list[str]) -> StackConfig:
     )
     p.add_argument(
         "--integration-timeout", type=float, default=29.0, metavar="SECONDS",
-        help="API Gateway integration timeout; longer calls answer 504 (default 29)",
+        help="the gateway Lambda's integration timeout (the control plane); longer calls "
+        "answer 504 (default 29; AI routes stream from the workers for up to 15 min)",
     )  # fmt: skip
     p.add_argument(
         "--first-token-ms", type=float, default=300.0,
@@ -32,7 +50,25 @@ def parse_args(argv: list[str]) -> StackConfig:
     p.add_argument(
         "--chunk-ms", type=float, default=40.0, help="simulator latency between chunks (default 40)"
     )
-    p.add_argument("--api-key", default=None, help="use this development API key (sb-...)")
+    p.add_argument(
+        "--api-key", default=None,
+        help="use (and from now on keep) this development API key (sb-...)",
+    )  # fmt: skip
+    p.add_argument(
+        "--new-keys", action="store_true",
+        help="mint a new development API key and admin key (both are otherwise kept "
+        "between runs in .devstack/keys.json)",
+    )  # fmt: skip
+    p.add_argument(
+        "--keep-state", action="store_true",
+        help="keep tables, objects and queued runs between runs in .devstack/state "
+        "(default: in memory, gone when the stack stops)",
+    )  # fmt: skip
+    p.add_argument(
+        "--data-dir", type=Path, default=keep.DIRECTORY, metavar="DIR",
+        help="where the keys and the kept state live (default: .devstack at the "
+        "repository's root)",
+    )  # fmt: skip
     p.add_argument(
         "--workers", type=int, default=2,
         help="worker processes behind the local load balancer (default 2)",
@@ -45,7 +81,9 @@ def parse_args(argv: list[str]) -> StackConfig:
     a = p.parse_args(argv)
     if a.lambda_concurrency < 1:
         p.error("--lambda-concurrency must be at least 1")
-    return StackConfig(
+    if a.api_key is not None and a.new_keys:
+        p.error("--api-key and --new-keys ask for different development keys; give one")
+    config = StackConfig(
         api_port=a.api_port,
         stream_port=a.stream_port,
         worker_port=a.worker_port,
@@ -58,6 +96,7 @@ def parse_args(argv: list[str]) -> StackConfig:
         lambda_concurrency=a.lambda_concurrency,
         inherit_credentials=True,
     )
+    return Options(config, new_keys=a.new_keys, keep_state=a.keep_state, data_dir=a.data_dir)
 
 
 PROVIDERS = (
@@ -81,7 +120,23 @@ def models_line(environ: Mapping[str, str]) -> str:
     )
 
 
-def banner(stack: LocalStack) -> str:
+def state_line(stack: LocalStack) -> str:
+    """Where the platform's state lives, and for how long."""
+    path = stack.config.state_file
+    if path is None:
+        return (
+            "in memory: tables, objects and queued runs go when the stack stops "
+            "(`make dev ARGS=--keep-state` keeps them)"
+        )
+    restored = stack.restored or {}
+    return (
+        f"kept in {keep.shown(path)}: restored {restored.get('items', 0):,} items, "
+        f"{restored.get('objects', 0):,} objects and {restored.get('messages', 0):,} queued "
+        f"messages in {restored.get('seconds', 0):.2f} s; saved when the stack stops"
+    )
+
+
+def banner(stack: LocalStack, keys_note: str = "") -> str:
     key = stack.api_key
     return f"""
 Switchboard is running on 127.0.0.1. {models_line(os.environ)}
@@ -94,6 +149,8 @@ Switchboard is running on 127.0.0.1. {models_line(os.environ)}
 
   Development API key          {key}   (tenant "dev")
   Admin key                    {stack.admin_key}
+  Keys                         {keys_note or "new for this run"}
+  State                        {state_line(stack)}
 
 Try it:
 
@@ -130,7 +187,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(sys.argv[1:] if argv is None else argv)
+    options = parse_options(sys.argv[1:] if argv is None else argv)
+    config, directory = options.config, options.data_dir
+    try:
+        check_ports(config)  # before anything is written: a second `make dev` changes nothing
+    except StackError as exc:
+        print(f"make dev: {exc}", file=sys.stderr)
+        return 1
+    kept, keys_note = keep.keys(directory, new=options.new_keys, api_key=config.dev_api_key)
+    config.dev_api_key, config.admin_key = kept.api_key, kept.admin_key
+    if options.keep_state:
+        config.state_file = keep.state_file(directory)
     # The stack's own lines (a component restarted) go to stderr with the components' logs.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("devstack: %(message)s"))
@@ -146,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
         except StackError as exc:
             print(f"make dev: {exc}", file=sys.stderr)
             return 1
-        print(banner(stack), flush=True)
+        if stack.api_key_replaced is not None:
+            keys_note = f"{stack.api_key_replaced}: a new one, now kept"
+            keep.save_keys(keep.DevKeys(stack.api_key, stack.admin_key), directory)
+        print(banner(stack, keys_note), flush=True)
         # The stack restarts a component that dies; only the loss of the embedded AWS
         # services (and the state in them) ends it.
         while (failure := stack.failure()) is None:

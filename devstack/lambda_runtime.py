@@ -9,8 +9,8 @@ It speaks to `devstack.lambda_pool` over its stdin and stdout in frames: a 4-byt
 big-endian length, then JSON. The environment first sends `{"ready": true}` (or
 `{"init_error": {...}}` if the import failed); then, for each `{"event", "request_id",
 "timeout_ms"}` it reads, it sends `{"result": ...}` or `{"error": {"errorType",
-"errorMessage"}}`, as Lambda reports an unhandled exception. Whatever the handler prints
-goes to stderr (its log), not into the frames.
+"errorMessage", "stackTrace"}}`, as Lambda reports an unhandled exception. Whatever the
+handler prints goes to stderr (its log), not into the frames.
 """
 
 from __future__ import annotations
@@ -95,7 +95,8 @@ def serve(handler_path: str, requests: IO[bytes], replies: IO[bytes]) -> None:
             result = handler(invocation["event"], context)
             message = frame({"result": result})
         except Exception as exc:
-            traceback.print_exc()
+            # Reported with its stack trace to the caller, which logs it where it is a
+            # failure (an authorizer's "Unauthorized" is its way to answer 401).
             message = frame({"error": _error(exc)})
         replies.write(message)
         replies.flush()

@@ -1,5 +1,6 @@
-"""The whole platform on 127.0.0.1: moto (DynamoDB, SQS, S3), the worker, the API Gateway
-emulator in front of the gateway Lambda's handler, and the stream front door.
+"""The whole platform on 127.0.0.1: moto (DynamoDB, SQS, S3), the workers behind their load
+balancer, the API Gateway emulator (AI routes through the authorizer to the load balancer,
+streamed; the control plane to the gateway Lambda's handler), and the stream front door.
 
 Each component runs in its own process, as it would on AWS, configured only through the
 environment variables the CDK stacks set. `make dev` and the integration tests both use
@@ -20,6 +21,7 @@ credentials, which the embedded services accept.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
@@ -94,7 +96,13 @@ class StackConfig:
     run_watchdog_seconds: float = 60.0
     run_max_attempts: int = 3
     run_poll_seconds: float = 0.5
+    # The gateway Lambda's integration timeout (CONTROL routes); AI routes stream from the
+    # workers for up to `worker_timeout_seconds`, cut after `idle_timeout_seconds` with
+    # nothing sent (API Gateway's STREAM limits: 15 min, and 5 min idle).
     integration_timeout_seconds: float = 29.0
+    worker_timeout_seconds: float = 900.0
+    idle_timeout_seconds: float = 300.0
+    stage: str = "api"
     first_token_ms: float = 0.0
     chunk_ms: float = 0.0
     words_per_chunk: int = 1
@@ -110,8 +118,11 @@ class StackConfig:
     supervise: bool = True
     table: str = "switchboard-local"
     bucket: str = "switchboard-local"
-    dev_api_key: str | None = None
+    dev_api_key: str | None = None  # None: a new one per start
     admin_key: str | None = None  # None: a new one per start
+    # Keep the embedded AWS's state (tables, objects, queued messages) in this file between
+    # runs: restored at start, saved at stop (devstack.aws). None: in memory only.
+    state_file: Path | None = None
     # How long each component may take to answer its first probe (longer on a busy host).
     ready_timeout_seconds: float = 120.0
     log_dir: Path | None = None  # None: children log to this process's stdout/stderr
@@ -168,6 +179,14 @@ def check_port(host: str, port: int, name: str) -> None:
                 f"Cannot listen on port {port} ({what}) on {host}: {exc.strerror}; choose "
                 f"another port with `.venv/bin/python -m devstack {option} <port>`."
             ) from None
+
+
+def check_ports(config: StackConfig) -> None:
+    """`check_port` for every fixed port of `config` (0: any free port, not checked)."""
+    for name, port in (("api", config.api_port), ("stream", config.stream_port),
+                       ("worker", config.worker_port), ("moto", config.moto_port)):  # fmt: skip
+        if port:
+            check_port(config.host, port, name)
 
 
 def developer_has_aws_credentials() -> bool:
@@ -291,6 +310,10 @@ class LocalStack:
         # The admin API's key (only the gateway knows it, as SWITCHBOARD_ADMIN_KEY).
         self.admin_key = c.admin_key or "sb-admin-" + secrets.token_urlsafe(32)
         self.api_key = ""
+        # What the kept state brought back (`devstack.aws`'s counts), with `state_file`.
+        self.restored: dict[str, Any] | None = None
+        # Why the development key is not the one configured, when it cannot be.
+        self.api_key_replaced: str | None = None
         self._children: list[_Child] = []
         self._lock = threading.Lock()  # the children, between the supervisor and `stop`
         self._stopping = threading.Event()
@@ -300,6 +323,8 @@ class LocalStack:
     # URLs a client uses: each is what an SDK's base_url should be.
     @property
     def api_url(self) -> str:
+        """The API's base URL (the emulator takes paths with the stage too, as the deployed
+        `ApiUrl` has them: `/api/v1`)."""
         return f"http://{self.config.host}:{self.ports['api']}/v1"
 
     @property
@@ -318,8 +343,13 @@ class LocalStack:
 
     def worker_process(self, index: int) -> subprocess.Popen[bytes]:
         """The process of worker `index` now (a new one after a restart)."""
+        return self.process(f"worker-{index}")
+
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        """The process of a component now: `aws`, `worker-N`, `balancer`, `stream`,
+        `apigw`."""
         with self._lock:
-            return next(c.process for c in self._children if c.name == f"worker-{index}")
+            return next(c.process for c in self._children if c.name == name)
 
     @staticmethod
     def worker_index(worker_id: str) -> int:
@@ -329,10 +359,12 @@ class LocalStack:
 
     @property
     def sync_deadline_seconds(self) -> float:
+        """How long a worker answers a non-streamed call before it names the run that will
+        hold the result: as deployed (240 s), below the idle timeout that would cut a
+        response that sends nothing (the gateway's 29 s bounds the control plane only)."""
         if self.config.sync_deadline_seconds is not None:
             return self.config.sync_deadline_seconds
-        timeout = self.config.integration_timeout_seconds
-        return min(25.0, max(timeout - 4.0, timeout * 0.75))
+        return min(240.0, self.config.idle_timeout_seconds * 0.8)
 
     @property
     def aws_endpoint(self) -> str:
@@ -352,23 +384,23 @@ class LocalStack:
         """Start every component and wait until each answers; raises `StackError` (a
         sentence saying what to do) when a fixed port is taken, before starting anything."""
         c = self.config
-        for name, port in (("api", c.api_port), ("stream", c.stream_port),
-                           ("worker", c.worker_port), ("moto", c.moto_port)):  # fmt: skip
-            if port:
-                check_port(c.host, port, name)
+        check_ports(c)
         try:
-            self._spawn("aws", ["-m", "devstack.aws", "--host", self.config.host,
-                                "--port", str(self.ports["moto"])], self._env())  # fmt: skip
+            aws = ["-m", "devstack.aws", "--host", c.host, "--port", str(self.ports["moto"])]
+            if c.state_file is not None:
+                aws += ["--state", str(c.state_file)]
+            self._spawn("aws", aws, self._env())
             self._wait_ready({"aws": f"{self.aws_endpoint}/moto-api/"})
             dynamodb = self.client("dynamodb")
             create_table(dynamodb, self.config.table)
             self.client("s3").create_bucket(Bucket=self.config.bucket)
-            TenantStore(dynamodb, self.config.table).create(DEV_TENANT, "Development")
-            minted = KeyStore(dynamodb, self.config.table).create(
-                DEV_TENANT, "development", secret=self.config.dev_api_key
-            )
-            self.api_key = minted.secret
             self._create_queues()
+            if c.state_file is not None:
+                self.restored = self._restore_state()
+            tenants = TenantStore(dynamodb, self.config.table)
+            if tenants.get(DEV_TENANT) is None:
+                tenants.create(DEV_TENANT, "Development")
+            self.api_key = self._dev_key(KeyStore(dynamodb, self.config.table))
             env = self._env()
             for index, port in enumerate(self.worker_ports):
                 worker_env = {
@@ -400,12 +432,15 @@ class LocalStack:
                     **{f"worker-{i}": f"{url}/health" for i, url in enumerate(self.worker_urls)},
                     "balancer": f"{self.worker_url}/health",
                     "stream": f"http://{self.config.host}:{self.ports['stream']}/health",
-                    # API Gateway has no health route: an unauthenticated call answering
-                    # 401 shows that the emulator and the gateway handler are both up (a
-                    # control-plane route: the gateway handler serves no other).
-                    "apigw": f"{self.api_url}/runs",
+                    "apigw": f"http://{self.config.host}:{self.ports['api']}/health",
+                    # An unauthenticated call answering 401 shows that the gateway function
+                    # is up (and gives it its first cold start here, not in a request).
+                    "gateway function": f"{self.api_url}/runs",
                 }
             )
+            # The authorizer's first cold start, once the stack is up rather than before:
+            # on a 2-core machine a third cold start during start-up delayed the workers'.
+            threading.Thread(target=self._warm_authorizer, daemon=True).start()
         except BaseException:
             self.stop()
             raise
@@ -415,6 +450,45 @@ class LocalStack:
             )
             self._supervisor.start()
         return self
+
+    def _warm_authorizer(self) -> None:
+        """One unauthenticated AI request: the authorizer answers it 401."""
+        # A stack stopped at once: the first request cold-starts it instead.
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.get(f"{self.api_url}/models", timeout=30.0)
+
+    def _restore_state(self) -> dict[str, Any]:
+        """Load the kept state into the resources just created (devstack.aws)."""
+        from devstack.aws import RESTORE_PATH
+
+        response = httpx.post(f"{self.aws_endpoint}{RESTORE_PATH}", timeout=300)
+        if response.status_code != 200:
+            raise StackError(
+                f"{response.json().get('error', response.text)}. Move the file away to start "
+                "with an empty state."
+            )
+        counts: dict[str, Any] = response.json()
+        for what in counts.get("skipped", []):
+            log.warning("kept state: %s has nowhere to go now; left out", what)
+        return counts
+
+    def _dev_key(self, keys: KeyStore) -> str:
+        """The development key: the configured one (stored unless the kept state has it
+        already), or a new one."""
+        wanted = self.config.dev_api_key
+        if wanted is None:
+            return keys.create(DEV_TENANT, "development").secret
+        found = keys.lookup(wanted)
+        if found is None:
+            return keys.create(DEV_TENANT, "development", secret=wanted).secret
+        if found.tenant_id == DEV_TENANT and found.status == "active":
+            return wanted
+        self.api_key_replaced = (
+            f"the kept development key is {found.status} in the kept state"
+            if found.tenant_id == DEV_TENANT
+            else f"the kept development key belongs to tenant {found.tenant_id!r}"
+        )
+        return keys.create(DEV_TENANT, "development").secret
 
     def stop(self) -> None:
         """Stop the components, then the AWS services they use: a worker that stops writes
@@ -426,14 +500,16 @@ class LocalStack:
         with self._lock:
             children, self._children = list(self._children), []
         self._terminate([c for c in children if c.name != "aws"])
-        self._terminate([c for c in children if c.name == "aws"])
+        # The embedded AWS writes the kept state as it stops: give it time to.
+        saving = 120 if self.config.state_file is not None else 10
+        self._terminate([c for c in children if c.name == "aws"], saving)
 
     @staticmethod
-    def _terminate(children: list[_Child]) -> None:
+    def _terminate(children: list[_Child], grace: float = 10) -> None:
         for child in children:
             if child.process.poll() is None:
                 child.process.terminate()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + grace
         for child in children:
             try:
                 child.process.wait(max(0.1, deadline - time.monotonic()))
@@ -530,6 +606,9 @@ class LocalStack:
             "SWITCHBOARD_WORKER_URL": self.worker_url,
             "SWITCHBOARD_MAX_REQUEST_BYTES": str(c.max_request_bytes),
             "SWITCHBOARD_APIGW_TIMEOUT_SECONDS": str(c.integration_timeout_seconds),
+            "SWITCHBOARD_APIGW_WORKER_TIMEOUT_SECONDS": str(c.worker_timeout_seconds),
+            "SWITCHBOARD_APIGW_IDLE_TIMEOUT_SECONDS": str(c.idle_timeout_seconds),
+            "SWITCHBOARD_APIGW_STAGE": c.stage,
             "SWITCHBOARD_LAMBDA_CONCURRENCY": str(c.lambda_concurrency),
             "SWITCHBOARD_LOCAL_FIRST_TOKEN_MS": str(c.first_token_ms),
             "SWITCHBOARD_LOCAL_CHUNK_MS": str(c.chunk_ms),
@@ -602,30 +681,55 @@ class LocalStack:
         )
 
     def _wait_ready(self, probes: dict[str, str], timeout: float | None = None) -> None:
-        """Wait until every probe answers 200 or 401, or fail naming what is not up."""
+        """Wait until every probe answers 200 or 401, or fail naming what is not up. The
+        probes run side by side (one waiting on a cold start holds up no other) on one
+        client, each at most 10 times a second: start-up is CPU-bound on a small machine,
+        and probing must not take the CPU from what it waits for."""
         timeout = self.config.ready_timeout_seconds if timeout is None else timeout
         deadline = time.monotonic() + timeout
-        pending = dict(probes)
-        while pending:
-            for child in self._children:
-                if child.process.poll() is not None:
-                    raise StackError(
-                        f"{child.name} exited with code {child.process.returncode} during start-up"
-                        + (f":\n{self.logs(child.name)}" if self.config.log_dir else "")
-                    )
-            for name, url in list(pending.items()):
+        ready: set[str] = set()
+        given_up = threading.Event()
+        # Long enough for a function's first cold start: a shorter probe would give up on
+        # it and start another environment.
+        client = httpx.Client(timeout=10.0)
+
+        def probe(name: str, url: str) -> None:
+            while not given_up.is_set() and time.monotonic() < deadline:
                 try:
-                    # Long enough for the gateway Lambda's first cold start: a shorter probe
-                    # would give up on it and start another environment.
-                    status = httpx.get(url, timeout=10.0).status_code
+                    status = client.get(url).status_code
                 except httpx.TransportError:
-                    continue
+                    status = None
                 if status in (200, 401):
-                    del pending[name]
-            if time.monotonic() > deadline:
-                raise StackError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
-            if pending:
+                    ready.add(name)
+                    return
+                given_up.wait(0.1)
+
+        threads = [
+            threading.Thread(target=probe, args=(name, url), daemon=True)
+            for name, url in probes.items()
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            while len(ready) < len(probes):
+                for child in self._children:
+                    if child.process.poll() is not None:
+                        raise StackError(
+                            f"{child.name} exited with code {child.process.returncode} during "
+                            "start-up"
+                            + (f":\n{self.logs(child.name)}" if self.config.log_dir else "")
+                        )
+                if time.monotonic() > deadline:
+                    pending = [name for name in probes if name not in ready]
+                    raise StackError(f"not ready after {timeout:.0f} s: {', '.join(pending)}")
                 time.sleep(0.05)
+        finally:
+            given_up.set()
+            ends = time.monotonic() + 11
+            for thread in threads:
+                thread.join(max(0.0, ends - time.monotonic()))
+            if not any(thread.is_alive() for thread in threads):
+                client.close()
 
 
 def _exit_status(code: int) -> str:

@@ -34,7 +34,8 @@ ACCESS_DENIED = error_body(
     "permission_error",
     code="access_denied",
 )
-# The authorizer failed (it could not read the key store): not the client's fault.
+# The authorizer failed (it could not read the key store, raised anything else, timed out
+# or answered malformed): not the client's fault. API Gateway answers 500.
 AUTHORIZER_FAILURE = error_body(
     "The API could not check the API key; try again.", "server_error", code="authorizer_failure"
 )

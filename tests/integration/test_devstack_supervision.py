@@ -145,7 +145,8 @@ def test_make_devs_own_loop_survives_a_dead_worker(tmp_path: Path) -> None:
         if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY") and not k.startswith("SWITCHBOARD_")
     }
     args = [sys.executable, "-m", "devstack", "--workers", "2", "--first-token-ms", "0",
-            "--chunk-ms", "0", *(str(x) for kv in ports.items() for x in kv)]  # fmt: skip
+            "--chunk-ms", "0", "--data-dir", str(tmp_path / "devstack"),
+            *(str(x) for kv in ports.items() for x in kv)]  # fmt: skip
     stderr = (tmp_path / "stderr").open("w+")
     devstack = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr)
     try:

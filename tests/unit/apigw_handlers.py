@@ -75,3 +75,34 @@ def binary(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "body": base64.b64encode(b"\x00\xff").decode(),
         "isBase64Encoded": True,
     }
+
+
+def authorize(event: dict[str, Any], context: Any) -> Any:
+    """A REQUEST authorizer on the contract of `lambdas.gateway.authorizer`: the key is
+    `Authorization: Bearer <key>` or `x-api-key`. `good` is allowed (this method only),
+    `deny` gets a Deny policy, `other-method` an Allow for another method, `crash` and
+    `malformed` fail as a broken authorizer would; anything else is "Unauthorized".
+    With `x-event-file`, the event is written there first."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    record = headers.get("x-event-file")
+    if record:
+        Path(record).write_text(json.dumps(event))
+    key = headers.get("authorization", "").removeprefix("Bearer ") or headers.get("x-api-key")
+    arn = event["methodArn"]
+    if key in ("good", "deny", "other-method"):
+        effect = "Deny" if key == "deny" else "Allow"
+        stage = "/".join(arn.split("/")[:2])  # arn:aws:execute-api:...:<api>/<stage>
+        resource = f"{stage}/DELETE/*" if key == "other-method" else arn
+        statement = {"Action": "execute-api:Invoke", "Effect": effect, "Resource": resource}
+        return {
+            "principalId": f"tenant/{key}",
+            "policyDocument": {"Version": "2012-10-17", "Statement": [statement]},
+            "context": {"tenant": "tenant", "key_id": key},
+        }
+    if key == "crash":
+        raise RuntimeError("the key store is unreachable")
+    if key == "malformed":
+        return {"principalId": "x", "policyDocument": {"Statement": "nope"}}
+    if key == "slow":
+        time.sleep(5)
+    raise Exception("Unauthorized")

@@ -45,7 +45,7 @@ def settings(**changes: Any) -> EmulatorSettings:
 
 
 def pool_of(app: ApiGatewayEmulator) -> LambdaPool:
-    integration = app.integration
+    integration = app.control
     assert isinstance(integration, LambdaProxyIntegration)
     return integration.function
 
@@ -63,7 +63,7 @@ def run(
             ) as client:
                 return await scenario(client, app)
         finally:
-            await app.integration.aclose()
+            await app.aclose()
 
     return asyncio.run(main())
 
@@ -266,12 +266,12 @@ def test_api_gateways_own_refusals_have_the_error_envelope() -> None:
             assert envelope(response)["code"] == "method_not_allowed"
         long_url = "/v1/models?q=" + "x" * URL_LIMIT_CHARS
         response = await client.get(long_url)
-        assert response.status_code == 414 and envelope(response)["code"] == "url_too_long"
+        assert response.status_code == 414 and envelope(response)["code"] == "request_uri_too_long"
         big = await client.get("/v1/x", headers={"x-big": "x" * HEADER_LIMIT_BYTES})
         many = await client.get("/v1/x", headers=[(f"x-h{i}", "1") for i in range(2000)])
         for response in (big, many):
             assert response.status_code == 431
-            assert envelope(response)["code"] == "request_header_fields_too_large"
+            assert envelope(response)["code"] == "request_headers_too_large"
             assert len(response.content) < 1000  # nothing of the request echoed
         assert pool_of(app).environments == 0  # none of them reached the function
         fits = await client.get("/v1/x", headers={"x-big": "x" * (HEADER_LIMIT_BYTES - 200)})

@@ -128,7 +128,14 @@ def test_a_second_make_dev_says_which_port_is_in_use(
     ports[option] = str(taken)
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "devstack", *(x for kv in ports.items() for x in kv)],
+        [
+            sys.executable,
+            "-m",
+            "devstack",
+            "--data-dir",
+            str(tmp_path / "devstack"),
+            *(x for kv in ports.items() for x in kv),
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -141,3 +148,4 @@ def test_a_second_make_dev_says_which_port_is_in_use(
     assert f"Port {taken}" in lines[0] and option in lines[0]
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert time.monotonic() - started < 30  # nothing was started, nothing waited for
+    assert not (tmp_path / "devstack").exists()  # nor any key written
