@@ -23,9 +23,10 @@ REQUEST_TOO_LARGE_BODY = gateway_responses.REQUEST_TOO_LARGE
 
 def _from_context(type_: str) -> str:
     # API Gateway fills these in: messageString is already a quoted JSON string and
-    # responseType a bare word such as THROTTLED or MISSING_AUTHENTICATION_TOKEN.
+    # responseType a bare word such as THROTTLED or MISSING_AUTHENTICATION_TOKEN. Both
+    # envelopes at once, as services/frontdoor/gateway_responses.py explains.
     return (
-        '{"error": {"message": $context.error.messageString, '
+        '{"type": "error", "error": {"message": $context.error.messageString, '
         f'"type": "{type_}", "param": null, "code": "$context.error.responseType"}}}}'
     )
 

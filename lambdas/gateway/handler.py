@@ -29,7 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 from services.contract import public
 from services.conversations.store import ConversationSettings
-from services.errors import APIError, InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from services.errors import (
+    APIError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    envelope_for,
+)
 from services.frontdoor import routes
 from services.frontdoor.prefix import stage_prefix
 from services.frontdoor.settings import FrontDoorSettings
@@ -399,11 +406,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             )
         return serve(Call(event, params, runtime()))
     except APIError as error:
-        return _error(error)
+        return _error(error, path)
     except Exception:
         log.exception("unhandled error")
-        return _error(APIError("The server had an error while processing your request."))
+        return _error(APIError("The server had an error while processing your request."), path)
 
 
-def _error(error: APIError) -> dict[str, Any]:
-    return answer(error.body(), error.status, headers=error.headers)
+def _error(error: APIError, path: str) -> dict[str, Any]:
+    """`error` in the envelope `path`'s clients read (Anthropic's on /v1/messages)."""
+    return answer(envelope_for(path, error), error.status, headers=error.headers)

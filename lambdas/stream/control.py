@@ -20,10 +20,10 @@ import orjson
 
 from services.conversations.api import ConversationsAPI
 from services.conversations.store import ConversationSettings
-from services.errors import InvalidRequest
 from services.frontdoor.routes import Owner, routes_of
 from services.tenancy.auth import Principal
 from services.usage.report import UsageReports, reports_for_table
+from services.web.body import parse_json
 from services.web.params import page_limit
 
 if TYPE_CHECKING:
@@ -164,12 +164,6 @@ def _json(body: Any) -> Answer:
 
 
 def _json_or_empty(body: bytes) -> Any:
-    """A JSON body, or {} for none (every field of these routes is optional)."""
-    if not body:
-        return {}
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"The request body is not valid JSON: {exc}.", code="invalid_json"
-        ) from None
+    """A JSON body, or {} for none (every field of these routes is optional), by the
+    strict parser every door uses (depth, UTF-8, surrogates: services/web/body.py)."""
+    return parse_json(body) if body else {}

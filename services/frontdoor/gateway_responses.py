@@ -1,12 +1,27 @@
 """The bodies API Gateway itself answers with when a request never reaches (or never
 returns from) its integration: the gateway Lambda, or the worker behind the private
 integration. The CDK front-door stack configures them as gateway responses and the local
-API Gateway emulator answers with the same ones, so clients see the OpenAI error shape
-even from API Gateway."""
+API Gateway emulator answers with the same ones.
+
+One gateway response serves every path, `/v1/messages` too, so each body is readable as
+both envelopes: OpenAI's `{"error": {"message", "type", "param", "code"}}` with Anthropic's
+`"type": "error"` beside it (each SDK ignores the other's field), and an error `type` that
+both know where one fits (`authentication_error`, `permission_error`...).
+"""
 
 from __future__ import annotations
 
-from services.errors import error_body
+from typing import Any
+
+from services.errors import error_body as _openai_body
+
+
+def error_body(
+    message: str, type: str, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """An error body both the openai and the anthropic SDK read."""
+    return {"type": "error", **_openai_body(message, type, param=param, code=code)}
+
 
 INTEGRATION_TIMEOUT = error_body(
     "The request took longer than the API Gateway integration timeout.",

@@ -30,6 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from services.errors import APIError, PayloadTooLarge, error_from_status, render
 from services.web.body import parse_json
+from services.web.head import MAX_HEADERS, HeadersTooLarge
 from services.web.params import ascii_int
 
 log = logging.getLogger("switchboard")
@@ -158,6 +159,13 @@ class App(Starlette):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if len(scope["headers"]) > MAX_HEADERS:  # ours: API Gateway counts none
+                error = HeadersTooLarge(
+                    f"The request has {len(scope['headers'])} headers; at most {MAX_HEADERS} "
+                    "are accepted."
+                )
+                await error_response(error, scope["path"])(scope, receive, send)
+                return
             endpoint = self._direct.get((scope["method"], scope["path"]))
             if endpoint is not None:
                 scope["app"] = self

@@ -24,7 +24,7 @@ from tests.browser.conftest import Tenant, console_url, screenshot, sign_in
 
 # Streaming is shown token by token only where the door streams: add "api" when the API
 # Gateway emulator relays AI routes incrementally.
-STREAMING_DOORS = ["stream"]
+STREAMING_DOORS = ["api", "stream"]
 CHUNK_MS = 40.0
 LABEL = "[local simulator, not a model]"
 # Three different 1x1 PNGs (red, green, blue).

@@ -159,11 +159,12 @@ def test_stage_is_v1_so_the_invoke_url_is_the_sdk_base_url(synth: Synth) -> None
     assert stage["StageName"] == "api"
 
 
-def test_integration_timeout_answers_504_in_the_openai_error_shape(synth: Synth) -> None:
+def test_integration_timeout_answers_504_in_both_error_envelopes(synth: Synth) -> None:
     response = _gateway_responses(synth)["INTEGRATION_TIMEOUT"]
     assert response["StatusCode"] == "504"
     body = json.loads(response["ResponseTemplates"]["application/json"])
     assert body == {
+        "type": "error",  # Anthropic's, beside OpenAI's: one response serves every path
         "error": {
             "message": "The request took longer than the API Gateway integration timeout.",
             "type": "timeout",
@@ -178,7 +179,7 @@ def test_integration_timeout_answers_504_in_the_openai_error_shape(synth: Synth)
     ("response_type", "error_type"),
     [("DEFAULT_4XX", "invalid_request_error"), ("DEFAULT_5XX", "server_error")],
 )
-def test_default_gateway_responses_are_openai_shaped(
+def test_default_gateway_responses_have_both_error_envelopes(
     synth: Synth, response_type: str, error_type: str
 ) -> None:
     template = _gateway_responses(synth)[response_type]["ResponseTemplates"]["application/json"]
@@ -187,6 +188,7 @@ def test_default_gateway_responses_are_openai_shaped(
         "$context.error.responseType", "THROTTLED"
     )
     assert json.loads(rendered) == {
+        "type": "error",
         "error": {
             "message": "Too Many Requests",
             "type": error_type,

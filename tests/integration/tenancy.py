@@ -12,7 +12,6 @@ from typing import Any
 import httpx
 
 from devstack.stack import LocalStack, StackConfig
-from tests.integration.doors import EMULATOR_ROUTES_BY_TABLE
 
 # How long a front door or worker may keep accepting a revoked key, and keep a tenant's
 # limits, in these tests (deployed: 5 s each).
@@ -61,9 +60,9 @@ def new_key(stack: LocalStack, tenant: str, name: str = "test") -> dict[str, Any
 
 def doors(stack: LocalStack) -> dict[str, str]:
     """Every place a client can send a chat completion: both front doors and each worker
-    (the API port once the local emulator routes by the table, tests/integration/doors.py)."""
+    (the API port, behind the authorizer, as deployed)."""
     return {
-        **({"gateway": f"{stack.api_url}/chat/completions"} if EMULATOR_ROUTES_BY_TABLE else {}),
+        "gateway": f"{stack.api_url}/chat/completions",
         "stream": f"{stack.stream_url}/chat/completions",
         **{f"worker-{i}": f"{url}/v1/chat/completions" for i, url in enumerate(stack.worker_urls)},
     }

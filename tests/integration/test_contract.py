@@ -253,27 +253,14 @@ def test_every_route_answers_as_the_contract_says(stack: LocalStack, door: str) 
     assert not broken, json.dumps(broken, indent=1)
 
 
-STREAM_ADMIN = (
-    "The stream door does not serve the admin API yet (404 'Unknown request URL'): the "
-    "route-table rewrite of lambdas/stream/app.py (CONTROL routes answered by the door) adds it."
-)
+def test_the_stream_door_sends_the_admin_api_to_the_api_url(stack: LocalStack) -> None:
+    """The admin API is the gateway's only (the admin key's secret is the gateway's alone):
+    the stream door answers its routes with a 404 that names the URL to use."""
+    response = httpx.get(f"{stack.stream_url}/admin/tenants", headers=key_for(stack, "/v1"))
+    assert response.status_code == 404
+    assert "API" in response.json()["error"]["message"]
 
 
-@pytest.mark.xfail(strict=True, reason=STREAM_ADMIN)
-def test_the_stream_door_serves_the_admin_api(stack: LocalStack) -> None:
-    calls = Calls(stack, door_url(stack, "stream"))
-    exercise_admin(calls)
-    assert not [p for found in calls.seen.values() for p in found if not p.startswith("answered")]
-
-
-ANTHROPIC_ENVELOPE = (
-    "issue 12 item 5: /v1/messages answers errors in OpenAI's envelope "
-    '({"error": {...}}), not Anthropic\'s ({"type": "error", "error": {"type", "message"}}), '
-    "on both doors (e.g. top_k: 5 -> 400, no key -> 401)."
-)
-
-
-@pytest.mark.xfail(strict=True, reason=ANTHROPIC_ENVELOPE)
 @pytest.mark.parametrize("door", ["api", "stream"])
 def test_messages_errors_have_anthropics_envelope(stack: LocalStack, door: str) -> None:
     calls = Calls(stack, door_url(stack, door))
@@ -304,46 +291,13 @@ class Tally:
     statuses: Counter[int] = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
-    known: Counter[str] = field(default_factory=Counter)
 
 
 TALLY = Tally()
 
-# Failures the fuzz run finds that other work owns (issue 15: hostile input; issue 12 item
-# 5: Anthropic's envelope). Each is reproduced by its own strict xfail test below, which
-# flips once the fix lands; in the fuzz run they are counted apart ("known"), so every other
-# check of the same operation still holds.
-
-
-def _utf8(body: Any) -> bool:
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def known_failure(door: str, case: Any, response: Any) -> str | None:
-    """The known issue a failed answer is an instance of, or None."""
-    status = response.status_code
-    media = response.headers.get("content-type", [""])
-    media = media[0] if isinstance(media, list) else media
-    if door == "api" and status == 500 and isinstance(case.body, bytes) and not _utf8(case.body):
-        return "api-non-utf8-body"
-    if door == "api" and status == 404 and media.startswith("text/plain"):
-        return "api-odd-path-not-json"
-    raw_path = response.request.url.split("?")[0]
-    controls = any(f"%{c:02X}" in raw_path for c in range(0x20)) or "%7F" in raw_path
-    if door == "stream" and status == 500 and controls:
-        return "stream-control-character-path"
-    envelope = b'"type":"error"' in response.content
-    if case.path == "/v1/messages" and 400 <= status < 500 and not envelope:
-        return "messages-openai-envelope"
-    return None
-
 
 def fuzz(door: str, operation: Any, base_url: str, headers: dict[str, str], mode: Any) -> list[str]:
-    """Send EXAMPLES cases of `mode` to `operation`; every failure not known, described."""
+    """Send EXAMPLES cases of `mode` to `operation`; every failure, described."""
     failures: list[str] = []
     try:
         strategy = operation.as_strategy(generation_mode=mode)
@@ -373,10 +327,6 @@ def fuzz(door: str, operation: Any, base_url: str, headers: dict[str, str], mode
         try:
             case.validate_response(response, checks=CHECKS)
         except FailureGroup as group:
-            known = known_failure(door, case, response)
-            if known is not None:
-                TALLY.known[known] += 1
-                return
             failures.extend(describe(case, response, f) for f in group.exceptions)
 
     try:
@@ -400,7 +350,7 @@ def fuzz_params() -> Iterator[Any]:
         for operation in OPERATIONS:
             path = operation.path
             if door == "stream" and path.startswith("/v1/admin"):
-                continue  # test_the_stream_door_serves_the_admin_api
+                continue  # the admin API is the gateway's only (see the test above)
             yield pytest.param(door, operation, id=f"{door} {operation.label}")
 
 
@@ -413,8 +363,7 @@ def tally(stack: LocalStack) -> Iterator[Tally]:
         f"\nfuzz run (seed {SEED}, {EXAMPLES} examples per operation, door and mode): "
         f"{sum(TALLY.requests.values())} requests to {len(TALLY.requests)} operations in "
         f"{elapsed:.0f} s; {len(TALLY.server_errors)} server errors, "
-        f"{len(TALLY.broken)} answers that break the contract; known failures of other "
-        f"work (xfail tests below) {dict(TALLY.known)}; statuses "
+        f"{len(TALLY.broken)} answers that break the contract; statuses "
         f"{dict(sorted(TALLY.statuses.items()))}"
     )
 
@@ -435,28 +384,9 @@ def test_fuzz(stack: LocalStack, tally: Tally, door: str, operation: Any) -> Non
     assert not failures, "\n".join(failures)
 
 
-# -- what the fuzz run found that other work owns: each flips when its fix lands -----------------
+# -- what the fuzz run once found: each a regression test now ---------------------------------
 
 
-def test_the_fuzz_run_counted_only_the_known_failures_apart() -> None:
-    assert set(TALLY.known) <= set(KNOWN), TALLY.known
-
-
-KNOWN = {
-    "api-non-utf8-body": "issue 15: the API door answers 500 (server_error) to a body that "
-    "is not UTF-8, e.g. POST /v1/chat/completions with the bytes e3 (every JSON-body route; "
-    "the stream door answers 400 invalid_json)",
-    "api-odd-path-not-json": "issue 15 item 5: the API Gateway emulator answers 404 "
-    "'Not Found' as text/plain, not the JSON envelope, to a path with a newline, e.g. "
-    "GET /v1/runs/%0A",
-    "stream-control-character-path": "issue 15: the stream door answers 500 to a path "
-    "parameter with a control character, e.g. GET /v1/tools/%14 (the worker's URL is refused "
-    "before the relay's error handling)",
-    "messages-openai-envelope": ANTHROPIC_ENVELOPE,
-}
-
-
-@pytest.mark.xfail(strict=True, reason=KNOWN["api-non-utf8-body"])
 def test_a_body_that_is_not_utf8_is_a_400_on_the_api_door(stack: LocalStack) -> None:
     response = httpx.post(
         f"{stack.api_url}/chat/completions", content=b"\xe3", headers=key_for(stack, "/v1")
@@ -464,14 +394,12 @@ def test_a_body_that_is_not_utf8_is_a_400_on_the_api_door(stack: LocalStack) -> 
     assert response.status_code == 400, response.text
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN["api-odd-path-not-json"])
 def test_an_odd_path_is_a_json_404_on_the_api_door(stack: LocalStack) -> None:
     response = httpx.get(f"{stack.api_url}/runs/%0A", headers=key_for(stack, "/v1/runs"))
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "not_found_error"
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN["stream-control-character-path"])
 def test_a_control_character_in_a_path_is_not_a_500_on_the_stream_door(stack: LocalStack) -> None:
     response = httpx.get(f"{stack.stream_url}/tools/%14", headers=key_for(stack, "/v1/tools"))
     assert response.status_code == 404, response.text

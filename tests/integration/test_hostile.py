@@ -13,9 +13,6 @@ Two parts:
 Where a refused request could have written (a route's own POST, PATCH or DELETE), the
 tenant's items and objects are compared before and after it: a refused request stores
 nothing. The sweep uses a tenant of its own, so nothing else writes there meanwhile.
-
-Cases that fail for reasons other engineers own are marked `xfail(strict=True)` with the
-item that fixes them, so they turn into failures to remove once that work lands.
 """
 
 from __future__ import annotations
@@ -54,14 +51,6 @@ FORGED_RUN_CURSOR = base64.b64encode(
     json.dumps({"gsi1pk": {"S": f"TENANT#{TENANT}#RUNS"}}).encode()
 ).decode()
 WRITES = ("POST", "PATCH", "PUT", "DELETE")
-
-# Owners of the failures this file finds and leaves to them.
-EMULATOR_METHODS = (
-    "15.5: the API Gateway emulator answers a method it does not route with a plain-text 405"
-)
-UVICORN_400 = "15.5: uvicorn answers a request it cannot parse (an unknown method, a control character in a header) with a plain-text 400"
-ANTHROPIC_ENVELOPE = "12.5: /v1/messages answers errors in OpenAI's envelope, not Anthropic's"
-
 
 # -- the platform under test -------------------------------------------------------------
 
@@ -571,17 +560,6 @@ def concrete_example(template: str) -> str:
     return template.replace("{", "x").replace("}", "")
 
 
-def known_failure(door: str, case: Case, path: str) -> str | None:
-    """Why `case` fails today, when the fix is another engineer's (see the module doc)."""
-    if case.method == "FOO" or case.name == "vertical-tab-in-header":
-        return UVICORN_400
-    if door == "api" and case.route is None and case.method == "TRACE":
-        return EMULATOR_METHODS
-    if path == ANTHROPIC_ROUTE:  # every case there is answered with an error
-        return ANTHROPIC_ENVELOPE
-    return None
-
-
 def generated() -> list[Any]:
     """The sample of cases this run sends, as pytest params (door, case)."""
     out: list[Any] = []
@@ -602,10 +580,7 @@ def generated() -> list[Any]:
 
 
 def param(door: str, case: Case) -> Any:
-    reason = known_failure(door, case, case.template)
-    marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-    return pytest.param(door, case, id=f"{door}-{case.method}-{case.template}-{case.name}",
-                        marks=marks)  # fmt: skip
+    return pytest.param(door, case, id=f"{door}-{case.method}-{case.template}-{case.name}")
 
 
 @pytest.mark.parametrize(("door", "case"), generated())

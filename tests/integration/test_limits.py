@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from devstack.stack import LocalStack
-from tests.integration.doors import worker_door
+from tests.integration.doors import api_door
 from tests.integration.tenancy import (
     CHAT,
     LIMITS_CACHE_SECONDS,
@@ -90,11 +90,11 @@ def test_budget_wall_refuses_before_any_provider_call(stack: LocalStack) -> None
     set_spend(stack, tenant, 2_500_000)  # exactly the budget
     anthropic_body = {**CHAT, "max_tokens": 10}
     refused = [
-        post(f"{worker_door(stack)}/chat/completions", key),
+        post(f"{api_door(stack)}/chat/completions", key),
         post(f"{stack.stream_url}/chat/completions", key, {**CHAT, "stream": True}),
         post(f"{stack.worker_urls[1]}/v1/chat/completions", key),
-        post(f"{worker_door(stack)}/messages", key, anthropic_body),
-        post(f"{worker_door(stack)}/runs", key, {"kind": "chat.completion", "input": CHAT}),
+        post(f"{api_door(stack)}/messages", key, anthropic_body),
+        post(f"{api_door(stack)}/runs", key, {"kind": "chat.completion", "input": CHAT}),
     ]
     for response in refused:
         assert response.status_code == 429, response.text
@@ -107,7 +107,7 @@ def test_budget_wall_refuses_before_any_provider_call(stack: LocalStack) -> None
         assert response.headers["x-should-retry"] == "false"
 
     set_spend(stack, tenant, 2_499_999)  # one micro-dollar below
-    below = post(f"{worker_door(stack)}/chat/completions", key)
+    below = post(f"{api_door(stack)}/chat/completions", key)
     assert below.status_code == 200, below.text
     # The one call admitted is recorded; the five refused made no provider call.
     assert wait_for_calls(stack, tenant, 1) == 1
@@ -150,7 +150,7 @@ def test_requests_per_minute_through_both_front_doors(stack: LocalStack) -> None
     tenant = new_tenant(stack, {"rpm": 5})
     key = new_key(stack, tenant)["secret"]
     fresh_window()
-    targets = [f"{worker_door(stack)}/chat/completions", f"{stack.stream_url}/chat/completions"] * 4
+    targets = [f"{api_door(stack)}/chat/completions", f"{stack.stream_url}/chat/completions"] * 4
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         responses = list(pool.map(lambda url: (url, post(url, key, CHAT)), targets))
     codes = sorted(r.status_code for _, r in responses)
@@ -167,12 +167,12 @@ def test_tokens_per_minute(stack: LocalStack) -> None:
     created = new_key(stack, tenant)
     key = created["secret"]
     fresh_window()
-    first = post(f"{worker_door(stack)}/chat/completions", key, CHAT)
+    first = post(f"{api_door(stack)}/chat/completions", key, CHAT)
     assert first.status_code == 200
     assert first.headers["x-ratelimit-limit-tokens"] == "1000"
     assert "x-ratelimit-limit-requests" not in first.headers  # no request limit is set
     add_tokens(stack, created["id"], 1000)
-    for url in (f"{worker_door(stack)}/chat/completions", f"{stack.stream_url}/chat/completions"):
+    for url in (f"{api_door(stack)}/chat/completions", f"{stack.stream_url}/chat/completions"):
         response = post(url, key, CHAT)
         assert response.status_code == 429
         error = response.json()["error"]
@@ -197,6 +197,6 @@ def test_a_stream_carries_the_headers_and_unlimited_keys_none(stack: LocalStack)
         assert response.headers["x-ratelimit-limit-tokens"] == "100000"
         body = response.read()
     assert b"[DONE]" in body
-    plain = post(f"{worker_door(stack)}/chat/completions", stack.api_key, CHAT)
+    plain = post(f"{api_door(stack)}/chat/completions", stack.api_key, CHAT)
     assert plain.status_code == 200
     assert not any(h.startswith("x-ratelimit-") for h in plain.headers)

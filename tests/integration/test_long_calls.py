@@ -27,7 +27,7 @@ import pytest
 
 from devstack.stack import LocalStack, StackConfig
 from services.tenancy.keys import KeyStore
-from tests.integration.doors import NEEDS_EMULATOR_ROUTING, worker_door
+from tests.integration.doors import api_door
 
 DEADLINE = 3.0
 SHORT = "Lisbon"
@@ -74,7 +74,7 @@ def chat(text: str) -> dict[str, Any]:
 
 
 def test_a_long_call_within_the_deadline_is_answered(slow: LocalStack) -> None:
-    client = openai.OpenAI(base_url=worker_door(slow), api_key=new_key(slow, "long-ok"))
+    client = openai.OpenAI(base_url=api_door(slow), api_key=new_key(slow, "long-ok"))
     started = time.monotonic()
     completion = client.chat.completions.create(**chat(SHORT))
     elapsed = time.monotonic() - started
@@ -87,7 +87,7 @@ def test_past_the_deadline_the_openai_sdk_raises_once_and_the_run_holds_the_answ
     slow: LocalStack,
 ) -> None:
     key = new_key(slow, "long-openai")
-    client = openai.OpenAI(base_url=worker_door(slow), api_key=key)  # 2 retries by default
+    client = openai.OpenAI(base_url=api_door(slow), api_key=key)  # 2 retries by default
     started = time.monotonic()
     with pytest.raises(openai.APIStatusError) as raised:
         client.chat.completions.create(**chat(LONG))
@@ -110,7 +110,7 @@ def test_past_the_deadline_the_anthropic_sdk_raises_once_in_its_own_shape(
     slow: LocalStack,
 ) -> None:
     key = new_key(slow, "long-anthropic")
-    client = anthropic.Anthropic(base_url=worker_door(slow)[: -len("/v1")], api_key=key)
+    client = anthropic.Anthropic(base_url=api_door(slow)[: -len("/v1")], api_key=key)
     started = time.monotonic()
     with pytest.raises(anthropic.APIStatusError) as raised:
         client.messages.create(
@@ -134,7 +134,7 @@ def test_past_the_deadline_the_anthropic_sdk_raises_once_in_its_own_shape(
 def test_prefer_respond_async_gets_a_202_with_urls_that_carry_the_stage(slow: LocalStack) -> None:
     key = new_key(slow, "long-async")
     client = openai.OpenAI(
-        base_url=worker_door(slow),
+        base_url=api_door(slow),
         api_key=key,
         # What API Gateway adds to every request it sends the worker.
         default_headers={"X-Forwarded-Prefix": "/api"},
@@ -154,7 +154,7 @@ def test_prefer_respond_async_gets_a_202_with_urls_that_carry_the_stage(slow: Lo
     assert done["urls"]["self"] == f"/api/v1/runs/{run['id']}"  # the gateway's answer too
     # `wait` asks for less than the deadline.
     quick = httpx.post(
-        f"{worker_door(slow)}/chat/completions",
+        f"{api_door(slow)}/chat/completions",
         json=chat(LONG),
         headers={"authorization": f"Bearer {key}", "prefer": "respond-async, wait=1"},
         timeout=30,
@@ -165,7 +165,7 @@ def test_prefer_respond_async_gets_a_202_with_urls_that_carry_the_stage(slow: Lo
 def test_a_stage_prefix_that_is_not_a_path_is_ignored(slow: LocalStack) -> None:
     key = new_key(slow, "long-prefix")
     response = httpx.post(
-        f"{worker_door(slow)}/runs",
+        f"{api_door(slow)}/runs",
         json={"kind": "chat.completion", "input": chat(SHORT), "background": True},
         headers={"authorization": f"Bearer {key}", "x-forwarded-prefix": "https://evil.example"},
     )
@@ -177,10 +177,10 @@ def test_a_synchronous_run_past_the_deadline_is_named_not_lost(slow: LocalStack)
     key = new_key(slow, "long-run")
     headers = {"authorization": f"Bearer {key}"}
     body = {"kind": "chat.completion", "input": chat(LONG)}
-    late = httpx.post(f"{worker_door(slow)}/runs", json=body, headers=headers, timeout=30)
+    late = httpx.post(f"{api_door(slow)}/runs", json=body, headers=headers, timeout=30)
     assert late.status_code == 504 and late.json()["error"]["code"] == "run_pending"
     assert finished(slow, key, late.headers["location"])["status"] == "succeeded"
-    quick = httpx.post(f"{worker_door(slow)}/runs", json={**body, "input": chat(SHORT)},
+    quick = httpx.post(f"{api_door(slow)}/runs", json={**body, "input": chat(SHORT)},
                        headers=headers, timeout=30)  # fmt: skip
     assert quick.status_code == 200 and quick.json()["status"] == "succeeded"
 
@@ -188,7 +188,7 @@ def test_a_synchronous_run_past_the_deadline_is_named_not_lost(slow: LocalStack)
 def test_an_idempotency_key_past_the_deadline_then_gets_the_answer(slow: LocalStack) -> None:
     key = new_key(slow, "long-idempotent")
     headers = {"authorization": f"Bearer {key}", "idempotency-key": "report-2026-11"}
-    url = f"{worker_door(slow)}/chat/completions"
+    url = f"{api_door(slow)}/chat/completions"
     first = httpx.post(url, json=chat(LONG), headers=headers, timeout=30)
     assert first.status_code == 504
     run = finished(slow, key, first.headers["location"])
@@ -202,14 +202,14 @@ def test_a_quiet_stream_sends_heartbeats_the_sdk_ignores(slow: LocalStack) -> No
     key = new_key(slow, "long-stream")
     with httpx.stream(
         "POST",
-        f"{worker_door(slow)}/chat/completions",
+        f"{api_door(slow)}/chat/completions",
         json={**chat(SHORT), "stream": True},
         headers={"authorization": f"Bearer {key}"},
         timeout=30,
     ) as response:
         lines = list(response.iter_lines())
     assert lines.count(": keep-alive") >= 10  # 0.1 s between words, a heartbeat every 0.05 s
-    client = openai.OpenAI(base_url=worker_door(slow), api_key=key)
+    client = openai.OpenAI(base_url=api_door(slow), api_key=key)
     text = "".join(
         chunk.choices[0].delta.content or ""
         for chunk in client.chat.completions.create(**chat(SHORT), stream=True)
@@ -221,14 +221,12 @@ def test_a_quiet_stream_sends_heartbeats_the_sdk_ignores(slow: LocalStack) -> No
 # -- the same through the local API port, once it routes WORKER routes to the worker --------
 
 
-@NEEDS_EMULATOR_ROUTING
 def test_api_port_a_long_call_within_the_deadline_is_answered(slow: LocalStack) -> None:
     client = openai.OpenAI(base_url=slow.api_url, api_key=new_key(slow, "api-long-ok"))
     completion = client.chat.completions.create(**chat(SHORT))
     assert f'you said "{SHORT}"' in str(completion.choices[0].message.content)
 
 
-@NEEDS_EMULATOR_ROUTING
 def test_api_port_past_the_deadline_the_sdk_raises_once(slow: LocalStack) -> None:
     key = new_key(slow, "api-long-late")
     client = openai.OpenAI(base_url=slow.api_url, api_key=key)
@@ -241,7 +239,6 @@ def test_api_port_past_the_deadline_the_sdk_raises_once(slow: LocalStack) -> Non
     assert finished(slow, key, location)["status"] == "succeeded"
 
 
-@NEEDS_EMULATOR_ROUTING
 def test_api_port_prefer_respond_async_gets_a_202_with_the_stage_in_its_urls(
     slow: LocalStack,
 ) -> None:
@@ -256,7 +253,6 @@ def test_api_port_prefer_respond_async_gets_a_202_with_the_stage_in_its_urls(
     assert finished(slow, key, raw.headers["location"])["status"] == "succeeded"
 
 
-@NEEDS_EMULATOR_ROUTING
 def test_api_port_streamed_chat_arrives_word_by_word(slow: LocalStack) -> None:
     client = openai.OpenAI(base_url=slow.api_url, api_key=new_key(slow, "api-stream"))
     arrivals = [
@@ -267,7 +263,6 @@ def test_api_port_streamed_chat_arrives_word_by_word(slow: LocalStack) -> None:
     assert len(arrivals) > 10 and arrivals[-1] - arrivals[0] >= (len(arrivals) - 1) * 0.08
 
 
-@NEEDS_EMULATOR_ROUTING
 def test_api_port_a_bad_key_is_401_before_the_worker(slow: LocalStack) -> None:
     """The authorizer refuses it: the worker never sees the request (its log stays silent)."""
     before = slow.logs("worker-0")

@@ -15,7 +15,7 @@ import pytest
 from devstack.stack import LocalStack, StackConfig
 from services.runs.store import RunStore
 from services.tenancy.keys import KeyStore
-from tests.integration.doors import worker_door
+from tests.integration.doors import api_door
 
 STEP = {"model": "local/simulator", "messages": [{"role": "user", "content": "step"}]}
 
@@ -166,7 +166,7 @@ def test_cancel_stops_a_running_run_and_a_finished_run_cannot_be_cancelled(
     ).json()
     time.sleep(1.0)
     response = httpx.post(
-        f"{worker_door(runs_stack)}/runs/{run['id']}/cancel", headers=auth(runs_stack)
+        f"{api_door(runs_stack)}/runs/{run['id']}/cancel", headers=auth(runs_stack)
     )
     assert response.status_code == 200
     assert response.json()["status"] == "cancelled"
@@ -203,7 +203,7 @@ def test_same_idempotency_key_sent_twice_at_once_yields_one_run(runs_stack: Loca
 def test_idempotent_chat_completion_returns_the_same_answer(runs_stack: LocalStack) -> None:
     headers = {**auth(runs_stack), "idempotency-key": "chat-7"}
     first = httpx.post(
-        f"{worker_door(runs_stack)}/chat/completions", json=STEP, headers=headers, timeout=30
+        f"{api_door(runs_stack)}/chat/completions", json=STEP, headers=headers, timeout=30
     )
     second = httpx.post(
         f"{runs_stack.stream_url}/chat/completions", json=STEP, headers=headers, timeout=30
@@ -234,7 +234,7 @@ def test_bad_input(runs_stack: LocalStack) -> None:
             bad_cursor.status_code == 400 and bad_cursor.json()["error"]["code"] == "invalid_cursor"
         )
     # The worker's routes: where the API sends them, and through the stream front door.
-    for url in (worker_door(runs_stack), runs_stack.stream_url):
+    for url in (api_door(runs_stack), runs_stack.stream_url):
         foreign_events = httpx.get(
             f"{url}/runs/{run['id']}/events", headers=auth(runs_stack, other_key)
         )
@@ -305,7 +305,7 @@ def test_a_streamed_run_names_itself_before_anything_else(runs_stack: LocalStack
     body = {"kind": "pipeline", "input": {"steps": [STEP, STEP]}, "stream": True}
     with httpx.stream(
         "POST",
-        f"{worker_door(runs_stack)}/runs",
+        f"{api_door(runs_stack)}/runs",
         json=body,
         headers={**auth(runs_stack), "x-forwarded-prefix": "/api"},
         timeout=30,

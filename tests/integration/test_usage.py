@@ -26,7 +26,7 @@ from services.usage.store import UsageStore
 from tests.fakes import anthropic, bedrock, openai, openai_compatible
 from tests.fakes.script import Script
 from tests.fakes.upstream import FakeUpstream
-from tests.integration.doors import worker_door
+from tests.integration.doors import api_door
 
 PRICES = PriceTable.load()
 FAKES = {
@@ -115,7 +115,7 @@ def test_plain_and_streamed_calls_are_recorded_with_cached_tokens(
         Script(text=["plain ", "answer"], usage=plain),
         Script(text=["streamed ", "answer"], usage=streamed),
     )
-    answer = httpx.post(f"{worker_door(stack)}/chat/completions", json=chat(model), headers=headers)
+    answer = httpx.post(f"{api_door(stack)}/chat/completions", json=chat(model), headers=headers)
     assert answer.status_code == 200, answer.text
     assert stream_text(
         f"{stack.stream_url}/chat/completions", chat(model, stream=True), headers
@@ -150,7 +150,7 @@ def test_anthropic_messages_calls_are_recorded(
         "max_tokens": 100,
         "messages": [{"role": "user", "content": "hi"}],
     }
-    answer = httpx.post(f"{worker_door(stack)}/messages", json=body, headers=headers)
+    answer = httpx.post(f"{api_door(stack)}/messages", json=body, headers=headers)
     assert answer.status_code == 200, answer.text
     [record] = records(store, tenant, 1)
     assert record["endpoint"] == "/v1/messages"
@@ -171,7 +171,7 @@ def test_concurrent_calls_add_up_in_the_spend_counter(
             url = f"{stack.stream_url}/chat/completions"
             return len(stream_text(url, chat(model, stream=True), headers))
         response = httpx.post(
-            f"{worker_door(stack)}/chat/completions", json=chat(model), headers=headers, timeout=30
+            f"{api_door(stack)}/chat/completions", json=chat(model), headers=headers, timeout=30
         )
         assert response.status_code == 200, response.text
         return 1
@@ -198,7 +198,7 @@ def test_retries_are_recorded_one_per_attempt(
     tenant, headers = tenant_key(stack)
     fakes["openai"].enqueue(Script(fault=Fault("status", status=503)), Script(usage=Usage(10, 2)))
     model = f"openai/{openai.MODEL}"
-    answer = httpx.post(f"{worker_door(stack)}/chat/completions", json=chat(model), headers=headers)
+    answer = httpx.post(f"{api_door(stack)}/chat/completions", json=chat(model), headers=headers)
     assert answer.status_code == 200, answer.text
     found = records(store, tenant, 2)
     assert sorted(r["outcome"] for r in found) == ["ok", "upstream_unavailable"]
@@ -259,7 +259,7 @@ def test_usage_report_as_json_and_csv_for_the_callers_tenant_only(
     fakes["openai"].enqueue(Script(usage=Usage(100, 10, 40)), Script(usage=Usage(200, 20)))
     for _ in range(2):
         response = httpx.post(
-            f"{worker_door(stack)}/chat/completions", json=chat(model), headers=headers
+            f"{api_door(stack)}/chat/completions", json=chat(model), headers=headers
         )
         assert response.status_code == 200
     records(store, tenant, 2)
@@ -305,7 +305,7 @@ def test_a_background_run_and_a_conversation_turn_are_attributed(
     model = f"openai/{openai.MODEL}"
     fakes["openai"].enqueue(Script(usage=Usage(21, 2)), Script(usage=Usage(33, 3)))
     run = httpx.post(
-        f"{worker_door(stack)}/runs",
+        f"{api_door(stack)}/runs",
         json={"kind": "chat.completion", "input": chat(model), "background": True},
         headers=headers,
     )
