@@ -87,12 +87,17 @@ def forwarded_headers(headers: Headers) -> bytes:
     )
 
 
-def relayed_headers(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [
-        (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in headers.items()
-        if name not in _NOT_RELAYED
-    ]
+def relayed_headers(headers: dict[str, str], base_path: str = "") -> list[tuple[bytes, bytes]]:
+    """The answer's headers for the client. A `Location` under the upstream's own base path
+    (the API's stage, `/api`) names the same resource on this door without it."""
+    out = []
+    for name, value in headers.items():
+        if name in _NOT_RELAYED:
+            continue
+        if name == "location" and base_path and value.startswith(base_path + "/"):
+            value = value[len(base_path) :]
+        out.append((name.encode("latin-1"), value.encode("latin-1")))
+    return out
 
 
 class Relay:
@@ -168,7 +173,7 @@ class Relay:
     async def _answer(
         self, upstream: http1.Response, send: Send, watch: _Watch, error_event: str | None
     ) -> None:
-        headers = relayed_headers(upstream.headers)
+        headers = relayed_headers(upstream.headers, self.pool.base_path)
         no_body = upstream.status in (204, 304) or upstream.status < 200
         if upstream.complete:  # the usual JSON answer: it came whole with its head
             data = await upstream.read()

@@ -170,7 +170,7 @@ def test_integration_timeout_answers_504_in_both_error_envelopes(synth: Synth) -
             "type": "timeout",
             "param": None,
             "code": "gateway_timeout",
-        }
+        },
     }
     assert body == api_errors.INTEGRATION_TIMEOUT_BODY
 
@@ -194,7 +194,7 @@ def test_default_gateway_responses_have_both_error_envelopes(
             "type": error_type,
             "param": None,
             "code": "THROTTLED",
-        }
+        },
     }
 
 

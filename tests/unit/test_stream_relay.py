@@ -665,3 +665,17 @@ def test_the_web_console_is_served_by_the_console_package(monkeypatch: pytest.Mo
     assert calls == [("/console/", "GET", None), ("/console/app.js", "GET", '"v1"'),
                      ("/console/", "HEAD", None)]  # fmt: skip
     assert up.seen == []
+
+
+def test_a_location_under_the_apis_stage_names_the_resource_on_this_door() -> None:
+    """Deployed, the upstream is the API at /api: its Location is /api/v1/runs/...; a client
+    of the stream door follows /v1/runs/... here. Other Locations pass unchanged."""
+    from lambdas.stream.relay import relayed_headers
+
+    staged = dict(relayed_headers({"location": "/api/v1/runs/run_1"}, "/api"))
+    assert staged[b"location"] == b"/v1/runs/run_1"
+    other = dict(relayed_headers({"location": "https://s3.example/x"}, "/api"))
+    assert other[b"location"] == b"https://s3.example/x"
+    assert dict(relayed_headers({"location": "/v1/runs/run_1"}, ""))[b"location"] == (
+        b"/v1/runs/run_1"
+    )
