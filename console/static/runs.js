@@ -4,8 +4,8 @@
 // The timeline follows GET /v1/runs/{id}/events (SSE). Every event it shows is kept in
 // this tab's sessionStorage with the last event id, so after a reload it shows them again
 // and asks only for what came after (`Last-Event-ID`): nothing twice, nothing missing.
-// Through a door that cannot hold a stream open (API Gateway answers with the events so
-// far), it asks again every second until the run ends or waits for input.
+// When a stream ends before its run does (a cut connection, API Gateway's 15-minute limit),
+// it asks again every second until the run ends or waits for input.
 import { request, stream } from "./api.js";
 import { schemaForm } from "./schemaform.js";
 import { button, clear, errorBox, h, json, panel, when } from "./ui.js";
