@@ -78,6 +78,11 @@ def parse_options(argv: list[str]) -> Options:
         help="execution environments the gateway Lambda may have at once; requests beyond "
         "wait for one (default 8)",
     )  # fmt: skip
+    p.add_argument(
+        "--log-format", choices=("console", "json"), default="console",
+        help="console: one readable line per request, and warnings (default); json: the "
+        "JSON lines and EMF metrics the deployed components write",
+    )  # fmt: skip
     a = p.parse_args(argv)
     if a.lambda_concurrency < 1:
         p.error("--lambda-concurrency must be at least 1")
@@ -95,6 +100,7 @@ def parse_options(argv: list[str]) -> Options:
         workers=a.workers,
         lambda_concurrency=a.lambda_concurrency,
         inherit_credentials=True,
+        log_format=a.log_format,
     )
     return Options(config, new_keys=a.new_keys, keep_state=a.keep_state, data_dir=a.data_dir)
 

@@ -30,6 +30,14 @@ stack wires each method:
 - `/health` and `/ready` are the emulator's own: alive, and ready once the gateway's
   table and the workers' load balancer answer.
 
+Each request gets API Gateway's request id (a UUID): in the gateway Lambda's event
+(`requestContext.requestId`), in `x-switchboard-request-id` on the request to the worker
+(the integration's mapping from `context.requestId`; a client's own value is replaced),
+and in `x-amzn-requestid` on every answer. The emulator writes one access line per
+request, as API Gateway writes its access log (`services.telemetry`); in console mode
+(`make dev`) only for the answers it made itself, since the worker or the gateway Lambda
+prints its own.
+
 Every answer of the emulator's own has the OpenAI error envelope, as the deployed gateway
 responses do (`services/frontdoor/gateway_responses.py`).
 
@@ -62,6 +70,10 @@ from devstack.lambda_runtime import REGION
 from services.config import env_float, env_int, env_optional, env_str
 from services.errors import error_body
 from services.frontdoor import gateway_responses, routes
+from services.telemetry import logs
+from services.telemetry.access import finish
+from services.telemetry.context import CURRENT, begin
+from services.telemetry.ids import EDGE_REQUEST_ID_HEADER
 from services.web.head import HeadersTooLarge, URITooLong
 
 log = logging.getLogger("switchboard.apigw")
@@ -357,6 +369,7 @@ class LambdaProxyIntegration:
         if outcome.error is not None:
             log.error("%s the gateway handler raised %s", request_id, _report(outcome.error))
             return _gateway_response(502, gateway_responses.FUNCTION_FAILED)
+        _relayed()
         return http_response(outcome.result)
 
     async def aclose(self) -> None:
@@ -385,10 +398,13 @@ class HttpProxyIntegration:
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
         )
 
-    def upstream_request(self, request: Request, raw_path: str, body: bytes) -> httpx.Request:
+    def upstream_request(
+        self, request: Request, raw_path: str, body: bytes, request_id: str = ""
+    ) -> httpx.Request:
         """The integration request: the client's request to the worker, as API Gateway
         sends it (the path without the stage, the query as sent, the client's headers
-        less hop-by-hop ones, `X-Forwarded-Prefix`)."""
+        less hop-by-hop ones, `X-Forwarded-Prefix`, and API Gateway's request id in
+        `x-switchboard-request-id`)."""
         headers: list[tuple[bytes, bytes]] = list(request.scope["headers"])
         named = {
             token.strip().lower()
@@ -396,10 +412,13 @@ class HttpProxyIntegration:
             if name == b"connection"
             for token in value.decode("latin-1").split(",")
         }
-        skip = HOP_BY_HOP | named | {"host", "content-length", FORWARDED_PREFIX_HEADER}
+        skip = HOP_BY_HOP | named | {"host", "content-length", FORWARDED_PREFIX_HEADER,
+                                     EDGE_REQUEST_ID_HEADER}  # fmt: skip
         # A field value's leading and trailing whitespace is not part of it (RFC 9110 5.5).
         forwarded = [(n, v.strip(b" \t")) for n, v in headers if n.decode("latin-1") not in skip]
         forwarded.append((FORWARDED_PREFIX_HEADER.encode(), f"/{self.settings.stage}".encode()))
+        if request_id:
+            forwarded.append((EDGE_REQUEST_ID_HEADER.encode(), request_id.encode()))
         query: bytes = request.scope.get("query_string", b"")
         url = self.base_url + raw_path + ("?" + query.decode("latin-1") if query else "")
         has_body = bool(body) or request.method in ("POST", "PUT", "PATCH")
@@ -410,7 +429,7 @@ class HttpProxyIntegration:
     async def __call__(
         self, request: Request, path: str, raw_path: str, body: bytes, request_id: str
     ) -> ASGIApp:
-        upstream = self.upstream_request(request, raw_path, body)
+        upstream = self.upstream_request(request, raw_path, body, request_id)
         return StreamedExchange(self.client, upstream, self.settings, request_id)
 
     async def aclose(self) -> None:
@@ -476,6 +495,7 @@ class StreamedExchange:
     async def _relay(
         self, response: httpx.Response, send: Send, gone: asyncio.Future[None], deadline: float
     ) -> None:
+        _relayed()
         headers = [
             (name.lower(), value)
             for name, value in response.headers.raw
@@ -660,6 +680,7 @@ class ApiGatewayEmulator:
         self.authorizer = authorizer
         self._stage_prefix = f"/{settings.stage}/"
         self._readiness: Readiness | None = None
+        self.output = logs.output() or logs.Output("apigw")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -669,8 +690,29 @@ class ApiGatewayEmulator:
             return
         request = Request(scope, receive)
         request_id = str(uuid.uuid4())
-        answer = await self.answer(request, request_id)
-        await answer(scope, receive, _with_request_id(send, request_id))
+        path = scope["path"]
+        if path in ("/health", "/ready", f"/{self.settings.stage}/health",
+                    f"/{self.settings.stage}/ready"):  # fmt: skip
+            answer = await self.answer(request, request_id)
+            await answer(scope, receive, _with_request_id(send, request_id))
+            return
+        method = scope["method"]
+        bare = path[len(self._stage_prefix) - 1 :] if path.startswith(self._stage_prefix) else path
+        call, token = begin(request_id, method, routes.template(method, bare))
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            answer = await self.answer(request, request_id)
+            await answer(scope, receive, _with_request_id(sending, request_id))
+        finally:
+            finish(self.output, call, status, bare)
+            CURRENT.reset(token)
 
     async def answer(self, request: Request, request_id: str) -> ASGIApp:
         scope = request.scope
@@ -793,6 +835,13 @@ def _json_response(status: int, body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
+def _relayed() -> None:
+    """The answer being sent is the integration's, not the emulator's own."""
+    call = CURRENT.get()
+    if call is not None:
+        call.relayed = True
+
+
 def _with_request_id(send: Send, request_id: str) -> Send:
     """`send`, with API Gateway's request id on the response (replacing any other)."""
 
@@ -811,6 +860,7 @@ def _with_request_id(send: Send, request_id: str) -> Send:
 
 
 def create_app(settings: EmulatorSettings | None = None) -> ApiGatewayEmulator:
+    logs.configure("apigw", os.environ)
     settings = settings or EmulatorSettings.from_env(os.environ)
     function = LambdaPool(
         LambdaSettings(

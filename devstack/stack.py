@@ -126,6 +126,9 @@ class StackConfig:
     # How long each component may take to answer its first probe (longer on a busy host).
     ready_timeout_seconds: float = 120.0
     log_dir: Path | None = None  # None: children log to this process's stdout/stderr
+    # How the components write their logs (SWITCHBOARD_LOG_FORMAT): JSON lines as deployed,
+    # or `console`, one readable line per request (what `make dev` prints).
+    log_format: str = "json"
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -621,6 +624,7 @@ class LocalStack:
             "SWITCHBOARD_RUN_MAX_ATTEMPTS": str(c.run_max_attempts),
             "SWITCHBOARD_RUN_POLL_SECONDS": str(c.run_poll_seconds),
             "SWITCHBOARD_SYNC_DEADLINE_SECONDS": str(self.sync_deadline_seconds),
+            "SWITCHBOARD_LOG_FORMAT": c.log_format,
         }
         env.update(c.extra_env)
         return env

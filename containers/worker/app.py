@@ -9,8 +9,12 @@ what a route does lives in the API modules beside it and in `services/` (chat po
 It answers only callers it can authenticate, each with their own API key, on every path;
 `/health` is open so the load balancer can probe it and says nothing about the deployment.
 `/ready` says whether the worker can do real work: 200, or 503 with the reason in the
-OpenAI error envelope (today: no real model provider is configured, which is also logged
-as a warning at start).
+OpenAI error envelope (no real model provider is configured, which is also logged as a
+warning at start; or the state table does not answer).
+
+Every request is served through the observer (`services.web.access`): its correlation id
+in `x-request-id`, one JSON access line, and its metrics, which the worker writes as EMF
+every `SWITCHBOARD_METRICS_INTERVAL_SECONDS` and at shutdown (`services.telemetry`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from containers.worker.routing import table_405, table_routes
 from containers.worker.runs_api import internal_routes, run_endpoints
 from containers.worker.settings import WorkerSettings
 from containers.worker.tools_api import tool_endpoints
+from services import metrics_names
 from services.agents.kind import AgentKind
 from services.chat.completions import ChatService
 from services.chat.conversation import ConversationChat
@@ -52,6 +57,7 @@ from services.documents.embeddings import EmbeddingLimits, Embeddings
 from services.documents.model import DocumentSettings
 from services.documents.store import DocumentStore, build_store
 from services.errors import ServiceUnavailable
+from services.frontdoor.routes import paths, template
 from services.models.catalogue import Catalogue, CatalogueConfig
 from services.models.provider_keys import provider_env
 from services.models.routing import RoutingSettings
@@ -63,12 +69,14 @@ from services.runs.kinds import BUILTIN
 from services.runs.service import RunService, RunSettings
 from services.runs.store import RunStore
 from services.runs.sync import Caller, SyncCalls, idempotency_key
+from services.telemetry import logs, metrics
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.keys import KeyStore
 from services.tenancy.limits import Admission, guard
 from services.usage.calls import CallRecorder
 from services.usage.context import bind as bind_caller
 from services.usage.writer import UsageWriter, writer_for_table
+from services.web.access import Observer
 from services.web.asgi import (
     App,
     EventStream,
@@ -78,6 +86,7 @@ from services.web.asgi import (
     install_error_handlers,
     read_body,
 )
+from services.web.ready import TableProbe
 
 GIL_SWITCH_SECONDS = 0.0005
 log = logging.getLogger("switchboard.worker")
@@ -96,6 +105,9 @@ def create_app(
     """`usage` is told of every provider call; by default, when the app reads API keys
     from the table itself (no `authenticator` passed), calls are written to that table."""
     settings = settings or WorkerSettings.from_env()
+    output = logs.configure(metrics_names.WORKER_SERVICE, os.environ)
+    measured = metrics.install(metrics.Metrics(metrics_names.WORKER_SERVICE, routes=paths()))
+    emitter = metrics.Emitter(measured, output, settings.metrics_interval_seconds)
     writer: UsageWriter | None = None
     if usage is None and authenticator is None:
         usage = writer = writer_for_table(settings.table, os.environ)
@@ -151,6 +163,8 @@ def create_app(
         runs.use(documents, embeddings, lambda: conversations().store)
 
     streams = Streams(protection.changed)
+    measured.gauge(metrics_names.STREAMS_OPEN, lambda: streams.open)
+    table = TableProbe(settings.table)
     stream = functools.partial(EventStream, heartbeat=settings.heartbeat_seconds, gauge=streams)
     calls = SyncCalls(runs, settings.sync_deadline_seconds)
     policy = ChatPolicy(chat, MessagesService(catalogue), conversations, calls, stream)
@@ -181,6 +195,9 @@ def create_app(
     async def ready(request: Request) -> Response:
         if not_ready is not None:
             raise not_ready
+        problem = await table.problem_async()
+        if problem is not None:
+            raise ServiceUnavailable(f"Not ready: {problem}.", code="not_ready")
         return JSONBytesResponse({"status": "ready"})
 
     # The two chat routes are the hot path: plain ASGI (services.web.asgi.Plain).
@@ -221,6 +238,7 @@ def create_app(
         *([("usage writer", writer.aclose)] if writer is not None else []),
         ("task protection", protection.aclose),
         ("providers", close_providers),
+        ("metrics", emitter.aclose),  # last: the usage writer's final tokens and cost
     ]
     drain = Drain(streams, runs, closers)
 
@@ -233,6 +251,7 @@ def create_app(
             await asyncio.to_thread(writer.prepare)
             writer.start()
         protection.start()
+        emitter.start()
         drain.install()
         _tune_for_the_hot_path(settings.gc_threshold)
         yield
@@ -246,6 +265,7 @@ def create_app(
             *internal_routes(runs, authenticator, stream),
         ],
         lifespan=lifespan,
+        observer=Observer(output, template),
     )
     install_error_handlers(app)
     app.add_exception_handler(HTTPException, table_405)

@@ -49,6 +49,9 @@ class WorkerSettings:
     # Where the simulator may answer (services.models.catalogue): `fallback` by default,
     # for `make dev`; the deployed worker stack sets `off` unless its stage enables it.
     simulator: str = "fallback"
+    # How often the worker writes its metrics (EMF lines on stdout): counted in memory
+    # between two writes, and written at shutdown too.
+    metrics_interval_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -88,6 +91,9 @@ class WorkerSettings:
             ),
             gc_threshold=env_int(env, "SWITCHBOARD_GC_THRESHOLD", 20_000, minimum=1),
             simulator=env_str(env, "SWITCHBOARD_SIMULATOR", "fallback").strip().lower(),
+            metrics_interval_seconds=env_float(
+                env, "SWITCHBOARD_METRICS_INTERVAL_SECONDS", 10.0, minimum=0.1
+            ),
         )
         if settings.simulator not in SIMULATOR_MODES:
             raise ConfigError(

@@ -39,6 +39,7 @@ from infra.constructs.permissions import (
 )
 from infra.stacks.stateful import GSI1
 from services.frontdoor.routes import ROUTES, Owner, RouteSpec
+from services.telemetry.ids import EDGE_REQUEST_ID_HEADER, REQUEST_ID_HEADER
 
 # The stage is not the API version: the worker and the gateway see /v1/... paths, and
 # SDKs use <invoke url>/v1 as base_url (the ApiUrl output).
@@ -204,7 +205,15 @@ class FrontDoorStack(Stack):
                     lambda_.HttpMethod.PATCH,  # rename a conversation
                     lambda_.HttpMethod.DELETE,
                 ],
-                allowed_headers=["Authorization", "Content-Type", "Last-Event-ID", "x-api-key"],
+                allowed_headers=[
+                    "Authorization",
+                    "Content-Type",
+                    "Last-Event-ID",
+                    "x-api-key",
+                    REQUEST_ID_HEADER,
+                ],
+                # A browser client may read the correlation id of its calls.
+                exposed_headers=[REQUEST_ID_HEADER],
                 max_age=Duration.hours(1),
             ),
         )
@@ -375,6 +384,9 @@ class FrontDoorStack(Stack):
             f"integration.request.path.{p}": f"method.request.path.{p}" for p in route.params
         }
         parameters["integration.request.header.X-Forwarded-Prefix"] = f"'{FORWARDED_PREFIX}'"
+        # API Gateway's request id, the worker's correlation id unless the client sent its
+        # own x-request-id (services/telemetry/ids.py); a client's value here is replaced.
+        parameters[f"integration.request.header.{EDGE_REQUEST_ID_HEADER}"] = "context.requestId"
         integration = apigw.Integration(
             type=apigw.IntegrationType.HTTP_PROXY,
             integration_http_method=route.method,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Annotations, Aws, Duration, IgnoreMode, Stack
+from aws_cdk import Annotations, Aws, Duration, IgnoreMode, Size, Stack
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
@@ -168,7 +168,15 @@ class WorkerStack(Stack):
                 "SWITCHBOARD_PROVIDER_KEYS_SECRET_ARN": provider_keys.secret_arn,
                 "SWITCHBOARD_SIMULATOR": config.simulator,
             },
-            logging=ecs.LogDrivers.aws_logs(stream_prefix="worker", log_group=log_group),
+            # Non-blocking: the worker writes its access lines and metrics to stdout from its
+            # event loop, which must never wait on the log driver (a full buffer drops
+            # lines rather than stalling every request).
+            logging=ecs.LogDrivers.aws_logs(
+                stream_prefix="worker",
+                log_group=log_group,
+                mode=ecs.AwsLogDriverMode.NON_BLOCKING,
+                max_buffer_size=Size.mebibytes(25),
+            ),
         )
         grant_table(task.task_role, table, TABLE_READ_WRITE, indexes=[GSI1])
         grant_tenant_objects(task.task_role, bucket, WORKER_OBJECTS)

@@ -16,17 +16,28 @@ identity sources and refuses a request that lacks one before the authorizer runs
 naming `Authorization` would refuse every Anthropic client; and caching needs identity
 sources. The worker authenticates the same key again: this is the edge's check, not the
 only one. Like the gateway it imports no provider SDK and builds its clients on first use.
+
+Each decision is one log line (`authorized` or `refused`, with the route, the tenant when
+known, and the call's correlation id: the client's sane `x-request-id`, else API Gateway's
+`requestId`, as the worker will pick it) and counted (`Requests`; a refusal as a
+`ClientErrors` of type `authentication_error`), one EMF line per invocation.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
+from services import metrics_names as names
 from services.errors import AuthenticationFailed
 from services.frontdoor.settings import FrontDoorSettings
+from services.telemetry import logs
+from services.telemetry import metrics as telemetry_metrics
+from services.telemetry.context import CURRENT, begin
+from services.telemetry.ids import REQUEST_ID_HEADER, choose
 from services.tenancy.auth import Authenticator, Principal
 
 log = logging.getLogger("switchboard.authorizer")
@@ -50,19 +61,71 @@ def authenticator() -> Authenticator:
     return _authenticator
 
 
+class _Telemetry:
+    output: logs.Output | None = None
+    metrics: telemetry_metrics.Metrics | None = None
+    cold = True
+
+
+def telemetry() -> tuple[logs.Output, telemetry_metrics.Metrics]:
+    """This execution environment's log output and metrics, set up on the first call."""
+    if _Telemetry.output is None or _Telemetry.metrics is None:
+        from services.frontdoor.routes import paths
+
+        _Telemetry.output = logs.configure(names.AUTHORIZER_SERVICE, os.environ)
+        _Telemetry.metrics = telemetry_metrics.install(
+            telemetry_metrics.Metrics(names.AUTHORIZER_SERVICE, routes=paths())
+        )
+    return _Telemetry.output, _Telemetry.metrics
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Allow the request for a valid key; raise `Exception("Unauthorized")` otherwise.
     Anything else (the table unreachable) raises as it is: API Gateway answers 500."""
     method_arn = event.get("methodArn")
     if not isinstance(method_arn, str) or not method_arn.startswith("arn:"):
         raise ValueError("not a REQUEST authorizer event: no methodArn")
+    output, measured = telemetry()
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    edge = (event.get("requestContext") or {}).get("requestId")
+    route = event.get("resource") if isinstance(event.get("resource"), str) else None
+    cold, _Telemetry.cold = _Telemetry.cold, False
+    lambda_fields = {
+        "function_request_id": getattr(context, "aws_request_id", None),
+        "cold_start": cold,
+        "xray_trace_id": os.environ.get("_X_AMZN_TRACE_ID"),
+    }
+    call, token = begin(
+        choose(headers.get(REQUEST_ID_HEADER), edge),
+        str(event.get("httpMethod") or ""),
+        route,
+        lambda_fields,
+    )
+    fields: dict[str, Any] = {"method": call.method, "route": route}
     try:
-        principal = authenticator().authenticate(headers)
-    except AuthenticationFailed as refused:
-        log.info("refused %s: %s", event.get("path"), refused.code)
-        raise Exception(UNAUTHORIZED) from None
-    return allow(principal, method_arn)
+        try:
+            principal = authenticator().authenticate(headers)
+        except AuthenticationFailed as refused:
+            measured.count(names.REQUESTS, route=route)
+            measured.count(names.CLIENT_ERRORS, route=route, error_type=refused.type)
+            fields.update(error_code=refused.code, duration_ms=_ms(call.started))
+            output.line("INFO", "refused", fields)
+            raise Exception(UNAUTHORIZED) from None
+        except Exception:
+            measured.count(names.REQUESTS, route=route)
+            measured.count(names.ERRORS, route=route, error_type="server_error")
+            raise
+        measured.count(names.REQUESTS, route=route)
+        fields.update(tenant_id=principal.tenant_id, duration_ms=_ms(call.started))
+        output.line("INFO", "authorized", fields)
+        return allow(principal, method_arn)
+    finally:
+        output.metrics(measured.documents())
+        CURRENT.reset(token)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
 
 
 def allow(principal: Principal, method_arn: str) -> dict[str, Any]:

@@ -14,6 +14,14 @@ route reaching it means API Gateway's routing is wrong: it says so, as a 500.
 It authenticates the caller's API key itself (the admin key on admin routes), with the
 same 5 s key cache as every component. It imports no provider SDK, and builds its clients
 on the first invocation, not at import.
+
+Every invocation is one observed call (`services.telemetry`): its correlation id (the
+client's sane `x-request-id`, else API Gateway's `requestId`) in every log line and in the
+answer's `x-request-id`, one JSON access line, and its metrics as one EMF line at the end.
+The logs and metrics are written with the standard library and orjson, in the format the
+worker writes, rather than by Powertools Logger and Metrics (the README says why).
+`/health` and `/ready` (liveness; the table answers) are answered here: API Gateway's
+catch-all sends every path outside the route table to this function.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from services import metrics_names
 from services.contract import public
 from services.conversations.store import ConversationSettings
 from services.errors import (
@@ -35,17 +44,24 @@ from services.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     envelope_for,
 )
 from services.frontdoor import routes
 from services.frontdoor.prefix import stage_prefix
 from services.frontdoor.settings import FrontDoorSettings
 from services.runs.store import RunStore
+from services.telemetry import logs
+from services.telemetry import metrics as telemetry_metrics
+from services.telemetry.access import finish, read_error
+from services.telemetry.context import CURRENT, begin
+from services.telemetry.ids import REQUEST_ID_HEADER, choose
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.keys import KeyStore
 from services.web.body import json_object, optional_json_object
 from services.web.head import check_proxy_event
 from services.web.params import page_limit
+from services.web.ready import TableProbe
 
 if TYPE_CHECKING:
     # Imported where first used: a cold start loads only what every request needs.
@@ -389,10 +405,83 @@ def route_of(event: Mapping[str, Any]) -> tuple[routes.RouteSpec, dict[str, str]
     raise NotFound(f"Unknown request URL: {method} {shown}.")
 
 
+class _Telemetry:
+    """This execution environment's log output and metrics, set up on the first call."""
+
+    output: logs.Output | None = None
+    metrics: telemetry_metrics.Metrics | None = None
+    cold = True
+
+
+def telemetry() -> tuple[logs.Output, telemetry_metrics.Metrics]:
+    if _Telemetry.output is None or _Telemetry.metrics is None:
+        _Telemetry.output = logs.configure(metrics_names.GATEWAY_SERVICE, os.environ)
+        _Telemetry.metrics = telemetry_metrics.install(
+            telemetry_metrics.Metrics(metrics_names.GATEWAY_SERVICE, routes=routes.paths())
+        )
+    return _Telemetry.output, _Telemetry.metrics
+
+
+def lambda_fields(context: Any) -> dict[str, Any]:
+    """What every log line of an invocation says about it (Powertools' names)."""
+    cold, _Telemetry.cold = _Telemetry.cold, False
+    return {
+        "function_request_id": getattr(context, "aws_request_id", None),
+        "cold_start": cold,
+        "xray_trace_id": os.environ.get("_X_AMZN_TRACE_ID"),
+    }
+
+
+def header(event: Mapping[str, Any], name: str) -> str | None:
+    """A request header of a proxy event, by its lower-case name."""
+    for key, value in (event.get("headers") or {}).items():
+        if str(key).lower() == name:
+            return str(value)
+    return None
+
+
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    path = str(event.get("path") or "")
+    output, measured = telemetry()
+    method, path = str(event.get("httpMethod") or ""), str(event.get("path") or "")
+    edge = (event.get("requestContext") or {}).get("requestId")
+    request_id = choose(header(event, REQUEST_ID_HEADER), edge)
+    call, token = begin(request_id, method, routes.template(method, path), lambda_fields(context))
+    status = 500
+    try:
+        result = _answer(event, method, path)
+        status = int(result.get("statusCode") or 500)
+        result.setdefault("headers", {})[REQUEST_ID_HEADER] = request_id
+        if status >= 400:
+            read_error(call, result.get("body") or "")
+        return result
+    finally:
+        finish(output, call, status, path)
+        output.metrics(measured.documents())
+        CURRENT.reset(token)
+
+
+_HEALTH_PATHS = ("/health", "/ready")
+_probe: TableProbe | None = None
+
+
+def health(path: str) -> dict[str, Any]:
+    """Liveness (`/health`: the function runs) and readiness (`/ready`: the table answers)."""
+    global _probe
+    if path == "/health":
+        return answer({"status": "ok"})
+    if _probe is None:
+        _probe = TableProbe(runtime().settings.table)
+    problem = _probe.problem()
+    if problem is not None:
+        raise ServiceUnavailable(f"Not ready: {problem}.", code="not_ready")
+    return answer({"status": "ready"})
+
+
+def _answer(event: dict[str, Any], method: str, path: str) -> dict[str, Any]:
     try:
         check_proxy_event(event)  # API Gateway's own limits on a request's head
+        if path in _HEALTH_PATHS and method in ("GET", "HEAD"):
+            return health(path)
         if path == "/console" or path.startswith("/console/"):
             return console_file(event)
         spec, params = route_of(event)

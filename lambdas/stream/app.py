@@ -13,6 +13,13 @@ worker itself. It routes by the route table (`services/frontdoor/routes.py`):
 - Any other path is a 404, another method a 405 naming the allowed ones.
 
 Errors have the OpenAI envelope, and Anthropic's on `/v1/messages`.
+
+Every request is an observed call (`services.web.access`): its correlation id (the
+client's sane `x-request-id`, else the Function URL's request id) goes upstream in
+`x-request-id`, so the worker's lines carry it too, and comes back in the answer's; one
+JSON access line; its metrics, written as EMF at the end of each request (a Lambda
+environment is frozen between invocations, so nothing waits for a timer). `/health` is
+liveness, `/ready` says whether the table answers.
 """
 
 from __future__ import annotations
@@ -24,26 +31,45 @@ import resource
 from typing import Any
 from urllib.parse import parse_qsl
 
+import orjson
+
 from lambdas.stream.control import Answer, Call, Control
 from lambdas.stream.relay import Message, Receive, Relay, Send, forwarded_headers
 from lambdas.stream.settings import StreamSettings
+from services import metrics_names
 from services.contract import public
 from services.errors import (
     APIError,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    ServiceUnavailable,
     render,
 )
-from services.frontdoor.routes import Body, Match, Owner, RouteSpec, allowed_text, match
+from services.frontdoor.routes import (
+    Body,
+    Match,
+    Owner,
+    RouteSpec,
+    allowed_text,
+    match,
+    paths,
+    template,
+)
+from services.telemetry import logs
+from services.telemetry import metrics as telemetry_metrics
+from services.telemetry.context import request_id
 from services.tenancy.auth import Authenticator, bearer_token
 from services.web import http1
+from services.web.access import Observer
 from services.web.head import check_head
 from services.web.params import forwarded_headers as checked_headers
+from services.web.ready import TableProbe
 
 log = logging.getLogger("switchboard.stream")
 
 _HEALTH = b'{"status":"ok"}'
+_READY = b'{"status":"ready"}'
 _JSON = b"application/json"
 _ANTHROPIC_PATH = "/v1/messages"  # the route whose errors are Anthropic's
 _ECHO = 120  # characters of a path an error message repeats, at most
@@ -62,6 +88,9 @@ class StreamDoor:
         control: Control,
         *,
         authenticator: Authenticator | None = None,
+        output: logs.Output | None = None,
+        metrics: telemetry_metrics.Metrics | None = None,
+        probe: TableProbe | None = None,
     ) -> None:
         self.settings = settings
         self.relay = relay
@@ -71,10 +100,17 @@ class StreamDoor:
             Body.REQUEST: settings.max_request_bytes,
             Body.DOCUMENT: settings.max_document_bytes,
         }
+        self.output = output or logs.Output(metrics_names.STREAM_SERVICE)
+        self.metrics = metrics or telemetry_metrics.current()
+        self.observer = Observer(self.output, template, edge_id=function_url_request_id)
+        self.probe = probe or TableProbe(settings.table)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            await self._http(scope, receive, send)
+            try:
+                await self.observer(scope, receive, send, self._http)
+            finally:
+                self.output.metrics(self.metrics.documents())
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
 
@@ -84,9 +120,9 @@ class StreamDoor:
         if path == _CONSOLE or path.startswith(_CONSOLE + "/"):
             await _console(scope, send)
             return
-        if path == "/health":
+        if path in ("/health", "/ready"):
             if method == "GET":
-                await _send(send, 200, [(b"content-type", _JSON)], _HEALTH)
+                await self._health(path, send)
                 return
             found = Match(None, {}, ("GET",))
         else:
@@ -118,6 +154,19 @@ class StreamDoor:
             with contextlib.suppress(RuntimeError):  # the answer had begun: it stays cut
                 await _send_error(send, error, anthropic=path == _ANTHROPIC_PATH)
 
+    async def _health(self, path: str, send: Send) -> None:
+        """Liveness, and readiness: the table answers (the relay's upstream is API Gateway,
+        whose own health is not this door's to report)."""
+        if path == "/health":
+            await _send(send, 200, [(b"content-type", _JSON)], _HEALTH)
+            return
+        problem = await self.probe.problem_async()
+        if problem is None:
+            await _send(send, 200, [(b"content-type", _JSON)], _READY)
+            return
+        error = ServiceUnavailable(f"Not ready: {problem}.", code="not_ready")
+        await _send_error(send, error, anthropic=False)
+
     async def _relay(
         self, scope: dict[str, Any], receive: Receive, send: Send, route: RouteSpec
     ) -> None:
@@ -136,7 +185,7 @@ class StreamDoor:
             send,
             method=scope["method"],
             target=target,
-            head=forwarded_headers(headers),
+            head=forwarded_headers(headers, request_id()),
             body=body,
             error_event="error" if route.path == _ANTHROPIC_PATH else None,
         )
@@ -195,6 +244,10 @@ def create_app(
     control: Control | None = None,
 ) -> StreamDoor:
     settings = settings or StreamSettings.from_env(os.environ)
+    output = logs.configure(metrics_names.STREAM_SERVICE, os.environ)
+    metrics = telemetry_metrics.install(
+        telemetry_metrics.Metrics(metrics_names.STREAM_SERVICE, routes=paths())
+    )
     pool = http1.ConnectionPool(
         settings.upstream_url, connect_timeout=settings.connect_timeout_seconds
     )
@@ -204,7 +257,25 @@ def create_app(
         idle_timeout=settings.idle_timeout_seconds,
     )
     control = control or Control(settings.table, os.environ)
-    return StreamDoor(settings, relay, control, authenticator=authenticator)
+    return StreamDoor(
+        settings, relay, control, authenticator=authenticator, output=output, metrics=metrics
+    )
+
+
+_LAMBDA_CONTEXT = b"x-amzn-request-context"
+
+
+def function_url_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The Function URL's request id, from the request context the Lambda Web Adapter
+    forwards (`x-amzn-request-context`, JSON); None outside Lambda."""
+    for name, value in headers:
+        if name == _LAMBDA_CONTEXT:
+            try:
+                found = orjson.loads(value).get("requestId")
+            except (orjson.JSONDecodeError, AttributeError):
+                return None
+            return found if isinstance(found, str) else None
+    return None
 
 
 class _ClientGone(Exception):

@@ -30,6 +30,8 @@ from services.errors import (
     UpstreamError,
     anthropic_body,
 )
+from services.telemetry.context import CURRENT
+from services.telemetry.ids import REQUEST_ID_HEADER
 from services.web import http1
 from services.web.sse import event
 
@@ -60,6 +62,7 @@ _HOP = frozenset(
 # request (API Gateway sets X-Forwarded-* itself, and the worker builds URLs from them),
 # and AWS's own headers about this invocation (the Lambda Web Adapter adds x-amzn-*).
 _NOT_FROM_CLIENTS = (b"x-switchboard-", b"x-forwarded-", b"forwarded", b"x-amzn-", b"x-amz-")
+_REQUEST_ID = REQUEST_ID_HEADER.encode()
 # Not relayed back: this hop's, and those the server in front of the door writes itself.
 _NOT_RELAYED = frozenset(
     {
@@ -77,14 +80,19 @@ _NOT_RELAYED = frozenset(
 )
 
 
-def forwarded_headers(headers: Headers) -> bytes:
+def forwarded_headers(headers: Headers, request_id: str | None = None) -> bytes:
     """The header lines sent upstream for a client's `headers` (lower-case names, as ASGI
-    servers give them): all of them but this hop's and those a client must not set."""
-    return b"\r\n".join(
+    servers give them): all of them but this hop's and those a client must not set; with
+    `request_id`, the call's correlation id in `x-request-id` (the client's own, if it
+    sent one, is replaced: it is that id when it was sane)."""
+    lines = [
         name + b": " + value
         for name, value in headers
-        if name not in _HOP and not name.startswith(_NOT_FROM_CLIENTS)
-    )
+        if name not in _HOP and not name.startswith(_NOT_FROM_CLIENTS) and name != _REQUEST_ID
+    ]
+    if request_id is not None:
+        lines.append(_REQUEST_ID + b": " + request_id.encode())
+    return b"\r\n".join(lines)
 
 
 def relayed_headers(headers: dict[str, str], base_path: str = "") -> list[tuple[bytes, bytes]]:
@@ -175,6 +183,9 @@ class Relay:
     ) -> None:
         headers = relayed_headers(upstream.headers, self.pool.base_path)
         no_body = upstream.status in (204, 304) or upstream.status < 200
+        call = CURRENT.get()
+        if call is not None:  # the upstream answered: its own logs have the access line
+            call.relayed = True
         if upstream.complete:  # the usual JSON answer: it came whole with its head
             data = await upstream.read()
             if not no_body:

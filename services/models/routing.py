@@ -20,6 +20,9 @@ one `Provider`, so everything that calls a model gets the same failure handling:
 
 Which target answered is told to every `Tally` in scope (services.usage.context), with
 what the call used: an answer names the model that produced it, not the route asked for.
+It is also noted on the call being served (services.telemetry.context: the access line's
+`model`), and counted (services.telemetry.metrics): every attempt and retry per provider,
+an answer by a fallback target, a breaker that opens, and a stream's time to first token.
 """
 
 from __future__ import annotations
@@ -32,12 +35,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+from services import metrics_names as names
 from services.canonical import Completion, CompletionRequest, StreamEvent, Usage
 from services.config import env_float, env_int
 from services.errors import APIError, ServiceUnavailable
 from services.providers.base import Provider
 from services.providers.errors import ProviderError, timed_out
 from services.providers.timeouts import Timeouts
+from services.telemetry import metrics as telemetry_metrics
+from services.telemetry.context import CURRENT as CALL
+from services.telemetry.context import Call
 from services.usage.calls import CallRecorder, ProviderCall, StreamMeter, outcome_of
 from services.usage.context import CALLER, TALLIES, Caller
 from services.web.deadlines import Deadline
@@ -112,11 +119,15 @@ class Breaker:
     def success(self) -> None:
         self._failures, self._opened_at, self._probing = 0, None, False
 
-    def failure(self) -> None:
+    def failure(self) -> bool:
+        """Count a failure; True when it opens the breaker (it was closed or probing)."""
         self._failures += 1
+        opened = False
         if self._probing or self._failures >= self._threshold:
+            opened = self._opened_at is None or self._probing
             self._opened_at = self._clock()
         self._probing = False
+        return opened
 
     def release(self) -> None:
         """A probe that ended without a verdict (a client error) lets the next one through."""
@@ -177,6 +188,7 @@ class Router(Provider):
         recorder = self._recorder
         caller = CALLER.get() if recorder is not None else None
         tallies = TALLIES.get()
+        served = CALL.get()
 
         async def call(target: Target) -> Completion:
             """One attempt, reported to the recorder (if any) however it ends."""
@@ -193,15 +205,23 @@ class Router(Provider):
                     ) from None
             except BaseException as exc:
                 if recorder is not None:
-                    self._report(caller, target, started, clock, outcome_of(exc), None, request)
+                    self._report(
+                        caller, target, started, clock, outcome_of(exc), None, request,
+                        served=served,
+                    )  # fmt: skip
                 raise
             if recorder is not None:
                 chars = len(completion.text) + sum(len(c.arguments) for c in completion.tool_calls)
                 usage = completion.usage
-                self._report(caller, target, started, clock, "ok", usage, request, chars=chars)
+                self._report(
+                    caller, target, started, clock, "ok", usage, request, chars=chars,
+                    served=served,
+                )  # fmt: skip
             for tally in tallies:
                 tally.answered(target.name)
                 tally.add(completion.usage)
+            if served is not None:
+                served.model = target.name
             return completion
 
         return await self._route(call)
@@ -216,7 +236,9 @@ class Router(Provider):
         recorder = self._recorder
         caller = CALLER.get() if recorder is not None else None
         tallies = TALLIES.get()  # read now: later batches may be read by another task
+        served = CALL.get()
         timing: list[float] = []  # the opened attempt's start (epoch, perf counter) and first byte
+        begun = time.perf_counter()
 
         async def open_stream(target: Target) -> None:
             batches = target.provider.stream_batches(_for(request, target)).__aiter__()
@@ -241,14 +263,22 @@ class Router(Provider):
                 await open_stream(target)
             except BaseException as exc:
                 outcome = outcome_of(exc)
-                self._report(caller, target, started, clock, outcome, None, request, stream=True)
+                self._report(
+                    caller, target, started, clock, outcome, None, request, stream=True,
+                    served=served,
+                )  # fmt: skip
                 raise
             timing[:] = [started, clock, time.perf_counter()]
 
         await self._route(open_stream if recorder is None else open_recorded)
         target, batches, first = opened[0]
+        telemetry_metrics.current().observe(
+            names.TIME_TO_FIRST_TOKEN, (time.perf_counter() - begun) * 1000
+        )
         for tally in tallies:
             tally.answered(target.name)
+        if served is not None:
+            served.model = target.name
         timeouts = target.timeouts
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeouts.total
@@ -287,7 +317,7 @@ class Router(Provider):
                 started, clock, first_at = timing
                 self._report(
                     caller, target, started, clock, outcome, meter.usage, request,
-                    stream=True, first_at=first_at, chars=meter.chars,
+                    stream=True, first_at=first_at, chars=meter.chars, served=served,
                 )  # fmt: skip
             if meter is not None and meter.usage is not None:
                 for tally in tallies:
@@ -299,12 +329,17 @@ class Router(Provider):
         budget = self._settings.retry_budget
         last: APIError | None = None
         skipped: list[str] = []
-        for target in self.targets:
+        metrics = telemetry_metrics.current()
+        for index, target in enumerate(self.targets):
             breaker = self._breakers.get(target.name)
+            provider = target.provider.name
             for attempt in range(self._settings.max_attempts):
                 if not breaker.allow():
                     skipped.append(target.name)
                     break
+                metrics.count(names.PROVIDER_ATTEMPTS, provider=provider)
+                if attempt:
+                    metrics.count(names.PROVIDER_RETRIES, provider=provider)
                 try:
                     result = await call(target)
                 except ProviderError as exc:
@@ -312,7 +347,8 @@ class Router(Provider):
                     if not exc.retryable:
                         breaker.release()
                         raise
-                    breaker.failure()
+                    if breaker.failure():
+                        metrics.count(names.CIRCUIT_OPENS, provider=provider)
                     if attempt + 1 == self._settings.max_attempts:
                         break
                     delay = self._backoff(attempt, exc.retry_after)
@@ -325,6 +361,8 @@ class Router(Provider):
                     breaker.release()
                     raise
                 breaker.success()
+                if index:
+                    metrics.count(names.FALLBACKS, provider=provider)
                 return result
         if last is not None:
             raise last
@@ -348,6 +386,7 @@ class Router(Provider):
         stream: bool = False,
         first_at: float | None = None,
         chars: int = 0,
+        served: Call | None = None,
     ) -> None:
         """Tell the recorder of one attempt that began at `started` (epoch seconds) and
         `clock` (perf counter), and ends now."""
@@ -367,6 +406,7 @@ class Router(Provider):
                 # Kept (until written) only where the tokens may have to be estimated.
                 request=request if usage is None or not usage.total_tokens else None,
                 streamed_chars=chars,
+                request_id=None if served is None else served.request_id,
             )
         )
 

@@ -40,6 +40,9 @@ class Run:
     # answer stored for the worker that resumes it (see services/runs/inputs.py).
     pending_input: dict[str, Any] | None = None
     answer: dict[str, Any] | None = None
+    # The correlation id of the request that created the run: its executions' log lines
+    # and provider calls carry it (services/telemetry), whichever worker runs them.
+    request_id: str | None = None
 
     @property
     def terminal(self) -> bool:

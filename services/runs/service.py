@@ -39,6 +39,7 @@ from typing import Any
 
 import httpx
 
+from services import metrics_names as names
 from services.errors import APIError, InvalidRequest, ServiceUnavailable
 from services.models.catalogue import Catalogue
 from services.runs.events import Channel, EventLog, Hub
@@ -46,6 +47,9 @@ from services.runs.inputs import AwaitingInput, parse_answer
 from services.runs.kinds import BUILTIN, Kind, RunContext
 from services.runs.model import Event, Run, read_events
 from services.runs.store import RunConflict, RunStore, new_run_id, not_awaiting, request_hash
+from services.telemetry import metrics as telemetry_metrics
+from services.telemetry.context import begin as begin_call
+from services.telemetry.context import request_id as served_request_id
 from services.tenancy.auth import Principal
 from services.usage.context import bind as bind_caller
 
@@ -161,6 +165,7 @@ class RunService:
             updated_at=now,
             idempotency_key=idempotency_key,
             cancel_on_disconnect=cancel_on_disconnect,
+            request_id=served_request_id(),
         )
         if not background:
             run.owner, run.owner_url = self.settings.worker_id, self.settings.advertise_url
@@ -192,6 +197,7 @@ class RunService:
             owner_url=self.settings.advertise_url,
             lease_until=now + self.settings.lease_seconds,
             attempts=1,
+            request_id=served_request_id(),
         )
         await asyncio.to_thread(self.store.create, run)
         await self._enqueue(run)
@@ -261,8 +267,11 @@ class RunService:
             run, events, self.catalogue, checkpoint, documents, embeddings, conversations
         )
         # The run's provider calls are accounted to the key that created it (this task and
-        # the work it starts share the binding).
+        # the work it starts share the binding), and its log lines and calls carry the id
+        # of the request that created it.
         bind_caller(Principal(run.tenant_id, run.key_id), "/v1/runs")
+        if run.request_id is None or served_request_id() != run.request_id:
+            begin_call(run.request_id or f"run:{run.id}", route="/v1/runs")
         if body is None:
             kind = self.kinds.get(run.kind)
             body = kind.execute if kind is not None else _unavailable_kind
@@ -519,7 +528,7 @@ class RunService:
                     QueueUrl=self.settings.queue_url,
                     MaxNumberOfMessages=min(10, free),
                     WaitTimeSeconds=self.settings.receive_wait_seconds,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                    MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
                 )
             except Exception:
                 log.exception("could not receive from the run queue")
@@ -551,6 +560,8 @@ class RunService:
             if run.attempts >= self.settings.max_attempts:
                 await self._give_up(run, message)
                 return
+            if run.status == "queued":  # how long it waited for a worker to take it
+                _count_queue_age(message)
             claimed = await asyncio.to_thread(
                 self.store.claim,
                 run,
@@ -681,6 +692,13 @@ class RunService:
 
 class RemoteUnavailable(Exception):
     pass
+
+
+def _count_queue_age(message: dict[str, Any]) -> None:
+    sent = message.get("Attributes", {}).get("SentTimestamp")
+    if sent and sent.isdigit():
+        age = max(0.0, time.time() - int(sent) / 1000)
+        telemetry_metrics.current().observe(names.RUN_QUEUE_AGE, age)
 
 
 async def _unavailable_kind(ctx: RunContext) -> Any:

@@ -532,6 +532,7 @@ class RunStore:
                 "expires_at": run.expires_at,
                 **{name: json.dumps(getattr(run, name)) for name in _JSON_FIELDS},
                 "idempotency_key": run.idempotency_key or None,
+                "request_id": run.request_id,
             }
         )
 
@@ -560,6 +561,7 @@ class RunStore:
             expires_at=int(v["expires_at"]),
             pending_input=json.loads(v.get("pending_input", "null")),
             answer=json.loads(v.get("answer", "null")),
+            request_id=v.get("request_id"),
         )
 
 

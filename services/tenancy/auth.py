@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from services.errors import AuthenticationFailed
+from services.telemetry.context import note_tenant
 from services.tenancy.keys import ApiKey, KeyStore, hash_key
 from services.web.singleflight import SingleFlight
 
@@ -87,7 +88,9 @@ class Authenticator:
         """The caller of a request. Blocks on a cache miss (one DynamoDB read)."""
         secret = bearer_token(headers)
         hit, record = self._from_cache(secret)
-        return _principal(record if hit else self._lookup(secret))
+        principal = _principal(record if hit else self._lookup(secret))
+        note_tenant(principal.tenant_id)  # the access line's tenant
+        return principal
 
     async def authenticate_async(self, headers: Mapping[str, str]) -> Principal:
         """As `authenticate`, running a cache miss's read in a thread, off the event loop."""
@@ -97,12 +100,15 @@ class Authenticator:
         now = self._clock()
         if entry is None or entry[0] <= now:
             record = await self._reads.run(digest, lambda: self._lookup(secret))
-            return _principal(record)
-        if entry[0] - now < self._cache_seconds * REFRESH_AHEAD:
-            # Renewed before it expires, in the background: a busy key never waits for a
-            # read, and a revocation still shows within `cache_seconds`.
-            self._reads.refresh(digest, lambda: self._lookup(secret))
-        return entry[2] or _principal(entry[1])
+            principal = _principal(record)
+        else:
+            if entry[0] - now < self._cache_seconds * REFRESH_AHEAD:
+                # Renewed before it expires, in the background: a busy key never waits for
+                # a read, and a revocation still shows within `cache_seconds`.
+                self._reads.refresh(digest, lambda: self._lookup(secret))
+            principal = entry[2] or _principal(entry[1])
+        note_tenant(principal.tenant_id)  # the access line's tenant
+        return principal
 
     def _from_cache(self, secret: str) -> tuple[bool, ApiKey | None]:
         entry = self._cache.get(hash_key(secret))

@@ -41,6 +41,7 @@ class ProviderCall:
     streamed: bool
     request: CompletionRequest | None = None  # kept only to estimate a missing usage
     streamed_chars: int = 0  # characters of text and tool-call arguments the reply had
+    request_id: str | None = None  # the correlation id of the request that made the call
 
 
 class CallRecorder(Protocol):

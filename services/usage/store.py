@@ -7,7 +7,8 @@ A record's attributes: tenant_id, key_id, endpoint (the API the call came throug
 (the public model name asked for), model (the provider model), input_tokens (every prompt
 token, cached ones included), cached_input_tokens, output_tokens, latency_ms,
 first_token_ms, outcome (`ok`, an error code, or `abandoned`), cost_usd_micros (absent:
-unknown), price_version, estimated, streamed, call_id, at, expires_at.
+unknown), price_version, estimated, streamed, call_id, at, expires_at, and request_id (the
+correlation id of the request that made the call, as in its logs: services/telemetry).
 
 `write_many` is one TransactWriteItems for a group of calls (group commit: under load a
 writer takes every call queued, so a busy worker makes one write per group, not per call):
@@ -118,6 +119,7 @@ class UsageRecord(NamedTuple):
     price_version: str
     estimated: bool = False
     streamed: bool = False
+    request_id: str | None = None
 
     @property
     def sk(self) -> str:
@@ -151,6 +153,7 @@ class UsageRecord(NamedTuple):
                 "expires_at": expires_at,
                 "first_token_ms": self.first_token_ms,
                 "cost_usd_micros": self.cost_usd_micros,
+                "request_id": self.request_id,
             }
         )
 
@@ -162,6 +165,7 @@ def record_from_item(item: dict[str, Any]) -> dict[str, Any]:
         out.pop(name, None)
     out.setdefault("cost_usd_micros", None)
     out.setdefault("first_token_ms", None)
+    out.setdefault("request_id", None)
     return out
 
 

@@ -25,8 +25,10 @@ from pathlib import Path
 
 import orjson
 
+from services import metrics_names as names
 from services.canonical import CompletionRequest, Usage
 from services.config import env_float, env_int, env_str
+from services.telemetry import metrics as telemetry_metrics
 from services.usage.calls import ABANDONED, OK, ProviderCall
 from services.usage.prices import DEFAULT_PRICES, PriceTable
 from services.usage.store import UsageRecord, UsageStore, already_written, batches
@@ -129,6 +131,7 @@ def to_record(call: ProviderCall, prices: PriceTable, call_id: str) -> UsageReco
         price_version=prices.version,
         estimated=estimated,
         streamed=call.streamed,
+        request_id=call.request_id,
     )
 
 
@@ -314,7 +317,10 @@ class UsageWriter:
             self._write_group(group)
 
     def _records(self, calls: list[ProviderCall]) -> list[UsageRecord]:
+        """The calls' records, priced; their tokens and cost are counted as metrics here,
+        off the request's path."""
         records: list[UsageRecord] = []
+        metrics = telemetry_metrics.current()
         for call in calls:
             record = to_record(call, self.prices, secrets.token_hex(16))
             if record is None:
@@ -325,6 +331,9 @@ class UsageWriter:
                 )
             else:
                 records.append(record)
+                metrics.count(names.TOKENS, record.tokens)
+                if record.cost_usd_micros is not None:
+                    metrics.count(names.COST_USD, record.cost_usd_micros / 1_000_000)
         return records
 
     def _write_group(self, group: list[UsageRecord]) -> None:

@@ -29,6 +29,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Message, Receive, Scope, Send
 
 from services.errors import APIError, PayloadTooLarge, error_from_status, render
+from services.web.access import Observer
 from services.web.body import parse_json
 from services.web.head import MAX_HEADERS, HeadersTooLarge
 from services.web.params import ascii_int
@@ -144,10 +145,15 @@ class Plain:
 
 class App(Starlette):
     """Starlette, serving the routes with a `Plain` endpoint (and no path parameters)
-    directly: the router and middleware still answer every other path and method."""
+    directly: the router and middleware still answer every other path and method. With an
+    `observer` (services.web.access), every HTTP request is served through it: its
+    correlation id, access line and metrics."""
 
-    def __init__(self, routes: Sequence[BaseRoute], **kwargs: Any) -> None:
+    def __init__(
+        self, routes: Sequence[BaseRoute], *, observer: Observer | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(routes=routes, **kwargs)
+        self.observer = observer
         self._direct: dict[tuple[str, str], Plain] = {
             (method, route.path): route.endpoint
             for route in routes
@@ -158,6 +164,12 @@ class App(Starlette):
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.observer is not None:
+            await self.observer(scope, receive, send, self._serve)
+        else:
+            await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if len(scope["headers"]) > MAX_HEADERS:  # ours: API Gateway counts none
                 error = HeadersTooLarge(

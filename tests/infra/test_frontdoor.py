@@ -87,6 +87,8 @@ def test_every_worker_route_streams_from_the_internal_alb_through_the_vpc_link(
             f"integration.request.path.{p}": f"method.request.path.{p}" for p in route.params
         }
         expected["integration.request.header.X-Forwarded-Prefix"] = "'/api'"
+        # The correlation id: API Gateway's request id, as the worker reads it.
+        expected["integration.request.header.x-switchboard-request-id"] = "context.requestId"
         assert integration["RequestParameters"] == expected, where
         assert props["RequestParameters"] == {
             f"method.request.path.{p}": True for p in route.params

@@ -82,6 +82,9 @@ def test_task_definition_runtime_contract(synth: Synth) -> None:
     assert "INTERNAL_TOKEN" not in json.dumps(container)
     assert container["StopTimeout"] == 120
     assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+    # The event loop writes access lines and metrics to stdout: it never waits on the driver.
+    assert container["LogConfiguration"]["Options"]["mode"] == "non-blocking"
+    assert container["LogConfiguration"]["Options"]["max-buffer-size"] == "26214400b"  # 25 MiB
     # Two descriptors per held stream: 10,000 streams need over 20,000 open files.
     assert container["Ulimits"] == [{"Name": "nofile", "SoftLimit": 65536, "HardLimit": 65536}]
 
