@@ -221,8 +221,11 @@ class ObservabilityStack(Stack):
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(
-                title="Worker: requests, errors, budget refusals",
-                left=[self._metric(n, "Sum") for n in (names.REQUESTS, names.ERRORS)],
+                title="Worker: requests, 5xx, 4xx, budget refusals",
+                left=[
+                    self._metric(n, "Sum")
+                    for n in (names.REQUESTS, names.ERRORS, names.CLIENT_ERRORS)
+                ],
                 right=[refusals],
                 width=8,
             ),
@@ -240,10 +243,15 @@ class ObservabilityStack(Stack):
         )
         self.dashboard.add_widgets(
             cw.GraphWidget(
-                title="Providers: attempts, fallbacks, circuit opens",
+                title="Providers: attempts, retries, fallbacks, circuit opens",
                 left=[
                     self._metric(n, "Sum")
-                    for n in (names.PROVIDER_ATTEMPTS, names.FALLBACKS, names.CIRCUIT_OPENS)
+                    for n in (
+                        names.PROVIDER_ATTEMPTS,
+                        names.PROVIDER_RETRIES,
+                        names.FALLBACKS,
+                        names.CIRCUIT_OPENS,
+                    )
                 ],
                 width=8,
             ),
@@ -254,11 +262,12 @@ class ObservabilityStack(Stack):
                 width=8,
             ),
             cw.GraphWidget(
-                title="Runs: oldest message (s), dead letters",
+                title="Runs: oldest message, wait for a worker (s); dead letters",
                 left=[
                     watched.run_queue.metric_approximate_age_of_oldest_message(
                         period=Duration.minutes(1), statistic="Maximum"
-                    )
+                    ),
+                    self._metric(names.RUN_QUEUE_AGE, "p99", period=Duration.minutes(1)),
                 ],
                 right=[
                     watched.run_dead_letters.metric_approximate_number_of_messages_visible(
@@ -266,6 +275,29 @@ class ObservabilityStack(Stack):
                     )
                 ],
                 width=8,
+            ),
+        )
+        doors = (names.GATEWAY_SERVICE, names.AUTHORIZER_SERVICE, names.STREAM_SERVICE)
+        self.dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Latency by component, p99 (ms; a stream counts whole)",
+                left=[
+                    self._metric(names.LATENCY, "p99", service=service).with_(label=service)
+                    for service in (names.WORKER_SERVICE, *doors)
+                ],
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Front doors: requests and 5xx",
+                left=[
+                    self._metric(names.REQUESTS, "Sum", service=s).with_(label=f"{s} requests")
+                    for s in doors
+                ],
+                right=[
+                    self._metric(names.ERRORS, "Sum", service=s).with_(label=f"{s} 5xx")
+                    for s in doors
+                ],
+                width=12,
             ),
         )
         self.dashboard.add_widgets(
@@ -302,12 +334,18 @@ class ObservabilityStack(Stack):
         )
 
     @staticmethod
-    def _metric(name: str, statistic: str, *, period: Duration = FIVE_MINUTES) -> cw.Metric:
-        """One of Switchboard's EMF metrics, over all routes of the worker."""
+    def _metric(
+        name: str,
+        statistic: str,
+        *,
+        period: Duration = FIVE_MINUTES,
+        service: str = names.WORKER_SERVICE,
+    ) -> cw.Metric:
+        """One of Switchboard's EMF metrics, over all routes of one component."""
         return cw.Metric(
             namespace=names.NAMESPACE,
             metric_name=name,
-            dimensions_map={names.SERVICE: names.WORKER_SERVICE},
+            dimensions_map={names.SERVICE: service},
             period=period,
             statistic=statistic,
         )

@@ -120,6 +120,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         output.line("INFO", "authorized", fields)
         return allow(principal, method_arn)
     finally:
+        # The authorizer's time is in front of every AI call (no cache): the dashboard
+        # shows it beside the worker's.
+        measured.observe(names.LATENCY, _ms(call.started), route=route)
         output.metrics(measured.documents())
         CURRENT.reset(token)
 

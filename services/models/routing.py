@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -50,6 +51,8 @@ from services.usage.context import CALLER, TALLIES, Caller
 from services.web.deadlines import Deadline
 
 T = TypeVar("T")
+
+log = logging.getLogger("switchboard.routing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,13 +350,30 @@ class Router(Provider):
                     if not exc.retryable:
                         breaker.release()
                         raise
-                    if breaker.failure():
+                    opened = breaker.failure()
+                    if opened:
                         metrics.count(names.CIRCUIT_OPENS, provider=provider)
-                    if attempt + 1 == self._settings.max_attempts:
-                        break
-                    delay = self._backoff(attempt, exc.retry_after)
-                    if delay > budget:
-                        break  # not worth waiting for here: try the next target
+                    last_attempt = attempt + 1 == self._settings.max_attempts
+                    delay = 0.0 if last_attempt else self._backoff(attempt, exc.retry_after)
+                    retry = not last_attempt and delay <= budget
+                    # One line per failed attempt (the call's request id is on it); the
+                    # code and status only: an upstream's message may quote the prompt.
+                    log.warning(
+                        "provider attempt failed",
+                        extra={
+                            "fields": {
+                                "route": self.route,
+                                "target": target.name,
+                                "attempt": attempt + 1,
+                                "error_code": exc.code,
+                                "upstream_status": exc.upstream_status,
+                                "next": "retry" if retry else "next target",
+                                "circuit_opened": opened or None,
+                            }
+                        },
+                    )
+                    if not retry:
+                        break  # out of attempts, or not worth waiting for: the next target
                     budget -= delay
                     await self._sleep(delay)
                     continue

@@ -20,7 +20,7 @@ from typing import Any
 
 from services.telemetry.access import finish, read_error
 from services.telemetry.context import CURRENT, Call
-from services.telemetry.ids import EDGE_REQUEST_ID_HEADER, REQUEST_ID_HEADER, choose
+from services.telemetry.ids import EDGE_REQUEST_ID_HEADER, REQUEST_ID_HEADER, choose, sane
 from services.telemetry.logs import Output
 
 # ASGI's types, spelled out: the stream door's bundle has no Starlette.
@@ -33,6 +33,12 @@ RouteOf = Callable[[str, str], str | None]  # (method, path) -> the route's temp
 
 _CLIENT = REQUEST_ID_HEADER.encode()
 _EDGE = EDGE_REQUEST_ID_HEADER.encode()
+# Set by API Gateway (stage tracing on) and the ALB: the X-Ray trace this request is part
+# of. The worker runs no tracer (README, "Observability"); its lines carry the trace's id
+# under the name the Lambdas' lines use, which joins them to the edge's trace.
+_TRACE = b"x-amzn-trace-id"
+_TRACE_FIELD = "xray_trace_id"
+_EDGE_FIELD = "edge_request_id"
 _PROBES = frozenset({"/health", "/ready"})
 
 
@@ -53,12 +59,14 @@ class Observer:
         self.edge_id = edge_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGI) -> None:
-        client = edge = None
+        client = edge = trace = None
         for name, value in scope["headers"]:
             if name == _CLIENT:
                 client = value
             elif name == _EDGE:
                 edge = value
+            elif name == _TRACE:
+                trace = value
         if edge is None and self.edge_id is not None:
             edge = self.edge_id(scope["headers"])
         request_id = choose(client, edge)
@@ -68,7 +76,17 @@ class Observer:
             await app(scope, receive, _with_header(send, header))
             return
         method: str = scope["method"]
-        call = Call(request_id, method, self.route_of(method, path))
+        # Fields on every line of the call that join it to the edge's records: the X-Ray
+        # trace, and API Gateway's own id where the client's id won (its access log
+        # names the call by that).
+        extra: dict[str, str] = {}
+        traced = sane(trace)
+        if traced is not None:
+            extra[_TRACE_FIELD] = traced
+        edge_id = sane(edge)
+        if edge_id is not None and edge_id != request_id:
+            extra[_EDGE_FIELD] = edge_id
+        call = Call(request_id, method, self.route_of(method, path), extra or None)
         token = CURRENT.set(call)
         status = 0
 

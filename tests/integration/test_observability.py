@@ -107,6 +107,8 @@ def test_a_worker_routes_id_is_in_its_answer_its_access_line_and_its_usage_recor
     assert access[0]["route"] == "/v1/chat/completions" and access[0]["status"] == 200
     assert access[0]["model"] == MODEL and access[0]["tenant_id"] == "dev"
     assert access[0]["duration_ms"] > 0 and access[0]["service"] == "worker"
+    # The client's id won; API Gateway's own (its access log's) is kept beside it.
+    assert access[0]["edge_request_id"] == answered.headers["x-amzn-requestid"]
     authorized = [
         line for line in lines(stack, "apigw")
         if line.get("service") == "authorizer" and line.get("request_id") == "obs-chat-1"

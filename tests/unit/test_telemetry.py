@@ -295,7 +295,8 @@ def test_the_workers_answers_access_lines_and_metrics(
     worker: TestClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     body = {"model": "flaky/m", "messages": [{"role": "user", "content": SECRET_PROMPT}]}
-    headers = {**bearer(KEY), "x-request-id": "client-chosen-1"}
+    trace = "Root=1-67891233-abcdef012345678912345678;Parent=53995c3f42cd8ad8;Sampled=1"
+    headers = {**bearer(KEY), "x-request-id": "client-chosen-1", "x-amzn-trace-id": trace}
     broken = {**body, "model": "broken/m"}
     answers = [
         worker.post("/v1/chat/completions", json=body, headers=headers),  # retried once
@@ -327,6 +328,16 @@ def test_the_workers_answers_access_lines_and_metrics(
     assert access[1]["model"] == "flaky/m" and access[2]["error_type"] == "upstream_error"
     assert access[3]["tenant_id"] is None and access[3]["error_type"] == "authentication_error"
     assert all(line["service"] == "worker" and line["duration_ms"] >= 0 for line in access)
+    # The edge's X-Ray trace id joins the worker's lines of that call to the trace.
+    traced = [line for line in lines if line.get("request_id") == "client-chosen-1"]
+    assert traced and all(line["xray_trace_id"] == trace for line in traced)
+    assert all("xray_trace_id" not in line for line in access[1:])
+    # Each failed attempt has its line, with the call's id and no upstream message.
+    failed = [line for line in lines if line.get("message") == "provider attempt failed"]
+    assert [(f["request_id"], f["target"], f["next"]) for f in failed][:1] == [
+        ("client-chosen-1", "flaky/m", "retry")
+    ]
+    assert {f["request_id"] for f in failed} <= set(request_ids)
 
     documents = [line for line in lines if "_aws" in line]
     for document in documents:
@@ -483,8 +494,11 @@ def test_the_authorizer_logs_each_decision_with_the_calls_id(
     ]  # fmt: skip
     assert decisions[0]["tenant_id"] == "acme" and decisions[0]["route"] == "/v1/chat/completions"
     assert key not in stream.getvalue()
-    for document in (line for line in lines if "_aws" in line):
+    documents = [line for line in lines if "_aws" in line]
+    for document in documents:
         check_emf(document, "authorizer", set())
+    # Each decision's time, for the dashboard's latency beside the worker's.
+    assert sum(len(d.get(names.LATENCY, [])) for d in documents) == 2
 
 
 # -- the stream door ------------------------------------------------------------------------------
