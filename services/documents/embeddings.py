@@ -119,13 +119,27 @@ class Embeddings:
         self.default_model = default_model
         self._recorder = recorder
 
+    def default(self) -> str:
+        """The model used when none is named: `default_model` (`local/embedding`) where it
+        is offered, else the first real embedding model; 503 when there is none."""
+        name = self.catalogue.default_embedding(self.default_model)
+        if name is None:
+            raise ServiceUnavailable(
+                "No embedding model is available in this deployment: the local one is off "
+                "with the simulator (SWITCHBOARD_SIMULATOR=off) and no configured provider "
+                "offers one. Configure a provider's key (see the README's Providers section).",
+                code="no_embedding_model",
+                headers={"x-should-retry": "false"},
+            )
+        return name
+
     async def embed(
         self, model: str | None, inputs: list[str], *, dimensions: int | None = None
     ) -> EmbeddingResult:
         """One vector per input, in order. 400 for no inputs, too many, an empty or too
         long one, or a model that does not embed; 404 for an unknown model."""
         self.check_inputs(inputs)
-        target = self.catalogue.resolve_embedding(model or self.default_model)
+        target = self.catalogue.resolve_embedding(model or self.default())
         started = time.time()
         outcome, tokens = "ok", None
         try:
@@ -181,7 +195,7 @@ class Embeddings:
         once per document and model and then read from the table."""
         if self.documents is None:
             raise ServiceUnavailable("Documents are not available on this worker.")
-        name = model or self.default_model
+        name = model or self.default()
         document = await self.documents.get(tenant_id, document_id)
         cached = await self.documents.cached_vector(tenant_id, document_id, name)
         if cached is not None:

@@ -167,15 +167,22 @@ class Catalogue:
             self._add(found)
 
         # Embedding models: the catalogue's, and any a provider adds, if it is configured.
-        # No fallback between them: vectors of different models are not comparable.
+        # No fallback between them: vectors of different models are not comparable. The
+        # local one (hashed trigrams, not a learned model) goes with the simulator: a
+        # deployment without it offers only real models.
         self._embeddings: dict[str, EmbeddingModel] = {}
+        offered = {
+            name: provider
+            for name, provider in providers.items()
+            if not (name == "local" and simulator == "off")
+        }
         for name, dimensions in config.embeddings.items():
             provider_name, _, model = name.partition("/")
-            if provider_name in providers:
+            if provider_name in offered:
                 self._embeddings[name] = EmbeddingModel(
-                    name, providers[provider_name], model, dimensions or None
+                    name, offered[provider_name], model, dimensions or None
                 )
-        for provider_name, provider in providers.items():
+        for provider_name, provider in offered.items():
             for model in provider.embedding_models():
                 name = f"{provider_name}/{model}"
                 self._embeddings.setdefault(name, EmbeddingModel(name, provider, model, None))
@@ -227,6 +234,14 @@ class Catalogue:
         found = self._embeddings.get(model)
         if found is not None:
             return found
+        if model.startswith("local/") and self.simulator == "off":
+            raise NotFound(
+                f"The local embedding model ({model}) is off with the simulator in this "
+                "deployment (SWITCHBOARD_SIMULATOR=off); name a real embedding model: "
+                f"{', '.join(self.embedding_names()) or 'none is configured'}.",
+                param="model",
+                code="model_not_found",
+            )
         if model in self._routes:
             raise InvalidRequest(
                 f"The model '{model}' does not offer embeddings; "
@@ -243,3 +258,10 @@ class Catalogue:
 
     def embedding_names(self) -> list[str]:
         return sorted(self._embeddings)
+
+    def default_embedding(self, preferred: str) -> str | None:
+        """`preferred` if it is offered, else the first embedding model offered (the
+        catalogue's order: its cheapest first), else None."""
+        if preferred in self._embeddings:
+            return preferred
+        return next(iter(self._embeddings), None)

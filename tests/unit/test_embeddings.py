@@ -235,6 +235,28 @@ def test_embed_defaults_to_the_local_model() -> None:
     assert result.vectors == [embed_text("hello world")]
 
 
+def test_with_the_simulator_off_only_real_embedding_models_are_offered() -> None:
+    """The local model is hashed trigrams, not a learned one: it goes with the simulator,
+    and the default falls to the first real model, or a 503 that says what to do."""
+    config = CatalogueConfig.load()
+    off = Catalogue({"local": LocalProvider()}, config, simulator="off")
+    assert off.embedding_names() == []
+    with pytest.raises(NotFound) as caught:
+        off.resolve_embedding("local/embedding")
+    assert "SWITCHBOARD_SIMULATOR=off" in caught.value.message
+    with pytest.raises(APIError) as refused:
+        run(Embeddings(off).embed(None, ["hello"]))
+    assert (refused.value.status, refused.value.code) == (503, "no_embedding_model")
+
+    openai = build("openai", {"OPENAI_API_KEY": "sk-test"})
+    real = Catalogue({"local": LocalProvider(), "openai": openai}, config, simulator="off")
+    assert "local/embedding" not in real.embedding_names()
+    # The catalogue's order: its first real model (the cheapest) is the default.
+    assert Embeddings(real).default() == "openai/text-embedding-3-small"
+    on = Catalogue({"local": LocalProvider(), "openai": openai}, config, simulator="on")
+    assert Embeddings(on).default() == "local/embedding"
+
+
 @pytest.mark.parametrize(
     ("inputs", "code", "param"),
     [
