@@ -71,7 +71,7 @@ from services.config import env_float, env_int, env_optional, env_str
 from services.errors import error_body
 from services.frontdoor import gateway_responses, routes
 from services.telemetry import logs
-from services.telemetry.access import finish
+from services.telemetry.access import finish, read_error
 from services.telemetry.context import CURRENT, begin
 from services.telemetry.ids import EDGE_REQUEST_ID_HEADER
 from services.web.head import HeadersTooLarge, URITooLong
@@ -705,6 +705,8 @@ class ApiGatewayEmulator:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif status >= 400 and call.error_type is None and not call.relayed:
+                read_error(call, message.get("body", b""))  # its own answer: a gateway response
             await send(message)
 
         try:

@@ -27,6 +27,7 @@ from services.documents.store import DocumentStore
 from services.errors import InvalidRequest, ServiceUnavailable
 from services.models.catalogue import Catalogue
 from services.providers.errors import malformed
+from services.telemetry.context import note_model
 from services.usage.context import TALLIES
 
 DEFAULT_MODEL = "local/embedding"
@@ -150,6 +151,7 @@ class Embeddings:
                     f"{len(batch.vectors)} embeddings for {len(inputs)} inputs",
                 )
             tokens = batch.input_tokens
+            note_model(target.public_name)  # the access line's model
             for tally in TALLIES.get():
                 tally.answered(target.public_name)
                 tally.add(Usage(input_tokens=tokens))
