@@ -34,9 +34,8 @@ from typing import Any
 from services import metrics_names as names
 from services.errors import AuthenticationFailed
 from services.frontdoor.settings import FrontDoorSettings
-from services.telemetry import logs
-from services.telemetry import metrics as telemetry_metrics
 from services.telemetry.context import CURRENT, begin
+from services.telemetry.function import FunctionTelemetry
 from services.telemetry.ids import REQUEST_ID_HEADER, choose
 from services.tenancy.auth import Authenticator, Principal
 
@@ -61,22 +60,13 @@ def authenticator() -> Authenticator:
     return _authenticator
 
 
-class _Telemetry:
-    output: logs.Output | None = None
-    metrics: telemetry_metrics.Metrics | None = None
-    cold = True
+def _route_paths() -> list[str]:
+    from services.frontdoor.routes import paths
+
+    return list(paths())
 
 
-def telemetry() -> tuple[logs.Output, telemetry_metrics.Metrics]:
-    """This execution environment's log output and metrics, set up on the first call."""
-    if _Telemetry.output is None or _Telemetry.metrics is None:
-        from services.frontdoor.routes import paths
-
-        _Telemetry.output = logs.configure(names.AUTHORIZER_SERVICE, os.environ)
-        _Telemetry.metrics = telemetry_metrics.install(
-            telemetry_metrics.Metrics(names.AUTHORIZER_SERVICE, routes=paths())
-        )
-    return _Telemetry.output, _Telemetry.metrics
+TELEMETRY = FunctionTelemetry(names.AUTHORIZER_SERVICE, _route_paths)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -85,21 +75,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     method_arn = event.get("methodArn")
     if not isinstance(method_arn, str) or not method_arn.startswith("arn:"):
         raise ValueError("not a REQUEST authorizer event: no methodArn")
-    output, measured = telemetry()
+    output, measured = TELEMETRY.get()
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     edge = (event.get("requestContext") or {}).get("requestId")
     route = event.get("resource") if isinstance(event.get("resource"), str) else None
-    cold, _Telemetry.cold = _Telemetry.cold, False
-    lambda_fields = {
-        "function_request_id": getattr(context, "aws_request_id", None),
-        "cold_start": cold,
-        "xray_trace_id": os.environ.get("_X_AMZN_TRACE_ID"),
-    }
     call, token = begin(
         choose(headers.get(REQUEST_ID_HEADER), edge),
         str(event.get("httpMethod") or ""),
         route,
-        lambda_fields,
+        TELEMETRY.invocation(context),
     )
     fields: dict[str, Any] = {"method": call.method, "route": route}
     try:

@@ -51,10 +51,9 @@ from services.frontdoor import routes
 from services.frontdoor.prefix import stage_prefix
 from services.frontdoor.settings import FrontDoorSettings
 from services.runs.store import RunStore
-from services.telemetry import logs
-from services.telemetry import metrics as telemetry_metrics
 from services.telemetry.access import finish, read_error
 from services.telemetry.context import CURRENT, begin
+from services.telemetry.function import FunctionTelemetry
 from services.telemetry.ids import REQUEST_ID_HEADER, choose
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.keys import KeyStore
@@ -405,31 +404,7 @@ def route_of(event: Mapping[str, Any]) -> tuple[routes.RouteSpec, dict[str, str]
     raise NotFound(f"Unknown request URL: {method} {shown}.")
 
 
-class _Telemetry:
-    """This execution environment's log output and metrics, set up on the first call."""
-
-    output: logs.Output | None = None
-    metrics: telemetry_metrics.Metrics | None = None
-    cold = True
-
-
-def telemetry() -> tuple[logs.Output, telemetry_metrics.Metrics]:
-    if _Telemetry.output is None or _Telemetry.metrics is None:
-        _Telemetry.output = logs.configure(metrics_names.GATEWAY_SERVICE, os.environ)
-        _Telemetry.metrics = telemetry_metrics.install(
-            telemetry_metrics.Metrics(metrics_names.GATEWAY_SERVICE, routes=routes.paths())
-        )
-    return _Telemetry.output, _Telemetry.metrics
-
-
-def lambda_fields(context: Any) -> dict[str, Any]:
-    """What every log line of an invocation says about it (Powertools' names)."""
-    cold, _Telemetry.cold = _Telemetry.cold, False
-    return {
-        "function_request_id": getattr(context, "aws_request_id", None),
-        "cold_start": cold,
-        "xray_trace_id": os.environ.get("_X_AMZN_TRACE_ID"),
-    }
+TELEMETRY = FunctionTelemetry(metrics_names.GATEWAY_SERVICE, routes.paths)
 
 
 def header(event: Mapping[str, Any], name: str) -> str | None:
@@ -441,11 +416,13 @@ def header(event: Mapping[str, Any], name: str) -> str | None:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    output, measured = telemetry()
+    output, measured = TELEMETRY.get()
     method, path = str(event.get("httpMethod") or ""), str(event.get("path") or "")
     edge = (event.get("requestContext") or {}).get("requestId")
     request_id = choose(header(event, REQUEST_ID_HEADER), edge)
-    call, token = begin(request_id, method, routes.template(method, path), lambda_fields(context))
+    call, token = begin(
+        request_id, method, routes.template(method, path), TELEMETRY.invocation(context)
+    )
     status = 500
     try:
         result = _answer(event, method, path)

@@ -389,13 +389,16 @@ def lambdas(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, io.StringIO]
     with mock_aws():
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv("SWITCHBOARD_TABLE", "telemetry")
-        monkeypatch.setattr(gateway, "_runtime", None)
-        monkeypatch.setattr(gateway, "_probe", None)
+        # Every service the handler builds once per execution environment, fresh here
+        # (another module's tests may have built them on a table gone with its mock).
+        for cached in ("_runtime", "_conversations", "_usage", "_admin_api", "_probe"):
+            monkeypatch.setattr(gateway, cached, None)
         monkeypatch.setattr(edge, "_authenticator", None)
         stream = io.StringIO()
         for module in (gateway, edge):
-            monkeypatch.setattr(module._Telemetry, "output", None)
-            monkeypatch.setattr(module._Telemetry, "metrics", None)
+            monkeypatch.setattr(module.TELEMETRY, "output", None)
+            monkeypatch.setattr(module.TELEMETRY, "metrics", None)
+            monkeypatch.setattr(module.TELEMETRY, "cold", True)
         real_configure = logs.configure
         monkeypatch.setattr(
             logs, "configure", lambda service, env: real_configure(service, env, stream=stream)
