@@ -161,7 +161,10 @@ def start_door(stack: LocalStack, upstream_url: str) -> tuple[subprocess.Popen[b
         "SWITCHBOARD_UPSTREAM_URL": upstream_url,
     }
     args = [*door_command(port), "--log-level", "warning"]
-    door = subprocess.Popen(args, cwd=ROOT, env=env)
+    # Its access lines (one per request, JSON as deployed) go to a file beside the stack's.
+    logs = ROOT / ".build" / "bench-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    door = subprocess.Popen(args, cwd=ROOT, env=env, stdout=(logs / "door.log").open("ab"))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with contextlib.suppress(OSError):

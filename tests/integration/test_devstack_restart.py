@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +83,8 @@ def make_dev(directory: Path, *args: str) -> Iterator[Run]:
         try:
             assert process.stdout is not None
             banner = _read_banner(process.stdout, process, log)
+            # The rest (a console line per request) is drained: a full pipe would block the stack.
+            threading.Thread(target=process.stdout.read, daemon=True).start()
             yield Run(banner, f"http://127.0.0.1:{ports[0]}/api/v1", f"http://127.0.0.1:{ports[3]}")
         finally:
             process.send_signal(signal.SIGTERM)

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -159,6 +160,8 @@ def test_make_devs_own_loop_survives_a_dead_worker(tmp_path: Path) -> None:
             if "Development API key" in line:
                 key = line.split()[3]
         assert key is not None and key.startswith("sb-")
+        # The rest (a console line per request) is drained: a full pipe would block the stack.
+        threading.Thread(target=devstack.stdout.read, daemon=True).start()
         workers = _workers(devstack.pid)
         assert len(workers) == 2
         port, victim = sorted(workers.items())[0]

@@ -43,9 +43,11 @@ def _raise_open_file_limit(need: int) -> None:
 
 @contextmanager
 def _process(
-    args: list[str], env: dict[str, str] | None = None
+    args: list[str], env: dict[str, str] | None = None, *, read: bool = False
 ) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE)
+    # Unread, a pipe fills (64 KiB: some 200 access lines of the door) and blocks its writer.
+    stdout = subprocess.PIPE if read else subprocess.DEVNULL
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=stdout)
     try:
         yield process
     finally:
@@ -72,7 +74,7 @@ def test_two_thousand_concurrent_streams_through_the_door() -> None:
         "SWITCHBOARD_UPSTREAM_URL": f"http://127.0.0.1:{upstream_port}",
     }
     with (
-        _process(["node", "bench/upstream.js", str(upstream_port)]) as upstream,
+        _process(["node", "bench/upstream.js", str(upstream_port)], read=True) as upstream,
         _process(door_command(door_port), env) as door,
     ):
         assert upstream.stdout is not None and upstream.stdout.readline().strip() == b"ready"
