@@ -237,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         # is bounded, and children die with this process in any case.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        began = time.monotonic()
         stack.stop()
+        stack_log.info("stopped in %.1f s", time.monotonic() - began)
 
 
 if __name__ == "__main__":
