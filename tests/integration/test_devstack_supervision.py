@@ -149,7 +149,12 @@ def test_make_devs_own_loop_survives_a_dead_worker(tmp_path: Path) -> None:
             "--chunk-ms", "0", "--data-dir", str(tmp_path / "devstack"),
             *(str(x) for kv in ports.items() for x in kv)]  # fmt: skip
     stderr = (tmp_path / "stderr").open("w+")
-    devstack = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr)
+    # Ctrl-C as from a terminal: a shell starting the suite in the background (`&` without
+    # job control) leaves SIGINT ignored, and an ignored SIGINT is inherited.
+    devstack = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     try:
         assert devstack.stdout is not None
         key = None
@@ -188,7 +193,7 @@ def test_make_devs_own_loop_survives_a_dead_worker(tmp_path: Path) -> None:
         asked = time.monotonic()
         try:
             # The stack's own bound: 10 s for the components, then 10 s for the embedded
-            # AWS (each killed past it); a busy CI machine needs the margin.
+            # AWS (each killed past it).
             code = devstack.wait(60)
         except subprocess.TimeoutExpired:
             devstack.kill()
