@@ -29,14 +29,13 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.bundling import DEPS_CACHE, LocalPythonBundler, host_platform
+from infra.bundling import DEPS_CACHE, LocalPythonBundler, host_platform, link_runtime_provided
 from infra.config import StageConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / ".build" / "bench-bundles"
 BUDGET_MS = 150.0
 ONE_VCPU_MB = 1769
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 # Each front-door function: its bundle, the module its handler lives in, its memory.
 FUNCTIONS = (
     ("gateway", "gateway", "lambdas.gateway.handler", "gateway_memory_mib"),
@@ -96,17 +95,10 @@ def build_bundles(config: StageConfig) -> dict[str, Path]:
 
 def runtime_provided() -> Path:
     """What the Lambda Python runtime adds to the bundle: boto3 and its dependencies."""
-    import boto3
-
     out = BUILD / "lambda-runtime"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    site = Path(boto3.__file__).parent.parent
-    for name in RUNTIME_PROVIDED:
-        for candidate in (site / name, site / f"{name}.py"):
-            if candidate.exists():
-                (out / candidate.name).symlink_to(candidate)
-    return out
+    return link_runtime_provided(out)
 
 
 def sample(bundle: Path, runtime: Path, module: str, *, write_bytecode: bool) -> dict[str, float]:

@@ -35,6 +35,9 @@ PLATFORM = "manylinux2014_aarch64"
 IMPLEMENTATION = "cp"
 DEPS_CACHE = Path(".build") / "lambda-deps"
 LAMBDA_TASK_ROOT = "/var/task"
+# What the Lambda Python runtime itself provides beside a bundle (lambdas/*/requirements.txt
+# leave them out): boto3 and its dependencies.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache")
 
 
@@ -203,3 +206,17 @@ class LocalPythonBundler:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return target
+
+
+def link_runtime_provided(out: Path) -> Path:
+    """`out`, holding links to this machine's copies of what the Lambda runtime provides
+    (`RUNTIME_PROVIDED`): with a bundle on `sys.path`, an import sees what it would see in
+    Lambda."""
+    import boto3
+
+    site = Path(boto3.__file__).parent.parent
+    for name in RUNTIME_PROVIDED:
+        for candidate in (site / name, site / f"{name}.py"):
+            if candidate.exists():
+                (out / candidate.name).symlink_to(candidate)
+    return out

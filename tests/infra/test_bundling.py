@@ -13,15 +13,19 @@ from pathlib import Path
 import pytest
 from aws_cdk import FileSystem, IgnoreMode
 
-from infra.bundling import PLATFORM, LocalPythonBundler, host_platform, source_excludes
+from infra.bundling import (
+    PLATFORM,
+    LocalPythonBundler,
+    host_platform,
+    link_runtime_provided,
+    source_excludes,
+)
 from infra.config import DEFAULT_LAMBDA_PYTHON
 from infra.imports import bundle_files, door_imports
 from tests.infra.conftest import REPO_ROOT, Synth
 
 DOORS = ("gateway", "stream")
 CACHE = REPO_ROOT / ".build" / "lambda-deps"
-# What the Lambda Python runtime itself provides (lambdas/*/requirements.txt leave them out).
-RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
 WORKER_ONLY_GROUPS = ("chat", "wire", "models", "providers", "tools", "agents")
 
 
@@ -57,15 +61,7 @@ def host_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def runtime_provided(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with only what the Lambda runtime provides besides the bundle (boto3)."""
-    out = tmp_path_factory.mktemp("lambda-runtime")
-    import boto3
-
-    site = Path(boto3.__file__).parent.parent
-    for name in RUNTIME_PROVIDED:
-        for candidate in (site / name, site / f"{name}.py"):
-            if candidate.exists():
-                (out / candidate.name).symlink_to(candidate)
-    return out
+    return link_runtime_provided(tmp_path_factory.mktemp("lambda-runtime"))
 
 
 def test_gateway_bundle_holds_the_handler_the_library_and_its_pinned_deps(
