@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from devstack.stack import LocalStack
+from tests.integration.doors import dechunk
 
 ODD = [
     b"GARBAGE\r\n\r\n",
@@ -44,14 +45,7 @@ def exchange(address: tuple[str, int], raw: bytes) -> tuple[int, dict[str, str],
     lines = head.decode("latin-1").split("\r\n")
     headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
     if headers.get("transfer-encoding") == "chunked":
-        decoded, rest = b"", body
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line, 16)
-            if size == 0:
-                break
-            decoded, rest = decoded + rest[:size], rest[size + 2 :]
-        body = decoded
+        body = dechunk(body)
     return int(lines[0].split()[1]), headers, body
 
 

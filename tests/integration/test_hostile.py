@@ -37,6 +37,7 @@ from devstack.stack import LocalStack
 from services.frontdoor.routes import ROUTES, Body, RouteSpec, match, paths
 from services.tenancy.keys import KeyStore
 from services.tenancy.tenants import TenantStore
+from tests.integration.doors import dechunk
 
 DOORS = ("api", "stream")
 SEED = int(os.environ.get("SWITCHBOARD_HOSTILE_SEED", "15"))
@@ -207,14 +208,7 @@ def parse_raw(answer: bytes) -> httpx.Response:
     status = int(lines[0].split()[1])
     headers = [tuple(x.strip() for x in line.split(b":", 1)) for line in lines[1:] if b":" in line]
     if any(k.lower() == b"transfer-encoding" for k, _ in headers):
-        decoded, rest = b"", body
-        while rest:
-            size_line, _, rest = rest.partition(b"\r\n")
-            size = int(size_line, 16)
-            if size == 0:
-                break
-            decoded, rest = decoded + rest[:size], rest[size + 2 :]
-        body = decoded
+        body = dechunk(body)
     return httpx.Response(status, headers=headers, content=body)
 
 
