@@ -100,15 +100,11 @@ def test_ai_work_never_reaches_the_worker_through_the_gateway(route: Any) -> Non
 
 
 @pytest.fixture
-def table(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def table(monkeypatch: pytest.MonkeyPatch, fresh_gateway: None) -> Iterator[Any]:
     with mock_aws():
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv("SWITCHBOARD_TABLE", TABLE)
         monkeypatch.delenv("SWITCHBOARD_WORKER_URL", raising=False)
-        # Every service the handler builds once per execution environment, fresh here
-        # (another module's tests may have built them on a table gone with its mock).
-        for cached in ("_runtime", "_conversations", "_usage", "_admin_api", "_probe"):
-            monkeypatch.setattr(gateway, cached, None)
         dynamodb = boto3.client("dynamodb", region_name="us-east-1")
         create_table(dynamodb, TABLE)
         yield dynamodb

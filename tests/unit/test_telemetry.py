@@ -385,14 +385,12 @@ def test_the_worker_is_ready_only_when_its_table_answers(monkeypatch: pytest.Mon
 
 
 @pytest.fixture
-def lambdas(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, io.StringIO]]:
+def lambdas(
+    monkeypatch: pytest.MonkeyPatch, fresh_gateway: None
+) -> Iterator[tuple[Any, io.StringIO]]:
     with mock_aws():
         monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
         monkeypatch.setenv("SWITCHBOARD_TABLE", "telemetry")
-        # Every service the handler builds once per execution environment, fresh here
-        # (another module's tests may have built them on a table gone with its mock).
-        for cached in ("_runtime", "_conversations", "_usage", "_admin_api", "_probe"):
-            monkeypatch.setattr(gateway, cached, None)
         monkeypatch.setattr(edge, "_authenticator", None)
         stream = io.StringIO()
         for module in (gateway, edge):
