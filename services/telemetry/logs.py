@@ -89,7 +89,7 @@ class Output:
             if call is not None:
                 text += f" req={call.request_id}"
             exception = fields.get("exception") if fields else None
-            self.write(text + (f"\n{exception}" if exception else ""))
+            self.write(_printable(text) + (f"\n{exception}" if exception else ""))
             return
         record: dict[str, Any] = {
             "timestamp": timestamp(time.time() if created is None else created),
@@ -123,7 +123,7 @@ class Output:
                     text += f" {label}={fields[key]}"
             if call is not None:
                 text += f" req={call.request_id}"
-            self.write(f"{text} [{self.service}]")
+            self.write(f"{_printable(text)} [{self.service}]")
             return
         record: dict[str, Any] = {
             "timestamp": timestamp(time.time()),
@@ -153,6 +153,16 @@ class Output:
             stream.flush()
         except (OSError, ValueError):  # stdout closed at shutdown: nothing to tell
             pass
+
+
+def _printable(text: str) -> str:
+    """`text` as one line a terminal shows as it is: a control character (a newline, an
+    escape sequence, from a client's path or an upstream's error code) is written escaped,
+    so no client can forge a console line or recolour the terminal. (JSON lines are
+    escaped by the encoder.)"""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class Handler(logging.Handler):

@@ -184,6 +184,23 @@ def test_console_mode_prints_one_readable_line_per_request_and_no_info_or_metric
     ]
 
 
+def test_console_lines_show_a_clients_control_characters_escaped() -> None:
+    """A path (percent-decoded by the server) with a newline or an escape sequence cannot
+    forge a console line or recolour the terminal."""
+    stream = io.StringIO()
+    output = logs.Output("worker", "console", stream=stream)
+    forged = "/v1/x\n GET /v1/models 200 1ms tenant=admin [worker]\x1b[31m"
+    output.access({"method": "GET", "route": None, "status": 404, "duration_ms": 1.0},
+                  path=forged)  # fmt: skip
+    output.line("WARNING", "upstream said", {"error_code": "bad\r\ncode"})
+    printed = stream.getvalue()
+    assert printed.splitlines() == [
+        "GET /v1/x\\n GET /v1/models 200 1ms tenant=admin [worker]\\x1b[31m 404 1ms [worker]",
+        "WARNING [worker] upstream said error_code=bad\\r\\ncode",
+    ]
+    assert "\x1b" not in printed
+
+
 def test_a_bad_log_setting_is_refused() -> None:
     from services.config import ConfigError
 
