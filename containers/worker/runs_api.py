@@ -38,6 +38,7 @@ from services.runs.sync import (
 from services.tenancy.auth import Authenticator, Principal
 from services.tenancy.limits import Admission, guard
 from services.web.asgi import JSONBytesResponse, StreamResponse, decode_json, read_body
+from services.web.body import known_fields
 from services.web.params import page_limit
 from services.web.sse import HEADERS as SSE_HEADERS
 from services.web.sse import event as sse_event
@@ -186,15 +187,7 @@ def internal_routes(
 
 
 def _parse_create(body: Any) -> tuple[str, Any, dict[str, bool]]:
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-    unknown = sorted(set(body) - _CREATE_FIELDS)
-    if unknown:
-        raise InvalidRequest(
-            f"Unrecognized request argument supplied: {unknown[0]}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
+    body = known_fields(body, _CREATE_FIELDS)
     if "input" not in body or "kind" not in body:
         missing = "kind" if "kind" not in body else "input"
         raise InvalidRequest(

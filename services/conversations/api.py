@@ -31,6 +31,7 @@ from services.conversations.store import (
 )
 from services.errors import InvalidRequest
 from services.tenancy.auth import Principal
+from services.web.body import known_fields
 from services.web.params import page_limit
 
 MAX_TITLE_CHARS = 256
@@ -93,7 +94,7 @@ class ConversationsAPI:
         self.store = store
 
     def create(self, principal: Principal, body: Any) -> dict[str, Any]:
-        fields = _object(body, {"title", "model", "system_prompt", "metadata"})
+        fields = known_fields(body, {"title", "model", "system_prompt", "metadata"})
         conversation = self.store.create(
             principal.tenant_id,
             title=_text(fields, "title", MAX_TITLE_CHARS),
@@ -130,7 +131,7 @@ class ConversationsAPI:
 
     def rename(self, principal: Principal, cid: str, body: Any) -> dict[str, Any]:
         check_conversation_id(cid)
-        fields = _object(body, {"title"})
+        fields = known_fields(body, {"title"})
         if "title" not in fields:
             raise InvalidRequest(
                 "Missing required parameter: 'title'.",
@@ -144,19 +145,6 @@ class ConversationsAPI:
         check_conversation_id(cid)
         self.store.delete(principal.tenant_id, cid)
         return {"id": cid, "object": "conversation.deleted", "deleted": True}
-
-
-def _object(body: Any, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-    for name in body:
-        if name not in allowed:
-            raise InvalidRequest(
-                f"Unrecognized request argument supplied: {name}",
-                param=name,
-                code="unknown_parameter",
-            )
-    return body
 
 
 def _text(fields: dict[str, Any], name: str, limit: int, *, empty: bool = True) -> str | None:

@@ -42,6 +42,7 @@ from services.tenancy.tenants import (
     parse_budget,
     parse_per_minute,
 )
+from services.web.body import known_fields
 from services.web.params import page_limit
 
 ADMIN_KEY_CACHE_SECONDS = 300.0
@@ -129,7 +130,7 @@ class AdminAPI:
     # Tenants
 
     def create_tenant(self, body: object) -> dict[str, Any]:
-        fields = _fields(body, {"id", "name", "limits"})
+        fields = known_fields(body, {"id", "name", "limits"})
         tenant_id = (
             check_tenant_id(fields["id"]) if fields.get("id") is not None else TenantStore.new_id()
         )
@@ -166,7 +167,7 @@ class AdminAPI:
         return self._tenants.require(tenant_id).public()
 
     def update_tenant(self, tenant_id: str, body: object) -> dict[str, Any]:
-        fields = _fields(body, {"limits"})
+        fields = known_fields(body, {"limits"})
         changes = _limit_changes(fields.get("limits"))
         tenant = self._tenants.set_limits(
             tenant_id,
@@ -179,7 +180,7 @@ class AdminAPI:
     # Keys
 
     def create_key(self, tenant_id: str, body: object) -> dict[str, Any]:
-        fields = _fields(body, {"name"})
+        fields = known_fields(body, {"name"})
         name = _name(fields.get("name"), "name", MAX_KEY_NAME_CHARS) or "default"
         self._tenants.require(tenant_id)
         minted = self._keys.create(tenant_id, name)
@@ -200,19 +201,6 @@ class AdminAPI:
     def rotate_key(self, tenant_id: str, key_id: str) -> dict[str, Any]:
         minted = self._keys.rotate(tenant_id, key_id)
         return {**minted.record.public(), "secret": minted.secret, "replaces": key_id}
-
-
-def _fields(body: object, allowed: set[str]) -> dict[str, Any]:
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidRequest(
-            f"Unrecognized request argument supplied: {unknown[0]}",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
-    return body
 
 
 def _name(value: object, param: str, limit: int) -> str | None:

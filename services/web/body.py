@@ -18,6 +18,7 @@ orjson only: the gateway Lambda imports this.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import orjson
@@ -51,6 +52,21 @@ def json_object(data: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
     return value
+
+
+def known_fields(body: Any, allowed: Collection[str]) -> dict[str, Any]:
+    """`body` (a parsed request body) if it is a JSON object with no field outside
+    `allowed`; else the 400 that names the (alphabetically) first unknown field."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise InvalidRequest(
+            f"Unrecognized request argument supplied: {unknown[0]}",
+            param=unknown[0],
+            code="unknown_parameter",
+        )
+    return body
 
 
 def optional_json_object(data: bytes) -> dict[str, Any]:

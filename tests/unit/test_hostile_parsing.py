@@ -13,7 +13,7 @@ from services.errors import MAX_ECHO_CHARS, MAX_MESSAGE_CHARS, InvalidRequest, N
 from services.models.catalogue import Catalogue, CatalogueConfig
 from services.providers.local import LocalProvider
 from services.web import head
-from services.web.body import MAX_JSON_DEPTH, json_depth, json_object, parse_json
+from services.web.body import MAX_JSON_DEPTH, json_depth, json_object, known_fields, parse_json
 from services.web.params import forwarded_headers, idempotency_key, page_limit
 from services.web.sse import parse_after
 
@@ -83,6 +83,17 @@ def test_a_body_that_is_not_utf8_is_a_400(body: bytes) -> None:
 )
 def test_other_bodies_keep_their_errors(body: bytes, code: str) -> None:
     assert refused(json_object, body).code == code
+
+
+def test_known_fields_names_the_first_unknown_field_and_refuses_a_non_object() -> None:
+    assert known_fields({"title": "x"}, {"title", "model"}) == {"title": "x"}
+    with pytest.raises(InvalidRequest) as unknown:
+        known_fields({"zeta": 1, "alpha": 2, "title": "x"}, {"title"})
+    assert (unknown.value.code, unknown.value.param) == ("unknown_parameter", "alpha")
+    for body in ([], "text", None, 3):
+        with pytest.raises(InvalidRequest) as refused:
+            known_fields(body, {"title"})
+        assert refused.value.code == "invalid_body"
 
 
 def test_depth_is_measured_without_recursion() -> None:
