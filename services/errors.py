@@ -189,6 +189,26 @@ ANTHROPIC_ERROR_TYPES: dict[int, str] = {
     504: "timeout_error",
     529: "overloaded_error",
 }
+# Every error `type` an envelope of ours can carry: the types the code declares in OpenAI's
+# shape (this module's classes, and those raised with `type=`) and Anthropic's above. The
+# metrics' ErrorType dimension takes only these (services/telemetry/metrics.py);
+# tests/unit/test_telemetry.py reads the code for any type missing here.
+ERROR_TYPES: frozenset[str] = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "not_found_error",
+        "rate_limit_error",
+        "insufficient_quota",
+        "tool_error",
+        "agent_error",
+        "upstream_error",
+        "server_error",
+        "timeout",
+        *ANTHROPIC_ERROR_TYPES.values(),
+    }
+)
 # The routes that speak Anthropic's wire format (and so its errors).
 ANTHROPIC_PATHS = ("/v1/messages",)
 

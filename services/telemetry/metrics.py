@@ -27,6 +27,7 @@ from typing import Any, Final
 import orjson
 
 from services import metrics_names as names
+from services.errors import ERROR_TYPES
 from services.telemetry.logs import Output
 
 log = logging.getLogger("switchboard.metrics")
@@ -34,25 +35,6 @@ log = logging.getLogger("switchboard.metrics")
 OTHER: Final = "other"
 MAX_VALUES: Final = 100  # values of one metric in one EMF document
 GAUGE_SECONDS: Final = 60.0  # a gauge is sampled once a minute: Sum over a minute adds tasks
-# The error envelopes' types: OpenAI's (services/errors.py) and Anthropic's (on /v1/messages).
-ERROR_TYPES: Final = frozenset(
-    {
-        "invalid_request_error",
-        "authentication_error",
-        "permission_error",
-        "not_found_error",
-        "rate_limit_error",
-        "tool_error",
-        "upstream_error",
-        "server_error",
-        "timeout",
-        "api_error",
-        "overloaded_error",
-        "request_too_large",
-        "timeout_error",
-        "billing_error",
-    }
-)
 _PROVIDER_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _MAX_PROVIDERS = 16
 # Which dimension sets each metric is published under (services/metrics_names.py).

@@ -7,7 +7,9 @@ import asyncio
 import io
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -15,6 +17,7 @@ import pytest
 from moto import mock_aws
 from starlette.testclient import TestClient
 
+import services
 from containers.worker.app import create_app
 from containers.worker.ecs import TaskProtection
 from containers.worker.settings import WorkerSettings
@@ -24,6 +27,7 @@ from lambdas.gateway import handler as gateway
 from lambdas.stream.relay import forwarded_headers
 from services import metrics_names as names
 from services.canonical import Completion, CompletionRequest, StreamEvent, TextDelta, Usage
+from services.errors import ERROR_TYPES
 from services.frontdoor.routes import paths
 from services.models.routing import Breakers, Router, RoutingSettings, Target
 from services.providers.base import Provider
@@ -114,7 +118,7 @@ def check_emf(document: dict[str, Any], service: str, providers: set[str]) -> No
     assert members - metric_names <= DIMENSION_NAMES, members - metric_names
     assert document[names.SERVICE] == service
     assert document.get(names.ROUTE, "other") in {*paths(), metrics.OTHER}
-    assert document.get(names.ERROR_TYPE, "other") in {*metrics.ERROR_TYPES, metrics.OTHER}
+    assert document.get(names.ERROR_TYPE, "other") in {*ERROR_TYPES, metrics.OTHER}
     assert document.get(names.PROVIDER, "other") in {*providers, metrics.OTHER}
 
 
@@ -233,6 +237,18 @@ def test_dimension_values_stay_bounded_whatever_is_reported() -> None:
         ["Service"], ["Service", "ErrorType"], ["Service", "Route"]
     ]  # fmt: skip
     assert measured.documents(now=1001.0) == []  # each flush takes what was counted since
+
+
+def test_every_error_type_the_code_declares_is_a_dimension_value() -> None:
+    """An error type missing from services.errors.ERROR_TYPES would be counted as `other`:
+    read every `type = "..."` (a class's) and `type="..."` (a raise's) in services/."""
+    declared = {
+        found
+        for source in Path(services.__file__).parent.rglob("*.py")
+        for found in re.findall(r'\btype\s*=\s*"([a-z_]+)"', source.read_text())
+    }
+    assert {"invalid_request_error", "insufficient_quota", "agent_error"} <= declared
+    assert declared <= ERROR_TYPES, declared - ERROR_TYPES
 
 
 def test_more_than_100_values_go_in_several_documents_and_gauges_once_a_minute() -> None:
