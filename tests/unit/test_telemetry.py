@@ -42,7 +42,7 @@ from tests.fakes.keys import StaticKeys, bearer
 KEY = "sb-telemetry-test-key"
 SECRET_PROMPT = "the-prompt-nobody-may-log"
 UNITS = {"Count", "Milliseconds", "Seconds", "None"}
-DIMENSION_NAMES = {names.SERVICE, names.ROUTE, names.ERROR_TYPE, names.PROVIDER}
+DIMENSION_NAMES = set(names.DIMENSIONS)
 
 
 class Flaky(Provider):
